@@ -1,0 +1,1 @@
+//! Machine-generated mail detection (STUB: to be implemented).

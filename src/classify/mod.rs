@@ -1,0 +1,232 @@
+//! Classification: raw RFC 5322 bytes → what the mail is and what to do with it.
+//!
+//! Two steps, both pure:
+//! 1. [`inspect`] reads the mail alone (`mail-parser`): subject alias and language, loan
+//!    numbers (fresh text first, quotes only as a fallback), machine-generated markers, sender,
+//!    threading headers, trusted DMARC verdicts.
+//! 2. [`decide`] combines that with what the store knows (the partner owning the sender's
+//!    domain, the shipments behind the numbers) into a [`Decision`].
+//!
+//! The store lookup between the two lives in `pipeline`, so these rules are unit-tested
+//! table by table without a database.
+
+pub mod automated;
+pub mod decision;
+pub mod loan_numbers;
+pub mod message;
+pub mod quotes;
+pub mod sender;
+pub mod subject;
+pub mod text;
+
+use serde::Serialize;
+
+use crate::config::{Config, ConfigError};
+use crate::domain::{Language, LoanNumber, Partner, Shipment};
+
+pub use sender::address_domain;
+
+/// A display name and address, as found in From / Reply-To.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    /// Lower-cased address.
+    pub address: String,
+}
+
+/// The compiled rules, built once from the config.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub subject: subject::SubjectMatcher,
+    pub loans: loan_numbers::LoanExtractor,
+    /// authserv-ids whose `Authentication-Results` are believed (lower-cased).
+    pub trusted_authserv_ids: Vec<String>,
+    /// Our own addresses (lower-cased): mail from them is never answered.
+    pub own_addresses: Vec<String>,
+    /// Domain of our generated Message-IDs (lower-cased).
+    pub own_message_id_domain: String,
+    /// Mails larger than this are not parsed: they go to review with their headers.
+    pub max_message_bytes: usize,
+}
+
+impl Rules {
+    pub fn from_config(config: &Config) -> Result<Rules, ConfigError> {
+        Ok(Rules {
+            subject: subject::SubjectMatcher::new(&config.classify.aliases()),
+            loans: loan_numbers::LoanExtractor::new(
+                &config.classify.loan_number_pattern,
+                config.classify.max_loan_numbers,
+            )
+            .map_err(|e| crate::config::invalid("classify.loan_number_pattern", e.to_string()))?,
+            trusted_authserv_ids: config
+                .security
+                .trusted_authserv_ids
+                .iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect(),
+            own_addresses: config.mail.own_addresses(),
+            own_message_id_domain: config.mail.message_id_domain(),
+            max_message_bytes: config.mail.max_message_bytes,
+        })
+    }
+}
+
+/// Everything trialdesk reads from one mail, before looking anything up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// Message-ID without angle brackets, when the mail has a usable one.
+    pub message_id: Option<String>,
+    /// Idempotency key: `mid:<message-id>` or `sha256:<hex of the raw bytes>`.
+    pub message_key: String,
+    /// Decoded subject ("" when absent).
+    pub subject: String,
+    pub from: Option<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+    /// Message-IDs from References (without brackets), oldest first.
+    pub references: Vec<String>,
+    /// Unix seconds from the Date header, when it parses.
+    pub date: Option<i64>,
+    /// Why the mail is machine-generated (never answered), e.g. `auto-submitted`.
+    pub automated: Option<String>,
+    /// The reply language picked by the matched tracking-request alias; `None` when the
+    /// subject is not a tracking request.
+    pub request_language: Option<Language>,
+    /// Loan numbers in order of first appearance, de-duplicated, at most `max_loan_numbers`.
+    pub loan_numbers: Vec<LoanNumber>,
+    /// More distinct numbers were present than `max_loan_numbers`.
+    pub loan_numbers_truncated: bool,
+    /// A trusted authserv-id reported `dmarc=fail`.
+    pub dmarc_fail: bool,
+    /// The mail exceeded `max_message_bytes` and was only read as far as its headers.
+    pub oversize: bool,
+    /// Decoded readable text (text/plain, or HTML reduced to text), for staff and storage.
+    pub text: String,
+    /// Problems met while parsing (malformed MIME, undecodable charset, no From, ...).
+    pub notes: Vec<String>,
+}
+
+/// What kind of mail this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    TrackingRequest,
+    Other,
+    Automated,
+}
+
+/// What trialdesk does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Reply,
+    Review,
+    Ignore,
+}
+
+/// Why a mail (or a send, or a reminder) waits for a person. Stored by its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewReason {
+    UnknownSender,
+    DmarcFail,
+    OtherSubject,
+    LoanOfOtherPartner,
+    TooManyNumbers,
+    Oversize,
+    RateLimited,
+    DeadLetter,
+    MissedReminder,
+}
+
+impl ReviewReason {
+    pub const ALL: [ReviewReason; 9] = [
+        ReviewReason::UnknownSender,
+        ReviewReason::DmarcFail,
+        ReviewReason::OtherSubject,
+        ReviewReason::LoanOfOtherPartner,
+        ReviewReason::TooManyNumbers,
+        ReviewReason::Oversize,
+        ReviewReason::RateLimited,
+        ReviewReason::DeadLetter,
+        ReviewReason::MissedReminder,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ReviewReason::UnknownSender => "unknown_sender",
+            ReviewReason::DmarcFail => "dmarc_fail",
+            ReviewReason::OtherSubject => "other_subject",
+            ReviewReason::LoanOfOtherPartner => "loan_of_other_partner",
+            ReviewReason::TooManyNumbers => "too_many_numbers",
+            ReviewReason::Oversize => "oversize",
+            ReviewReason::RateLimited => "rate_limited",
+            ReviewReason::DeadLetter => "dead_letter",
+            ReviewReason::MissedReminder => "missed_reminder",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<ReviewReason> {
+        ReviewReason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// Words for staff.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReviewReason::UnknownSender => "sender's domain belongs to no partner",
+            ReviewReason::DmarcFail => "our MTA reported dmarc=fail (possible spoofing)",
+            ReviewReason::OtherSubject => "not a tracking request",
+            ReviewReason::LoanOfOtherPartner => "asks about a loan of another partner",
+            ReviewReason::TooManyNumbers => "more loan numbers than one mail may carry",
+            ReviewReason::Oversize => "mail larger than the configured limit",
+            ReviewReason::RateLimited => "automatic mail to this address hit the rate limit",
+            ReviewReason::DeadLetter => "delivery failed permanently",
+            ReviewReason::MissedReminder => "reminder not sent within its window",
+        }
+    }
+}
+
+/// The answer for one requested loan number, as the sender may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoanAnswer {
+    pub loan_number: LoanNumber,
+    /// `None` when unknown *or* owned by another partner: the sender cannot tell the two apart.
+    pub shipment: Option<Shipment>,
+}
+
+/// The outcome for one mail.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub kind: Kind,
+    pub action: Action,
+    /// Reply language (alias → partner → en); also set for mail that is not answered.
+    pub language: Language,
+    pub partner_id: Option<String>,
+    /// Short machine-readable reasons, e.g. `subject:zh`, `sender:unknown_domain`.
+    pub reasons: Vec<String>,
+    /// Why a person should look at it; non-empty for `Review`, and possibly for `Reply`
+    /// (a loan of another partner is answered as not found *and* flagged).
+    pub review: Vec<ReviewReason>,
+    /// Per requested number, in request order.
+    pub loans: Vec<LoanAnswer>,
+    /// Where a reply goes: From, or a Reply-To inside the same partner's domains.
+    pub reply_to: Option<Mailbox>,
+}
+
+/// What the store knows that the decision needs.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    /// The partner owning the sender's domain (exact, case-insensitive).
+    pub partner: Option<Partner>,
+    /// Shipments for the requested numbers that exist (of any partner).
+    pub shipments: Vec<Shipment>,
+}
+
+/// Reads one mail. Never panics, whatever the bytes.
+pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
+    message::inspect(rules, raw)
+}
+
+/// Combines an inspection with the store's facts. Pure.
+pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
+    decision::decide(inspection, lookup)
+}

@@ -1,0 +1,298 @@
+//! One typed configuration tree, read from a TOML file (default `config/trialdesk.toml`).
+//!
+//! Every section has defaults except `[database]`, so a file holding only `[database]` is enough
+//! for `import`, `explain`, `queue` and `reminders plan`. Unknown keys are errors, reported with
+//! their dotted path. Any key can be overridden from the environment as
+//! `TRIALDESK__SECTION__KEY=value` (the value is read as TOML, or as a string when it is not
+//! valid TOML), which is how containers pass secrets and URLs. Relative paths are resolved
+//! against the directory of the config file, not the working directory.
+
+mod classify;
+mod database;
+mod mail;
+mod ops;
+mod outbound;
+mod remote;
+pub mod secret;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use classify::ClassifyConfig;
+pub use database::DatabaseConfig;
+pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
+pub use ops::{LogFormat, LoggingConfig, RemindersConfig, WebConfig};
+pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
+pub use remote::{ImapConfig, SmtpConfig, TlsMode};
+pub use secret::Secret;
+
+/// Errors reading or validating the configuration; each names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// The whole configuration. See `config/trialdesk.example.toml` for every key, documented.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
+    #[serde(default)]
+    pub mail: MailConfig,
+    #[serde(default)]
+    pub maildir: MaildirConfig,
+    #[serde(default)]
+    pub imap: ImapConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+    #[serde(default)]
+    pub templates: TemplatesConfig,
+    /// Carrier name → tracking URL pattern with `{tracking_number}`, e.g.
+    /// `EMS = "https://www.ems.example/track?no={tracking_number}"`. Matching ignores case.
+    #[serde(default)]
+    pub carriers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub reminders: RemindersConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// Directory of the config file; relative paths in the config are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Who is trusted about sender authenticity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// authserv-ids (RFC 8601) of our own inbound MTAs. Only their `Authentication-Results`
+    /// headers are believed; a `dmarc=fail` from one of them sends the mail to review. Headers
+    /// from any other authserv-id can be forged by the sender and are ignored.
+    #[serde(default)]
+    pub trusted_authserv_ids: Vec<String>,
+}
+
+impl Config {
+    /// Reads, overrides from the environment, parses and validates the config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("TRIALDESK__"))
+            .collect();
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
+            })
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::from_toml_str(&text, path, base_dir, &vars)
+    }
+
+    /// Parses config text; `overrides` are `TRIALDESK__SECTION__KEY` pairs. Split from `load`
+    /// so tests need neither files nor a process-wide environment.
+    pub fn from_toml_str(
+        text: &str,
+        path: &Path,
+        base_dir: PathBuf,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        for (var, raw) in overrides {
+            apply_override(&mut value, var, raw)?;
+        }
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(value))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Invalid {
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+        config.base_dir = base_dir;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Resolves a path from the config against the config file's directory.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        self.mail.validate()?;
+        self.classify.validate()?;
+        self.outbox.validate()?;
+        self.reminders.validate()?;
+        for (carrier, pattern) in &self.carriers {
+            if !pattern.contains("{tracking_number}") {
+                return Err(ConfigError::Invalid {
+                    key: format!("carriers.{carrier}"),
+                    message: "the URL pattern must contain {tracking_number}".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `TRIALDESK__IMAP__PASSWORD=x` sets `imap.password`. Sections and keys are lower-cased.
+fn apply_override(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = var
+        .trim_start_matches("TRIALDESK__")
+        .split("__")
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if path.iter().any(|s| s.is_empty()) {
+        return Err(ConfigError::Invalid {
+            key: var.to_string(),
+            message: "environment override must look like TRIALDESK__SECTION__KEY".into(),
+        });
+    }
+    let value = parse_override_value(raw);
+    let mut cursor = table;
+    for (i, part) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            cursor.insert(part.clone(), value);
+            break;
+        }
+        let entry = cursor
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: path[..=i].join("."),
+                    message: format!("{var} addresses a key inside a value that is not a table"),
+                })
+            }
+        };
+    }
+    Ok(())
+}
+
+fn parse_override_value(raw: &str) -> toml::Value {
+    // Parse as a TOML value (numbers, booleans, arrays); anything else is a plain string.
+    let doc = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&doc) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml_str(text, Path::new("t.toml"), PathBuf::from("/etc/td"), &[])
+    }
+
+    #[test]
+    fn database_alone_is_enough() {
+        let c = parse("[database]\nurl = \"sqlite://x.db?mode=rwc\"\n").unwrap();
+        assert_eq!(c.mail.source, SourceKind::Maildir);
+        assert_eq!(c.classify.max_loan_numbers, 50);
+        assert!(c.classify.subject_aliases.contains_key("zh"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("[database]\nurl = \"sqlite://x\"\n[imap]\nhots = \"x\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("hots"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_names_dotted_key() {
+        let err = parse("[database]\nurl = \"sqlite://x\"\n[imap]\nport = \"abc\"\n").unwrap_err();
+        assert!(err.to_string().contains("imap.port"), "{err}");
+    }
+
+    #[test]
+    fn missing_database_is_reported() {
+        let err = parse("[mail]\nfrom = \"a@b.c\"\n").unwrap_err();
+        assert!(err.to_string().contains("database"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_apply_and_parse_types() {
+        let overrides = vec![
+            ("TRIALDESK__IMAP__PORT".to_string(), "1993".to_string()),
+            (
+                "TRIALDESK__DATABASE__URL".to_string(),
+                "postgres://u@h/db".to_string(),
+            ),
+        ];
+        let c = Config::from_toml_str(
+            "[database]\nurl = \"sqlite://x\"\n",
+            Path::new("t.toml"),
+            PathBuf::from("."),
+            &overrides,
+        )
+        .unwrap();
+        assert_eq!(c.imap.port, 1993);
+        assert_eq!(c.database.url, "postgres://u@h/db");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_file() {
+        let c = parse("[database]\nurl = \"sqlite://x\"\n").unwrap();
+        assert_eq!(
+            c.resolve_path(Path::new("templates")),
+            PathBuf::from("/etc/td/templates")
+        );
+        assert_eq!(c.resolve_path(Path::new("/abs")), PathBuf::from("/abs"));
+    }
+
+    #[test]
+    fn carrier_pattern_needs_placeholder() {
+        let err = parse("[database]\nurl = \"sqlite://x\"\n[carriers]\nEMS = \"https://x\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("carriers.EMS"), "{err}");
+    }
+}

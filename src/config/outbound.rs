@@ -1,0 +1,145 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{invalid, ConfigError};
+
+/// `[outbox]`: how queued mail is delivered and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// For `mail.transport = "file"`: the folder each outgoing mail is written to as `.eml`.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// After this many failed attempts a mail is dead-lettered to the review queue.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt (with jitter) up to `retry_max`.
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// How long a sender owns a claimed row; a crashed sender's rows are retried after it.
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+    /// Rows claimed per round.
+    #[serde(default = "default_batch")]
+    pub batch: u32,
+    /// Per-recipient ladder for automatic mail: each step allows at most `max` mails to one
+    /// address within `window`. Mail over any step goes to review instead, so two robots
+    /// answering each other stop quickly.
+    #[serde(default = "default_rate_limits")]
+    pub rate_limits: Vec<RateLimitStep>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitStep {
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub max: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            dir: default_dir(),
+            max_attempts: default_max_attempts(),
+            retry_base: default_retry_base(),
+            retry_max: default_retry_max(),
+            lease: default_lease(),
+            batch: default_batch(),
+            rate_limits: default_rate_limits(),
+        }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("outbox")
+}
+fn default_max_attempts() -> u32 {
+    10
+}
+fn default_retry_base() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(120)
+}
+fn default_batch() -> u32 {
+    50
+}
+fn default_rate_limits() -> Vec<RateLimitStep> {
+    vec![
+        RateLimitStep {
+            window: Duration::from_secs(600),
+            max: 10,
+        },
+        RateLimitStep {
+            window: Duration::from_secs(3600),
+            max: 25,
+        },
+    ]
+}
+
+impl OutboxConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(invalid("outbox.max_attempts", "must be at least 1"));
+        }
+        if self.retry_base.is_zero() || self.retry_max < self.retry_base {
+            return Err(invalid(
+                "outbox.retry_base",
+                "must be positive and not above outbox.retry_max",
+            ));
+        }
+        if self.lease < Duration::from_secs(5) {
+            return Err(invalid("outbox.lease", "must be at least 5s"));
+        }
+        if self.batch == 0 {
+            return Err(invalid("outbox.batch", "must be at least 1"));
+        }
+        for (i, step) in self.rate_limits.iter().enumerate() {
+            if step.window.is_zero() || step.max == 0 {
+                return Err(invalid(
+                    &format!("outbox.rate_limits[{i}]"),
+                    "window and max must be positive",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[templates]`: reply and reminder templates, read at run time so the helpdesk can edit them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// Folder of minijinja templates; relative to the config file. A template missing there
+    /// falls back to the copy built into the binary.
+    #[serde(default = "default_templates_dir")]
+    pub dir: PathBuf,
+    /// Signature block appended by the templates (`{{ signature }}`).
+    #[serde(default = "default_signature")]
+    pub signature: String,
+}
+
+impl Default for TemplatesConfig {
+    fn default() -> Self {
+        TemplatesConfig {
+            dir: default_templates_dir(),
+            signature: default_signature(),
+        }
+    }
+}
+
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("templates")
+}
+fn default_signature() -> String {
+    "Partner Trial Helpdesk".into()
+}
