@@ -114,6 +114,16 @@ pub enum Kind {
     Automated,
 }
 
+impl Kind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::TrackingRequest => "tracking_request",
+            Kind::Other => "other",
+            Kind::Automated => "automated",
+        }
+    }
+}
+
 /// What trialdesk does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -121,6 +131,16 @@ pub enum Action {
     Reply,
     Review,
     Ignore,
+}
+
+impl Action {
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::Reply => "reply",
+            Action::Review => "review",
+            Action::Ignore => "ignore",
+        }
+    }
 }
 
 /// Why a mail (or a send, or a reminder) waits for a person. Stored by its code.
@@ -230,3 +250,7 @@ pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     decision::decide(inspection, lookup)
 }
+
+/// Every mail trialdesk sends carries this header (value: `auto-reply`, `reminder`,
+/// `staff-reply`), so our own mail coming back is recognised and never answered.
+pub const OWN_MAIL_HEADER: &str = "X-Trialdesk";

@@ -1,0 +1,246 @@
+//! Wiring: builds the parts from the config and runs them together.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::classify::Rules;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, SourceKind, TransportKind};
+use crate::inbound::maildir::MaildirSource;
+use crate::outbound::file::FileTransport;
+use crate::outbound::{Composer, Sender, Templates, Transport};
+use crate::pipeline::{Evaluator, InboundWorker, Pipeline};
+use crate::store::Store;
+
+/// The shared parts every command builds on.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub rules: Arc<Rules>,
+    pub clock: SharedClock,
+}
+
+impl App {
+    /// Opens the store (applying migrations) and compiles the rules.
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        let rules = Rules::from_config(&config)?;
+        let store = Store::open(&config.database, &config.base_dir).await?;
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            rules: Arc::new(rules),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    pub fn evaluator(&self) -> Evaluator {
+        Evaluator::new(self.store.clone(), self.rules.clone())
+    }
+
+    pub fn composer(&self) -> anyhow::Result<Composer> {
+        let mail = &self.config.mail;
+        Composer::new(&mail.from_name, &mail.from, &mail.message_id_domain())
+            .context("config key `mail.from`")
+    }
+
+    pub fn templates(&self) -> anyhow::Result<Arc<Templates>> {
+        let dir = self.config.resolve_path(&self.config.templates.dir);
+        Ok(Arc::new(Templates::load(&dir)?))
+    }
+
+    pub fn pipeline(&self, queued: Arc<Notify>) -> anyhow::Result<Pipeline> {
+        Ok(Pipeline::new(
+            &self.config,
+            self.store.clone(),
+            self.rules.clone(),
+            self.templates()?,
+            self.composer()?,
+            self.clock.clone(),
+            queued,
+        ))
+    }
+
+    pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
+        match self.config.mail.transport {
+            TransportKind::File => {
+                let dir = self.config.resolve_path(&self.config.outbox.dir);
+                let t = FileTransport::new(&dir).with_context(|| {
+                    format!("config key `outbox.dir`: cannot create {}", dir.display())
+                })?;
+                Ok(Arc::new(t))
+            }
+            TransportKind::Smtp => bail!(
+                "config key `mail.transport`: the smtp transport is not available in this build"
+            ),
+        }
+    }
+
+    pub fn sender(&self, queued: Arc<Notify>) -> anyhow::Result<Sender> {
+        Ok(Sender::new(
+            self.store.clone(),
+            self.transport()?,
+            self.config.outbox.clone(),
+            worker_id(),
+            self.clock.clone(),
+            queued,
+        ))
+    }
+
+    fn maildir_source(&self) -> anyhow::Result<MaildirSource> {
+        let path = self.config.resolve_path(&self.config.maildir.path);
+        MaildirSource::open(
+            &path,
+            self.config.maildir.poll_interval,
+            self.config.mail.max_message_bytes as u64,
+        )
+        .with_context(|| format!("config key `maildir.path` ({})", path.display()))
+    }
+
+    /// `run --once`: drain the source, then send what is due, and report.
+    pub async fn run_once(&self) -> anyhow::Result<RunSummary> {
+        let queued = Arc::new(Notify::new());
+        let pipeline = Arc::new(self.pipeline(queued.clone())?);
+        let sender = self.sender(queued)?;
+        let (source, inbound) = match self.config.mail.source {
+            SourceKind::Maildir => {
+                let source = self.maildir_source()?;
+                let description = crate::inbound::MailSource::describe(&source);
+                let mut worker = InboundWorker::new(source, pipeline);
+                worker.drain().await?;
+                (description, worker.stats())
+            }
+            SourceKind::Imap => {
+                bail!("config key `mail.source`: the imap source is not available in this build")
+            }
+        };
+        sender.drain().await?;
+        let stats = sender.stats();
+        let open_reviews = self
+            .store
+            .review_counts()
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        use std::sync::atomic::Ordering::Relaxed;
+        Ok(RunSummary {
+            source,
+            transport: self.transport()?.describe(),
+            fetched: inbound.fetched.load(Relaxed),
+            replied: inbound.replied.load(Relaxed),
+            review: inbound.review.load(Relaxed),
+            ignored: inbound.ignored.load(Relaxed),
+            duplicates: inbound.duplicates.load(Relaxed),
+            failed: inbound.failed.load(Relaxed),
+            sent: stats.sent.load(Relaxed),
+            retrying: stats.retried.load(Relaxed),
+            dead: stats.dead.load(Relaxed),
+            open_reviews,
+        })
+    }
+
+    /// `run`: every worker until SIGINT/SIGTERM, then a graceful stop.
+    pub async fn run_forever(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let queued = Arc::new(Notify::new());
+        let pipeline = Arc::new(self.pipeline(queued.clone())?);
+        let sender = Arc::new(self.sender(queued)?);
+        let tracker = TaskTracker::new();
+        match self.config.mail.source {
+            SourceKind::Maildir => {
+                let source = self.maildir_source()?;
+                tracing::info!(source = %crate::inbound::MailSource::describe(&source), "reading mail");
+                let worker = InboundWorker::new(source, pipeline);
+                tracker.spawn(worker.run(cancel.clone()));
+            }
+            SourceKind::Imap => {
+                bail!("config key `mail.source`: the imap source is not available in this build")
+            }
+        }
+        {
+            let sender = sender.clone();
+            let cancel = cancel.clone();
+            tracker.spawn(async move { sender.run(cancel).await });
+        }
+        tracker.close();
+        tracker.wait().await;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// What `run --once` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub source: String,
+    pub transport: String,
+    pub fetched: u64,
+    pub replied: u64,
+    pub review: u64,
+    pub ignored: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    pub sent: u64,
+    pub retrying: u64,
+    pub dead: u64,
+    pub open_reviews: i64,
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "read {} mail(s) from {}", self.fetched, self.source)?;
+        writeln!(
+            f,
+            "  answered {}, to review {}, ignored {}, already handled {}, failed {}",
+            self.replied, self.review, self.ignored, self.duplicates, self.failed
+        )?;
+        writeln!(
+            f,
+            "sent {} mail(s) via {} ({} to retry later, {} dead-lettered)",
+            self.sent, self.transport, self.retrying, self.dead
+        )?;
+        write!(
+            f,
+            "review queue: {} open (see `trialdesk queue list`)",
+            self.open_reviews
+        )
+    }
+}
+
+/// Identifies this process in outbox leases.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,136 @@
+//! The command line: parsing and one function per command. Output for people goes to stdout,
+//! logs to stderr, so `--json` output can be piped.
+
+mod explain;
+mod queue;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::import::ImportKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trialdesk",
+    version,
+    about = "Answers partner tracking requests for hardware trials and sends trial reminders"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config/trialdesk.toml",
+        env = "TRIALDESK_CONFIG"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read new mail, decide, answer, and send queued mail.
+    Run {
+        /// Handle what is there now, send what is due, print a summary and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Show what trialdesk would do with one mail, as JSON (reads the database, changes nothing).
+    Explain {
+        /// An RFC 5322 message (.eml).
+        file: PathBuf,
+    },
+    /// Import partners, shipments or trials from CSV (all-or-nothing, upsert by id).
+    Import {
+        #[arg(value_enum)]
+        kind: ImportKind,
+        file: PathBuf,
+    },
+    /// The review queue.
+    Queue {
+        #[command(subcommand)]
+        command: queue::QueueCommand,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+/// Runs a parsed command. Returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Run { once } => {
+            crate::telemetry::init(&config.logging);
+            let app = App::open(config).await?;
+            if once {
+                let summary = app.run_once().await?;
+                println!("{summary}");
+            } else {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let on_signal = cancel.clone();
+                tokio::spawn(async move {
+                    crate::app::shutdown_signal().await;
+                    tracing::info!("shutting down: finishing the work in hand");
+                    on_signal.cancel();
+                });
+                app.run_forever(cancel).await?;
+            }
+        }
+        Command::Explain { file } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            explain::run(&app, &file).await?;
+        }
+        Command::Import { kind, file } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            import(&app, kind, &file).await?;
+        }
+        Command::Queue { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            queue::run(&app, command).await?;
+        }
+        Command::Migrate => {
+            crate::telemetry::init(&config.logging);
+            let store = crate::store::Store::connect(&config.database, &config.base_dir).await?;
+            store.migrate().await?;
+            println!("database {} is up to date", config.database.redacted_url());
+        }
+    }
+    Ok(())
+}
+
+async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::Result<()> {
+    let pattern = crate::import::exact_loan_pattern(&app.config.classify.loan_number_pattern)
+        .context("config key `classify.loan_number_pattern`")?;
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("reading {}", file.display()));
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let now = app.clock.now().as_millisecond();
+    let result =
+        crate::import::import_file(&app.store, kind, file, &pattern, &mut progress, now).await;
+    bar.finish_and_clear();
+    let summary = result?;
+    println!(
+        "imported {} {} from {}",
+        summary.rows,
+        kind.noun(),
+        file.display()
+    );
+    Ok(())
+}

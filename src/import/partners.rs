@@ -1,0 +1,180 @@
+use std::collections::HashMap;
+
+use super::table::{first_occurrence, looks_like_domain, Table};
+use super::{Progress, RowError};
+use crate::domain::{Language, Partner};
+
+const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
+
+/// Parses `partner_id,name,domains,admin_emails,language` (lists `;`-separated).
+pub fn parse_partners(
+    bytes: &[u8],
+    progress: Progress<'_>,
+) -> Result<Vec<(u64, Partner)>, Vec<RowError>> {
+    let table = Table::open(bytes, COLUMNS)?;
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut seen_ids = HashMap::new();
+    let mut seen_domains: HashMap<String, (String, u64)> = HashMap::new();
+    table.for_each_row(&mut errors, progress, |row| {
+        let id = row.required("partner_id");
+        let name = row.required("name");
+        let domains: Vec<String> = row
+            .list("domains")
+            .into_iter()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        let mut domains_ok = !domains.is_empty();
+        if domains.is_empty() {
+            row.error("domains", "needs at least one domain");
+        }
+        for d in &domains {
+            if !looks_like_domain(d) {
+                row.error("domains", format!("{d:?} is not a domain"));
+                domains_ok = false;
+            }
+        }
+        let admins = row.emails("admin_emails", 1);
+        let language: Option<Language> = row.parsed("language");
+        let Some(id) = id else { return };
+        if !first_occurrence(&mut seen_ids, row, "partner_id", &id) {
+            return;
+        }
+        for d in &domains {
+            if let Some((other, line)) = seen_domains.get(d) {
+                if other != &id {
+                    let msg = format!("domain {d:?} is already given to {other} on line {line}");
+                    row.error("domains", msg);
+                    domains_ok = false;
+                }
+            } else {
+                seen_domains.insert(d.clone(), (id.clone(), row.line));
+            }
+        }
+        if let (Some(name), true, Some(admin_emails), Some(language)) =
+            (name, domains_ok, admins, language)
+        {
+            out.push((
+                row.line,
+                Partner {
+                    partner_id: id,
+                    name,
+                    domains,
+                    admin_emails,
+                    language,
+                },
+            ));
+        }
+    });
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+}
+
+/// A domain already registered to a partner that is not in this file stays with it: moving a
+/// domain between partners must be deliberate (remove it from the old partner first).
+pub(super) fn check_domain_owners(
+    partners: &[(u64, Partner)],
+    owners: &HashMap<String, String>,
+) -> Result<(), Vec<RowError>> {
+    let in_file: std::collections::HashSet<&str> = partners
+        .iter()
+        .map(|(_, p)| p.partner_id.as_str())
+        .collect();
+    let mut errors = Vec::new();
+    for (line, p) in partners {
+        for d in &p.domains {
+            if let Some(owner) = owners.get(d) {
+                if owner != &p.partner_id && !in_file.contains(owner.as_str()) {
+                    errors.push(RowError {
+                        line: *line,
+                        column: Some("domains".into()),
+                        message: format!("domain {d:?} already belongs to partner {owner}"),
+                    });
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<(u64, Partner)>, Vec<RowError>> {
+        parse_partners(text.as_bytes(), &mut |_, _| {})
+    }
+
+    #[test]
+    fn good_file_with_extra_column_and_bom() {
+        let text = "\u{feff}partner_id,name,extra,domains,admin_emails,language\n\
+                    P01,华东,x,Huadong.example.cn;hd-tech.example.com,it@huadong.example.cn,zh\n\
+                    \n\
+                    P02,Nordwind,y,nordwind.example.de,admin@nordwind.example.de,de\n";
+        let rows = parse(text).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, 2);
+        assert_eq!(
+            rows[0].1.domains,
+            vec!["huadong.example.cn", "hd-tech.example.com"]
+        );
+        assert_eq!(rows[1].0, 4);
+        assert_eq!(rows[1].1.language, Language::De);
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_line_and_column() {
+        let text = "partner_id,name,domains,admin_emails,language\n\
+                    P01,A,a.example.cn,a@a.example.cn,zh\n\
+                    P02,,b.example.cn,not-an-address,fr\n\
+                    P01,C,c.example.cn,c@c.example.cn,en\n\
+                    P03,D,a.example.cn,d@d.example.cn,en\n";
+        let errs = parse(text).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            shown.contains(&"line 3, column name: must not be empty".to_string()),
+            "{shown:?}"
+        );
+        assert!(shown
+            .iter()
+            .any(|s| s.starts_with("line 3, column admin_emails:")));
+        assert!(shown
+            .iter()
+            .any(|s| s.starts_with("line 3, column language:")));
+        assert!(shown
+            .iter()
+            .any(|s| s.starts_with("line 4, column partner_id:") && s.contains("line 2")));
+        assert!(shown
+            .iter()
+            .any(|s| s.starts_with("line 5, column domains:") && s.contains("P01")));
+    }
+
+    #[test]
+    fn missing_header_is_named() {
+        let errs = parse("partner_id,name,domains\nP1,a,b.cn\n").unwrap_err();
+        assert_eq!(errs[0].line, 1);
+        assert!(errs[0].message.contains("admin_emails"));
+        assert!(errs[0].message.contains("language"));
+    }
+
+    #[test]
+    fn domain_of_another_partner_in_db_is_refused() {
+        let rows = parse(
+            "partner_id,name,domains,admin_emails,language\nP02,B,a.example.cn,b@b.example.cn,en\n",
+        )
+        .unwrap();
+        let owners = HashMap::from([("a.example.cn".to_string(), "P01".to_string())]);
+        let errs = check_domain_owners(&rows, &owners).unwrap_err();
+        assert_eq!(errs[0].line, 2);
+        let mine = HashMap::from([("a.example.cn".to_string(), "P02".to_string())]);
+        assert!(check_domain_owners(&rows, &mine).is_ok());
+    }
+}

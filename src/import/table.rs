@@ -1,0 +1,359 @@
+//! Header-named CSV access with line-numbered errors.
+
+use std::collections::{HashMap, HashSet};
+
+use super::RowError;
+
+/// A CSV file whose columns are found by header name (case-insensitive; extra columns are
+/// ignored; a UTF-8 BOM is skipped).
+pub(super) struct Table {
+    reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
+    index: HashMap<&'static str, usize>,
+    total: u64,
+    /// Byte offsets of every `\n`: line numbers come from byte positions, because the csv
+    /// reader does not count the blank lines it skips.
+    newlines: Vec<usize>,
+}
+
+impl Table {
+    /// Opens the table and checks that every `required` column is present.
+    pub(super) fn open(bytes: &[u8], required: &[&'static str]) -> Result<Table, Vec<RowError>> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::None)
+            .from_reader(std::io::Cursor::new(bytes.to_vec()));
+        let headers = match reader.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                return Err(vec![RowError {
+                    line: 1,
+                    column: None,
+                    message: format!("cannot read the header row: {e}"),
+                }])
+            }
+        };
+        let names: Vec<String> = headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
+            .collect();
+        let mut index = HashMap::new();
+        let mut missing = Vec::new();
+        for &col in required {
+            match names.iter().position(|n| n == col) {
+                Some(i) => {
+                    index.insert(col, i);
+                }
+                None => missing.push(col),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(vec![RowError {
+                line: 1,
+                column: None,
+                message: format!(
+                    "missing column(s) {} (the header must name: {})",
+                    missing.join(", "),
+                    required.join(",")
+                ),
+            }]);
+        }
+        let newlines = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Table {
+            reader,
+            index,
+            total: bytes.len() as u64,
+            newlines,
+        })
+    }
+
+    /// 1-based line of the record starting at a byte offset. The reader reports a record's
+    /// start before the blank lines it skipped, so those are stepped over first.
+    fn line_of(&self, byte: u64) -> u64 {
+        let bytes = self.reader.get_ref().get_ref();
+        let mut byte = byte as usize;
+        while matches!(bytes.get(byte), Some(b'\r' | b'\n')) {
+            byte += 1;
+        }
+        let byte = byte as u64;
+        self.newlines.partition_point(|&nl| (nl as u64) < byte) as u64 + 1
+    }
+
+    /// Visits every data row; blank lines are skipped. `visit` reports into `errors`.
+    pub(super) fn for_each_row(
+        mut self,
+        errors: &mut Vec<RowError>,
+        progress: super::Progress<'_>,
+        mut visit: impl FnMut(&mut Row<'_>),
+    ) {
+        let mut record = csv::ByteRecord::new();
+        let mut n: u64 = 0;
+        loop {
+            let line = self.line_of(self.reader.position().byte());
+            match self.reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map(|p| self.line_of(p.byte())).unwrap_or(line);
+                    errors.push(RowError {
+                        line,
+                        column: None,
+                        message: format!("unreadable CSV: {e}"),
+                    });
+                    // The reader cannot resynchronise reliably after a syntax error.
+                    break;
+                }
+            }
+            let line = record
+                .position()
+                .map(|p| self.line_of(p.byte()))
+                .unwrap_or(line);
+            if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            let fields: Result<Vec<&str>, _> = record.iter().map(std::str::from_utf8).collect();
+            let fields = match fields {
+                Ok(f) => f,
+                Err(_) => {
+                    errors.push(RowError {
+                        line,
+                        column: None,
+                        message: "not valid UTF-8 (save the file as UTF-8 CSV)".into(),
+                    });
+                    continue;
+                }
+            };
+            let mut row = Row {
+                line,
+                fields,
+                index: &self.index,
+                errors,
+            };
+            visit(&mut row);
+            n += 1;
+            if n.is_multiple_of(1024) {
+                progress(record.position().map(|p| p.byte()).unwrap_or(0), self.total);
+            }
+        }
+        progress(self.total, self.total);
+    }
+}
+
+/// One data row being read.
+pub(super) struct Row<'a> {
+    pub line: u64,
+    fields: Vec<&'a str>,
+    index: &'a HashMap<&'static str, usize>,
+    errors: &'a mut Vec<RowError>,
+}
+
+impl Row<'_> {
+    pub fn error(&mut self, column: &str, message: impl Into<String>) {
+        self.errors.push(RowError {
+            line: self.line,
+            column: Some(column.to_string()),
+            message: message.into(),
+        });
+    }
+
+    /// The trimmed cell (empty when the row is short).
+    pub fn cell(&self, column: &'static str) -> &str {
+        self.index
+            .get(column)
+            .and_then(|&i| self.fields.get(i))
+            .map(|s| s.trim())
+            .unwrap_or("")
+    }
+
+    /// A cell that must not be empty.
+    pub fn required(&mut self, column: &'static str) -> Option<String> {
+        let v = self.cell(column).to_string();
+        if v.is_empty() {
+            self.error(column, "must not be empty");
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    /// A `;`-separated list; empty items are dropped.
+    pub fn list(&self, column: &'static str) -> Vec<String> {
+        self.cell(column)
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `YYYY-MM-DD`, or empty.
+    pub fn optional_date(&mut self, column: &'static str) -> Result<Option<jiff::civil::Date>, ()> {
+        let v = self.cell(column).to_string();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        parse_iso_date(&v)
+            .map(Some)
+            .map_err(|m| self.error(column, m))
+    }
+
+    pub fn date(&mut self, column: &'static str) -> Option<jiff::civil::Date> {
+        match self.optional_date(column) {
+            Ok(Some(d)) => Some(d),
+            Ok(None) => {
+                self.error(column, "must not be empty (YYYY-MM-DD)");
+                None
+            }
+            Err(()) => None,
+        }
+    }
+
+    /// A list of mail addresses, at least `min` of them.
+    pub fn emails(&mut self, column: &'static str, min: usize) -> Option<Vec<String>> {
+        let list = self.list(column);
+        let mut ok = true;
+        for a in &list {
+            if !looks_like_email(a) {
+                self.error(column, format!("{a:?} is not a mail address"));
+                ok = false;
+            }
+        }
+        if list.len() < min {
+            self.error(column, format!("needs at least {min} address(es)"));
+            ok = false;
+        }
+        ok.then(|| list.into_iter().map(|a| a.to_ascii_lowercase()).collect())
+    }
+
+    /// `true`/`false` (also `yes`/`no`, `1`/`0`); empty means false.
+    pub fn boolean(&mut self, column: &'static str) -> Option<bool> {
+        match self.cell(column).to_ascii_lowercase().as_str() {
+            "" | "false" | "no" | "0" => Some(false),
+            "true" | "yes" | "1" => Some(true),
+            other => {
+                let msg = format!("{other:?} is not true or false");
+                self.error(column, msg);
+                None
+            }
+        }
+    }
+
+    /// A value parsed with `FromStr<Err = String>` (enums), error message from the parser.
+    pub fn parsed<T: std::str::FromStr<Err = String>>(
+        &mut self,
+        column: &'static str,
+    ) -> Option<T> {
+        let v = self.cell(column).to_string();
+        match v.parse() {
+            Ok(t) => Some(t),
+            Err(m) => {
+                self.error(column, m);
+                None
+            }
+        }
+    }
+}
+
+fn parse_iso_date(v: &str) -> Result<jiff::civil::Date, String> {
+    let well_formed = v.len() == 10
+        && v.as_bytes()[4] == b'-'
+        && v.as_bytes()[7] == b'-'
+        && v.bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !well_formed {
+        return Err(format!("{v:?} is not a date in YYYY-MM-DD form"));
+    }
+    v.parse::<jiff::civil::Date>()
+        .map_err(|_| format!("{v:?} is not a valid calendar date"))
+}
+
+/// A pragmatic check: one `@`, non-empty local part, a dotted domain without spaces.
+pub(super) fn looks_like_email(a: &str) -> bool {
+    match a.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !local.contains(char::is_whitespace) && looks_like_domain(domain)
+        }
+        None => false,
+    }
+}
+
+/// Letters, digits, `-` and dots; at least two labels; no empty label.
+pub(super) fn looks_like_domain(d: &str) -> bool {
+    let labels: Vec<&str> = d.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+}
+
+/// Every referenced partner must exist in the database.
+pub(super) fn check_partner_refs<'a>(
+    refs: impl Iterator<Item = (u64, &'a String)>,
+    known: &HashSet<String>,
+) -> Result<(), Vec<RowError>> {
+    let errors: Vec<RowError> = refs
+        .filter(|(_, id)| !known.contains(*id))
+        .map(|(line, id)| RowError {
+            line,
+            column: Some("partner_id".into()),
+            message: format!("unknown partner {id:?} (import partners first)"),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Rejects a second row with the same id; returns false for the duplicate.
+pub(super) fn first_occurrence(
+    seen: &mut HashMap<String, u64>,
+    row: &mut Row<'_>,
+    column: &'static str,
+    id: &str,
+) -> bool {
+    if let Some(first) = seen.get(id) {
+        let msg = format!("{id:?} already appears on line {first}");
+        row.error(column, msg);
+        false
+    } else {
+        seen.insert(id.to_string(), row.line);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_be_iso() {
+        assert!(parse_iso_date("2026-11-03").is_ok());
+        assert!(parse_iso_date("2026-02-30").is_err());
+        assert!(parse_iso_date("2026/11/03").is_err());
+        assert!(parse_iso_date("26-11-03").is_err());
+        assert!(parse_iso_date("2026-1-3").is_err());
+    }
+
+    #[test]
+    fn emails_and_domains() {
+        assert!(looks_like_email("it-admin@huadong.example.cn"));
+        assert!(!looks_like_email("it-admin.huadong.example.cn"));
+        assert!(!looks_like_email("a b@x.cn"));
+        assert!(!looks_like_email("a@localhost"));
+        assert!(looks_like_domain("hd-tech.example.com"));
+        assert!(!looks_like_domain("-bad.example.com"));
+        assert!(!looks_like_domain("bad..example"));
+    }
+}

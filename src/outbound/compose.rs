@@ -1,0 +1,329 @@
+//! Composing outgoing mail: threading headers, our own markers, both body parts.
+
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart};
+
+use crate::classify::OWN_MAIL_HEADER;
+
+/// Errors composing a mail; the address or header at fault is named.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("address {address:?} cannot be used: {message}")]
+    Address { address: String, message: String },
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// What kind of mail we send; sets the loop-prevention headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnMailKind {
+    /// Automatic answer to an inbound mail.
+    AutoReply,
+    /// Scheduled notification (trial reminders).
+    Reminder,
+    /// Written by helpdesk staff.
+    StaffReply,
+}
+
+impl OwnMailKind {
+    fn marker(self) -> &'static str {
+        match self {
+            OwnMailKind::AutoReply => "auto-reply",
+            OwnMailKind::Reminder => "reminder",
+            OwnMailKind::StaffReply => "staff-reply",
+        }
+    }
+}
+
+/// One outgoing mail's content and threading.
+#[derive(Debug, Clone)]
+pub struct Draft<'a> {
+    pub to: &'a crate::classify::Mailbox,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+    /// Message-ID (without brackets) this answers.
+    pub in_reply_to: Option<&'a str>,
+    /// The thread's References (without brackets), oldest first, not including `in_reply_to`.
+    pub references: &'a [String],
+    pub kind: OwnMailKind,
+    pub date: jiff::Timestamp,
+}
+
+/// A composed mail.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    /// Our Message-ID, without brackets.
+    pub message_id: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Builds mail from the helpdesk identity.
+#[derive(Debug, Clone)]
+pub struct Composer {
+    from: LettreMailbox,
+    message_id_domain: String,
+}
+
+/// References are capped (first + latest) so long threads do not grow headers without bound.
+const MAX_REFERENCES: usize = 20;
+
+impl Composer {
+    pub fn new(
+        from_name: &str,
+        from_address: &str,
+        message_id_domain: &str,
+    ) -> Result<Self, ComposeError> {
+        let address = from_address
+            .parse()
+            .map_err(|e: lettre::address::AddressError| ComposeError::Address {
+                address: from_address.into(),
+                message: e.to_string(),
+            })?;
+        Ok(Composer {
+            from: LettreMailbox::new(
+                Some(from_name.to_string()).filter(|n| !n.is_empty()),
+                address,
+            ),
+            message_id_domain: message_id_domain.to_string(),
+        })
+    }
+
+    pub fn from_address(&self) -> String {
+        self.from.email.to_string()
+    }
+
+    /// A fresh Message-ID under our domain (time + randomness: unique across instances).
+    pub fn new_message_id(&self, now: jiff::Timestamp) -> String {
+        let random: u64 = rand::random();
+        format!(
+            "td.{}.{:016x}@{}",
+            now.as_millisecond(),
+            random,
+            self.message_id_domain
+        )
+    }
+
+    pub fn compose(&self, draft: &Draft<'_>) -> Result<Composed, ComposeError> {
+        let to_address = draft
+            .to
+            .address
+            .parse()
+            .map_err(|e: lettre::address::AddressError| ComposeError::Address {
+                address: draft.to.address.clone(),
+                message: e.to_string(),
+            })?;
+        let to = LettreMailbox::new(
+            draft.to.name.clone().filter(|n| !n.trim().is_empty()),
+            to_address,
+        );
+        let message_id = self.new_message_id(draft.date);
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(draft.subject)
+            .message_id(Some(format!("<{message_id}>")))
+            .date(
+                std::time::SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_millis(draft.date.as_millisecond().max(0) as u64),
+            )
+            .header(OwnMarker(draft.kind.marker().to_string()));
+        match draft.kind {
+            OwnMailKind::AutoReply => {
+                builder = builder
+                    .header(AutoSubmitted("auto-replied".into()))
+                    .header(AutoResponseSuppress("All".into()))
+                    .header(Precedence("auto_reply".into()));
+            }
+            OwnMailKind::Reminder => {
+                builder = builder
+                    .header(AutoSubmitted("auto-generated".into()))
+                    .header(AutoResponseSuppress("All".into()));
+            }
+            OwnMailKind::StaffReply => {}
+        }
+        if let Some(parent) = draft.in_reply_to {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+            let refs = thread_references(draft.references, parent);
+            builder = builder.references(
+                refs.iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        let message = builder
+            .multipart(MultiPart::alternative_plain_html(
+                draft.text.to_string(),
+                draft.html.to_string(),
+            ))
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(Composed {
+            message_id,
+            bytes: message.formatted(),
+        })
+    }
+}
+
+/// References for a reply: the parent's References plus the parent, de-duplicated, capped
+/// to the thread root and the most recent ids (RFC 5322 §3.6.4 allows trimming the middle).
+pub fn thread_references(parent_references: &[String], parent: &str) -> Vec<String> {
+    let mut refs: Vec<String> = Vec::new();
+    for r in parent_references
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once(parent))
+    {
+        if is_sane_message_id(r) && !refs.iter().any(|x| x == r) {
+            refs.push(r.to_string());
+        }
+    }
+    if refs.len() > MAX_REFERENCES {
+        let tail = refs.split_off(refs.len() - (MAX_REFERENCES - 1));
+        refs.truncate(1);
+        refs.extend(tail);
+    }
+    refs
+}
+
+/// A message id we can safely put between angle brackets in a header.
+pub fn is_sane_message_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 500
+        && id.is_ascii()
+        && !id
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'<' || b == b'>')
+}
+
+macro_rules! text_header {
+    ($ty:ident, $name:expr) => {
+        #[derive(Debug, Clone)]
+        struct $ty(String);
+
+        impl Header for $ty {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($ty(s.to_string()))
+            }
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+text_header!(AutoSubmitted, "Auto-Submitted");
+text_header!(AutoResponseSuppress, "X-Auto-Response-Suppress");
+text_header!(Precedence, "Precedence");
+text_header!(OwnMarker, OWN_MAIL_HEADER);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Mailbox;
+
+    fn composer() -> Composer {
+        Composer::new("Trial Helpdesk", "helpdesk@example.test", "example.test").unwrap()
+    }
+
+    fn parse(bytes: &[u8]) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(bytes).unwrap()
+    }
+
+    #[test]
+    fn auto_reply_is_threaded_and_marked() {
+        let to = Mailbox {
+            name: Some("王伟".into()),
+            address: "wangwei@huadong.example.cn".into(),
+        };
+        let refs = vec!["root@x".to_string()];
+        let c = composer()
+            .compose(&Draft {
+                to: &to,
+                subject: "Re: 试用终端追踪请求",
+                text: "文本 D1234567",
+                html: "<p>文本 D1234567</p>",
+                in_reply_to: Some("abc@mail.huadong.example.cn"),
+                references: &refs,
+                kind: OwnMailKind::AutoReply,
+                date: "2026-11-26T08:00:00Z".parse().unwrap(),
+            })
+            .unwrap();
+        let m = parse(&c.bytes);
+        assert_eq!(m.subject(), Some("Re: 试用终端追踪请求"));
+        assert_eq!(m.message_id(), Some(c.message_id.as_str()));
+        assert!(c.message_id.ends_with("@example.test"));
+        assert_eq!(
+            m.in_reply_to().as_text(),
+            Some("abc@mail.huadong.example.cn")
+        );
+        let refs: Vec<&str> = m
+            .references()
+            .as_text_list()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_ref())
+            .collect();
+        assert_eq!(refs, vec!["root@x", "abc@mail.huadong.example.cn"]);
+        assert_eq!(
+            m.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-replied")
+        );
+        assert_eq!(
+            m.header_raw("X-Auto-Response-Suppress").map(str::trim),
+            Some("All")
+        );
+        assert_eq!(
+            m.header_raw("Precedence").map(str::trim),
+            Some("auto_reply")
+        );
+        assert_eq!(
+            m.header_raw(OWN_MAIL_HEADER).map(str::trim),
+            Some("auto-reply")
+        );
+        assert_eq!(
+            m.body_text(0).as_deref().map(str::trim_end),
+            Some("文本 D1234567")
+        );
+        assert!(m.body_html(0).unwrap().contains("<p>文本 D1234567</p>"));
+        assert_eq!(
+            m.to().unwrap().first().unwrap().address(),
+            Some("wangwei@huadong.example.cn")
+        );
+    }
+
+    #[test]
+    fn references_are_deduplicated_and_capped() {
+        let many: Vec<String> = (0..40).map(|i| format!("m{i}@x")).collect();
+        let refs = thread_references(&many, "parent@x");
+        assert_eq!(refs.len(), MAX_REFERENCES);
+        assert_eq!(refs[0], "m0@x");
+        assert_eq!(refs.last().unwrap(), "parent@x");
+        let dup = thread_references(&["a@x".into(), "a@x".into(), "bad id".into()], "a@x");
+        assert_eq!(dup, vec!["a@x"]);
+    }
+
+    #[test]
+    fn unusable_recipient_is_an_error_not_a_panic() {
+        let to = Mailbox {
+            name: None,
+            address: "not an address".into(),
+        };
+        let err = composer()
+            .compose(&Draft {
+                to: &to,
+                subject: "x",
+                text: "x",
+                html: "x",
+                in_reply_to: None,
+                references: &[],
+                kind: OwnMailKind::Reminder,
+                date: jiff::Timestamp::UNIX_EPOCH,
+            })
+            .unwrap_err();
+        assert!(matches!(err, ComposeError::Address { .. }));
+    }
+}

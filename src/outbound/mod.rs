@@ -1,0 +1,47 @@
+//! Outbound: composing replies, the outbox sender, and the transports mail leaves through.
+//!
+//! Replies are rendered and composed into complete RFC 5322 bytes *before* they are queued
+//! (`compose`, `templates`), so a retry resends exactly the same message. The [`sender`]
+//! claims due rows from the outbox and hands them to a [`Transport`]: `file` for the embedded
+//! default, SMTP in production. Only the transports know lettre's transport types.
+
+pub mod compose;
+pub mod file;
+pub mod sender;
+pub mod templates;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why a send failed, which decides what the outbox does next.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    /// Worth retrying later: network trouble, 4xx replies, a full disk.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// Retrying cannot help (5xx replies, a rejected recipient): goes to review as is.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+/// A mail ready to go: envelope plus the exact bytes to transmit.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub envelope_from: &'a str,
+    pub recipients: &'a [String],
+    pub body: &'a [u8],
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
+
+/// Something that delivers a composed mail. Object-safe so tests can plug in fakes.
+pub trait Transport: Send + Sync {
+    fn send<'a>(&'a self, mail: Outgoing<'a>) -> SendFuture<'a>;
+
+    /// A short name for logs ("file:/var/outbox", "smtp:relay:587").
+    fn describe(&self) -> String;
+}
+
+pub use compose::{ComposeError, Composer};
+pub use sender::{Sender, SenderStats};
+pub use templates::{TemplateError, Templates};

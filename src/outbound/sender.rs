@@ -1,0 +1,216 @@
+//! The outbox sender: claims due mail with a lease, sends it, records the result.
+//!
+//! A transient failure is retried with exponential backoff; a permanent one, or too many
+//! attempts, dead-letters the mail into the review queue with the server's answer. No DB
+//! transaction is held across a network send: the lease marks the row as ours meanwhile,
+//! and a sender that dies mid-send leaves rows another sender picks up when the lease ends.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outgoing, SendError, Transport};
+use crate::clock::SharedClock;
+use crate::config::OutboxConfig;
+use crate::store::{OutboxRow, Store, StoreError};
+use crate::worker::Outcome;
+
+/// Counters for summaries, health and metrics.
+#[derive(Debug, Default)]
+pub struct SenderStats {
+    pub sent: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead: AtomicU64,
+    /// Unix ms of the last successful send (0 = never).
+    pub last_success_ms: AtomicI64,
+    /// Unix ms of the last failed attempt (0 = never).
+    pub last_failure_ms: AtomicI64,
+}
+
+pub struct Sender {
+    store: Store,
+    transport: Arc<dyn Transport>,
+    config: OutboxConfig,
+    worker_id: String,
+    clock: SharedClock,
+    stats: Arc<SenderStats>,
+    /// Woken when mail is queued, so replies leave at once rather than at the next poll.
+    queued: Arc<Notify>,
+}
+
+/// Longest sleep between looks at the outbox when nothing is due: rows queued by another
+/// instance (or by a CLI command) are picked up at least this often.
+const MAX_IDLE_SLEEP: Duration = Duration::from_secs(5);
+
+impl Sender {
+    pub fn new(
+        store: Store,
+        transport: Arc<dyn Transport>,
+        config: OutboxConfig,
+        worker_id: String,
+        clock: SharedClock,
+        queued: Arc<Notify>,
+    ) -> Sender {
+        Sender {
+            store,
+            transport,
+            config,
+            worker_id,
+            clock,
+            stats: Arc::new(SenderStats::default()),
+            queued,
+        }
+    }
+
+    pub fn stats(&self) -> Arc<SenderStats> {
+        self.stats.clone()
+    }
+
+    /// Claims one batch and sends it. `Idle` when nothing was due.
+    pub async fn step(&self, cancel: &CancellationToken) -> Result<Outcome, StoreError> {
+        let now = self.clock.now().as_millisecond();
+        let lease_until = now + self.config.lease.as_millis() as i64;
+        let rows = self
+            .store
+            .claim_outbox(
+                &self.worker_id,
+                now,
+                lease_until,
+                i64::from(self.config.batch),
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        let mut rows = rows.into_iter();
+        for row in rows.by_ref() {
+            self.send_one(&row).await?;
+            if cancel.is_cancelled() {
+                break;
+            }
+        }
+        // Shutting down: hand back what we claimed but did not try, without counting it.
+        for row in rows {
+            self.store
+                .mark_retry(row.id, &self.worker_id, now, "released at shutdown")
+                .await?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    #[tracing::instrument(skip_all, fields(outbox_id = row.id, message_id = %row.message_id, attempt = row.attempts))]
+    async fn send_one(&self, row: &OutboxRow) -> Result<(), StoreError> {
+        let recipients = row.recipient_list()?;
+        let result = self
+            .transport
+            .send(Outgoing {
+                envelope_from: &row.envelope_from,
+                recipients: &recipients,
+                body: &row.body,
+            })
+            .await;
+        let now = self.clock.now().as_millisecond();
+        match result {
+            Ok(()) => {
+                self.store.mark_sent(row.id, &self.worker_id, now).await?;
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.last_success_ms.store(now, Ordering::Relaxed);
+                tracing::info!(to = ?recipients, purpose = %row.purpose, "sent");
+            }
+            Err(SendError::Transient(e)) if row.attempts < i64::from(self.config.max_attempts) => {
+                let delay = retry_delay(&self.config, row.attempts);
+                let next = now + delay.as_millis() as i64;
+                self.store
+                    .mark_retry(row.id, &self.worker_id, next, &e)
+                    .await?;
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                self.stats.last_failure_ms.store(now, Ordering::Relaxed);
+                tracing::warn!(error = %e, retry_in = ?delay, "send failed; will retry");
+            }
+            Err(err) => {
+                let reason = match &err {
+                    SendError::Transient(e) => {
+                        format!("gave up after {} attempts: {e}", row.attempts)
+                    }
+                    SendError::Permanent(e) => e.clone(),
+                };
+                self.store
+                    .mark_dead(row.id, &self.worker_id, &reason, now)
+                    .await?;
+                self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                self.stats.last_failure_ms.store(now, Ordering::Relaxed);
+                tracing::error!(error = %reason, "send failed for good; moved to the review queue");
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the next queued mail is due, new mail is queued, or `MAX_IDLE_SLEEP`.
+    pub async fn wait(&self) {
+        let now = self.clock.now().as_millisecond();
+        let until_due = match self.store.next_outbox_due().await {
+            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now).max(0) as u64),
+            _ => MAX_IDLE_SLEEP,
+        };
+        let sleep = until_due.min(MAX_IDLE_SLEEP).max(Duration::from_millis(10));
+        tokio::select! {
+            _ = self.queued.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+
+    /// Sends until cancelled.
+    pub async fn run(&self, cancel: CancellationToken) {
+        crate::worker::run_loop(
+            "sender",
+            &cancel,
+            crate::worker::Backoff::new(Duration::from_millis(200), Duration::from_secs(30)),
+            || self.step(&cancel),
+            || self.wait(),
+        )
+        .await;
+    }
+
+    /// Sends everything due now, then returns (for `run --once` and tests).
+    pub async fn drain(&self) -> Result<(), StoreError> {
+        let never = CancellationToken::new();
+        while self.step(&never).await? == Outcome::Done {}
+        Ok(())
+    }
+}
+
+/// Delay before attempt `attempts + 1`: `retry_base * 2^(attempts-1)`, capped at `retry_max`,
+/// with ±20 % jitter so a relay that comes back is not hit by every mail at once.
+pub fn retry_delay(config: &OutboxConfig, attempts: i64) -> Duration {
+    let exp = (attempts.max(1) - 1).min(30) as u32;
+    let base = config
+        .retry_base
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(config.retry_max);
+    let jitter = 0.8 + 0.4 * rand::random::<f64>();
+    base.mul_f64(jitter).min(config.retry_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_and_cap() {
+        let c = OutboxConfig::default();
+        let d1 = retry_delay(&c, 1);
+        assert!(
+            d1 >= Duration::from_secs(24) && d1 <= Duration::from_secs(36),
+            "{d1:?}"
+        );
+        let d3 = retry_delay(&c, 3);
+        assert!(
+            d3 >= Duration::from_secs(96) && d3 <= Duration::from_secs(144),
+            "{d3:?}"
+        );
+        assert!(retry_delay(&c, 30) <= c.retry_max);
+    }
+}

@@ -1,0 +1,375 @@
+//! The pipeline: one inbound mail → inspect → look up → decide → compose → record → ack.
+//!
+//! Recording the decision, queueing its reply and opening its review item happen in ONE
+//! transaction keyed by the mail's Message-ID (or content hash); the source acknowledges the
+//! mail only after that commit. So a mail is answered once even if it is delivered twice,
+//! re-read after a crash, or handled by two instances at the same moment.
+
+pub mod reply;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::classify::{self, Action, Decision, Inspection, Kind, Lookup, ReviewReason, Rules};
+use crate::clock::SharedClock;
+use crate::config::{Config, RateLimitStep};
+use crate::inbound::{Disposition, RawMail};
+use crate::outbound::compose::{Draft, OwnMailKind};
+use crate::outbound::{Composer, Templates};
+use crate::store::{
+    NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome, Store, StoreError,
+};
+
+pub use worker::{InboundStats, InboundWorker};
+
+/// Errors processing one mail. Only store trouble can stop a mail; everything about the mail
+/// itself (bad MIME, no template, bad address) becomes a review item instead.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PipelineError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+/// The classification of one mail plus the facts it was based on.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub inspection: Inspection,
+    pub decision: Decision,
+    pub lookup: Lookup,
+}
+
+/// What processing a mail did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Recorded {
+        inbound_id: i64,
+        kind: Kind,
+        action: Action,
+        queued: usize,
+    },
+    /// Already recorded earlier (redelivery, or re-read after a crash).
+    Duplicate { inbound_id: i64 },
+}
+
+impl Processed {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            Processed::Recorded { action, .. } => match action {
+                Action::Reply => Disposition::Answered,
+                Action::Review => Disposition::Review,
+                Action::Ignore => Disposition::Ignored,
+            },
+            // Filed by the run that recorded it; a duplicate copy needs no answer.
+            Processed::Duplicate { .. } => Disposition::Ignored,
+        }
+    }
+}
+
+/// Inspects and decides, reading the store but writing nothing (also behind `explain`).
+#[derive(Clone)]
+pub struct Evaluator {
+    store: Store,
+    rules: Arc<Rules>,
+}
+
+impl Evaluator {
+    pub fn new(store: Store, rules: Arc<Rules>) -> Evaluator {
+        Evaluator { store, rules }
+    }
+
+    /// `full_size` is the mail's size at the source (larger than `raw` when only the headers
+    /// of an oversize mail were read).
+    pub async fn evaluate(&self, raw: &[u8], full_size: u64) -> Result<Evaluation, PipelineError> {
+        let mut inspection = classify::inspect(&self.rules, raw);
+        if full_size as usize > self.rules.max_message_bytes {
+            inspection.oversize = true;
+        }
+        let lookup = self.lookup(&inspection).await?;
+        let decision = classify::decide(&inspection, &lookup);
+        Ok(Evaluation {
+            inspection,
+            decision,
+            lookup,
+        })
+    }
+
+    async fn lookup(&self, inspection: &Inspection) -> Result<Lookup, StoreError> {
+        let partner = match inspection
+            .from
+            .as_ref()
+            .and_then(|f| classify::address_domain(&f.address))
+        {
+            Some(domain) => self.store.partner_by_domain(domain).await?,
+            None => None,
+        };
+        let shipments = self
+            .store
+            .shipments_by_loan(&inspection.loan_numbers)
+            .await?;
+        Ok(Lookup { partner, shipments })
+    }
+}
+
+pub struct Pipeline {
+    store: Store,
+    evaluator: Evaluator,
+    templates: Arc<Templates>,
+    composer: Composer,
+    carriers: BTreeMap<String, String>,
+    rate_limits: Vec<RateLimitStep>,
+    signature: String,
+    clock: SharedClock,
+    queued: Arc<Notify>,
+}
+
+impl Pipeline {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        rules: Arc<Rules>,
+        templates: Arc<Templates>,
+        composer: Composer,
+        clock: SharedClock,
+        queued: Arc<Notify>,
+    ) -> Pipeline {
+        Pipeline {
+            evaluator: Evaluator::new(store.clone(), rules),
+            store,
+            templates,
+            composer,
+            carriers: config
+                .carriers
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+                .collect(),
+            rate_limits: config.outbox.rate_limits.clone(),
+            signature: config.templates.signature.clone(),
+            clock,
+            queued,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Processes one mail end to end (except the acknowledgement, which the caller does after
+    /// this returns Ok).
+    #[tracing::instrument(skip_all, fields(origin = %mail.origin))]
+    pub async fn process(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
+        let mut eval = self.evaluator.evaluate(&mail.bytes, mail.size).await?;
+        let key = eval.inspection.message_key.clone();
+        if let Some(inbound_id) = self.store.inbound_id_by_key(&key).await? {
+            tracing::info!(message_key = %key, "already recorded; acknowledging only");
+            return Ok(Processed::Duplicate { inbound_id });
+        }
+        let now = self.clock.now();
+        let mut review_detail: Vec<String> = Vec::new();
+        let mut outbox = Vec::new();
+        if eval.decision.action == Action::Reply {
+            match self.rate_limited(&eval.decision).await? {
+                Some(detail) => {
+                    eval.decision.action = Action::Review;
+                    push_reason(&mut eval.decision, ReviewReason::RateLimited);
+                    review_detail.push(detail);
+                }
+                None => match self.compose_reply(&eval, now) {
+                    Ok(mail) => outbox.push(mail),
+                    Err(detail) => {
+                        // Cannot answer automatically (template or address problem): a person
+                        // answers instead; nothing is lost.
+                        eval.decision.action = Action::Review;
+                        push_reason(&mut eval.decision, ReviewReason::DeadLetter);
+                        review_detail.push(detail);
+                    }
+                },
+            }
+        }
+        let decision = &eval.decision;
+        let inspection = &eval.inspection;
+        let review = if decision.action == Action::Review || !decision.review.is_empty() {
+            let reasons: Vec<ReviewReason> = if decision.review.is_empty() {
+                vec![ReviewReason::OtherSubject]
+            } else {
+                decision.review.clone()
+            };
+            let mut detail: Vec<String> =
+                reasons.iter().map(|r| r.describe().to_string()).collect();
+            detail.extend(review_detail);
+            Some(NewReview {
+                reason: reasons[0].code().to_string(),
+                reasons: reasons.iter().map(|r| r.code().to_string()).collect(),
+                detail: detail.join("; "),
+            })
+        } else {
+            None
+        };
+        let keep_raw = !mail.is_truncated();
+        let new_inbound = NewInbound {
+            message_key: key,
+            message_id: inspection.message_id.clone(),
+            source: mail.origin.clone(),
+            received_at: now.as_millisecond(),
+            sender: inspection.from.as_ref().map(|f| f.address.clone()),
+            sender_name: inspection.from.as_ref().and_then(|f| f.name.clone()),
+            subject: inspection.subject.clone(),
+            size_bytes: mail.size as i64,
+            raw: keep_raw.then(|| mail.bytes.clone()),
+            body_text: inspection.text.clone(),
+        };
+        let new_decision = stored_decision(decision, "pipeline");
+        let outcome = self
+            .store
+            .record_inbound(
+                &new_inbound,
+                &new_decision,
+                &outbox,
+                review.as_ref(),
+                now.as_millisecond(),
+            )
+            .await?;
+        Ok(match outcome {
+            RecordOutcome::Recorded {
+                inbound_id,
+                outbox_ids,
+            } => {
+                if !outbox_ids.is_empty() {
+                    self.queued.notify_waiters();
+                }
+                tracing::info!(
+                    inbound_id,
+                    kind = ?decision.kind,
+                    action = ?decision.action,
+                    sender = inspection.from.as_ref().map(|f| f.address.as_str()).unwrap_or(""),
+                    loans = ?inspection.loan_numbers.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+                    "decided"
+                );
+                Processed::Recorded {
+                    inbound_id,
+                    kind: decision.kind,
+                    action: decision.action,
+                    queued: outbox_ids.len(),
+                }
+            }
+            RecordOutcome::Duplicate { inbound_id } => Processed::Duplicate { inbound_id },
+        })
+    }
+
+    /// The first rate-limit step the reply's recipient has reached, described for staff.
+    async fn rate_limited(&self, decision: &Decision) -> Result<Option<String>, StoreError> {
+        let Some(to) = &decision.reply_to else {
+            return Ok(None);
+        };
+        let now = self.clock.now().as_millisecond();
+        for step in &self.rate_limits {
+            let since = now - step.window.as_millis() as i64;
+            let count = self.store.recent_replies_to(&to.address, since).await?;
+            if count >= i64::from(step.max) {
+                return Ok(Some(format!(
+                    "{} automatic replies to {} within {}",
+                    count,
+                    to.address,
+                    humantime::format_duration(step.window)
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Renders and composes the tracking reply; Err carries a description for staff.
+    fn compose_reply(&self, eval: &Evaluation, now: jiff::Timestamp) -> Result<NewOutbox, String> {
+        let decision = &eval.decision;
+        let inspection = &eval.inspection;
+        let partner = eval
+            .lookup
+            .partner
+            .as_ref()
+            .ok_or_else(|| "no partner for the sender".to_string())?;
+        let to = decision
+            .reply_to
+            .as_ref()
+            .ok_or_else(|| "no address to reply to".to_string())?;
+        let context = reply::reply_context(
+            inspection,
+            decision,
+            partner,
+            &self.carriers,
+            &self.signature,
+        );
+        let rendered = self
+            .templates
+            .render(
+                "tracking_reply",
+                &[decision.language, partner.language],
+                &context,
+            )
+            .map_err(|e| format!("reply could not be rendered: {e}"))?;
+        let subject = classify::subject::reply_subject(&inspection.subject);
+        let in_reply_to = inspection
+            .message_id
+            .as_deref()
+            .filter(|id| crate::outbound::compose::is_sane_message_id(id));
+        let composed = self
+            .composer
+            .compose(&Draft {
+                to,
+                subject: &subject,
+                text: &rendered.text,
+                html: &rendered.html,
+                in_reply_to,
+                references: &inspection.references,
+                kind: OwnMailKind::AutoReply,
+                date: now,
+            })
+            .map_err(|e| format!("reply could not be composed: {e}"))?;
+        Ok(NewOutbox {
+            purpose: "reply".into(),
+            message_id: composed.message_id,
+            envelope_from: self.composer.from_address(),
+            recipients: vec![to.address.clone()],
+            rate_key: to.address.to_lowercase(),
+            subject,
+            body: composed.bytes,
+        })
+    }
+}
+
+fn push_reason(decision: &mut Decision, reason: ReviewReason) {
+    if !decision.review.contains(&reason) {
+        decision.review.push(reason);
+    }
+    decision.reasons.push(format!("review:{}", reason.code()));
+}
+
+/// A decision in the store's terms.
+pub fn stored_decision(decision: &Decision, decided_by: &str) -> NewDecision {
+    NewDecision {
+        decided_by: decided_by.to_string(),
+        kind: decision.kind.code().to_string(),
+        action: decision.action.code().to_string(),
+        language: decision.language.code().to_string(),
+        partner_id: decision.partner_id.clone(),
+        loan_numbers: decision
+            .loans
+            .iter()
+            .map(|l| l.loan_number.to_string())
+            .collect(),
+        reasons: decision.reasons.clone(),
+        review: decision
+            .review
+            .iter()
+            .map(|r| r.code().to_string())
+            .collect(),
+    }
+}

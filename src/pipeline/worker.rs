@@ -1,0 +1,162 @@
+//! The inbound worker: drains a mail source through the pipeline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Pipeline, PipelineError, Processed};
+use crate::classify::Action;
+use crate::inbound::{MailSource, SourceError};
+use crate::worker::Outcome;
+
+/// Counters for summaries, health and metrics.
+#[derive(Debug, Default)]
+pub struct InboundStats {
+    pub fetched: AtomicU64,
+    pub replied: AtomicU64,
+    pub review: AtomicU64,
+    pub ignored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub failed: AtomicU64,
+    /// Unix ms of the last fetch that worked (0 = never).
+    pub last_fetch_ok_ms: AtomicI64,
+    /// Unix ms of the last fetch that failed (0 = never).
+    pub last_fetch_error_ms: AtomicI64,
+}
+
+/// Errors of one round: the source failing, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// How many mails are fetched per round.
+const BATCH: usize = 100;
+/// A mail whose processing failed for a non-transient reason is set aside this long, so one
+/// bad mail cannot stall the ones behind it; it is retried afterwards.
+const QUARANTINE: Duration = Duration::from_secs(300);
+
+pub struct InboundWorker<S: MailSource> {
+    source: S,
+    pipeline: Arc<Pipeline>,
+    stats: Arc<InboundStats>,
+    quarantine: HashMap<String, Instant>,
+}
+
+impl<S: MailSource> InboundWorker<S> {
+    pub fn new(source: S, pipeline: Arc<Pipeline>) -> Self {
+        InboundWorker {
+            source,
+            pipeline,
+            stats: Arc::new(InboundStats::default()),
+            quarantine: HashMap::new(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<InboundStats> {
+        self.stats.clone()
+    }
+
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// Fetches one batch and processes it, mail by mail, stopping between mails on cancel.
+    pub async fn step(&mut self, cancel: &CancellationToken) -> Result<Outcome, RoundError> {
+        self.quarantine
+            .retain(|_, since| since.elapsed() < QUARANTINE);
+        let now_ms = || jiff::Timestamp::now().as_millisecond();
+        let mails = match self.source.fetch(BATCH + self.quarantine.len()).await {
+            Ok(m) => {
+                self.stats
+                    .last_fetch_ok_ms
+                    .store(now_ms(), Ordering::Relaxed);
+                m
+            }
+            Err(e) => {
+                self.stats
+                    .last_fetch_error_ms
+                    .store(now_ms(), Ordering::Relaxed);
+                return Err(e.into());
+            }
+        };
+        let mails: Vec<_> = mails
+            .into_iter()
+            .filter(|m| !self.quarantine.contains_key(&m.handle))
+            .collect();
+        if mails.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        for mail in &mails {
+            if cancel.is_cancelled() {
+                break;
+            }
+            self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+            match self.pipeline.process(mail).await {
+                Ok(processed) => {
+                    let counter = match &processed {
+                        Processed::Duplicate { .. } => &self.stats.duplicates,
+                        Processed::Recorded { action, .. } => match action {
+                            Action::Reply => &self.stats.replied,
+                            Action::Review => &self.stats.review,
+                            Action::Ignore => &self.stats.ignored,
+                        },
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    self.source.ack(mail, processed.disposition()).await?;
+                }
+                Err(e) if e.is_transient() => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    // The database is unreachable: stop the round; the loop backs off.
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(origin = %mail.origin, error = %e, "could not process mail; set aside and retried later");
+                    self.quarantine.insert(mail.handle.clone(), Instant::now());
+                }
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Processes until the source is empty (for `run --once`).
+    pub async fn drain(&mut self) -> Result<(), RoundError> {
+        let never = CancellationToken::new();
+        while self.step(&never).await? == Outcome::Done {}
+        Ok(())
+    }
+
+    /// Runs until cancelled, waiting on the source when idle.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut backoff =
+            crate::worker::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        while !cancel.is_cancelled() {
+            match self.step(&cancel).await {
+                Ok(Outcome::Done) => backoff.reset(),
+                Ok(Outcome::Idle) => {
+                    backoff.reset();
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = self.source.wait() => {}
+                    }
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(source = %self.source.describe(), error = %e, retry_in = ?delay, "inbound round failed; backing off");
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        tracing::debug!("inbound worker stopped");
+    }
+}

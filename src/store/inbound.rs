@@ -1,0 +1,260 @@
+use super::{dispatch, to_json, BeginWrite, Store, StoreError};
+
+/// A mail as taken in from a source.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    /// `mid:<Message-ID>` or `sha256:<hex>`: the idempotency key.
+    pub message_key: String,
+    pub message_id: Option<String>,
+    /// Where it came from (`maildir:<file>` or `imap:<mailbox>/<uidvalidity>/<uid>`).
+    pub source: String,
+    pub received_at: i64,
+    pub sender: Option<String>,
+    pub sender_name: Option<String>,
+    pub subject: String,
+    pub size_bytes: i64,
+    /// The raw bytes, kept for review (None when too large to keep).
+    pub raw: Option<Vec<u8>>,
+    pub body_text: String,
+}
+
+/// A decision as stored (codes as text, so the store does not depend on the rules).
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub decided_by: String,
+    pub kind: String,
+    pub action: String,
+    pub language: String,
+    pub partner_id: Option<String>,
+    pub loan_numbers: Vec<String>,
+    pub reasons: Vec<String>,
+    pub review: Vec<String>,
+}
+
+/// A mail to queue.
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    /// `reply`, `reminder` or `staff_reply`.
+    pub purpose: String,
+    pub message_id: String,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    /// Lower-cased primary recipient, for the per-recipient rate limit.
+    pub rate_key: String,
+    pub subject: String,
+    pub body: Vec<u8>,
+}
+
+/// An item for the review queue.
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    /// Primary reason code (filters and counts use it).
+    pub reason: String,
+    /// All reason codes.
+    pub reasons: Vec<String>,
+    pub detail: String,
+}
+
+/// What recording a mail did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// First time: stored with its decision, replies queued.
+    Recorded {
+        inbound_id: i64,
+        outbox_ids: Vec<i64>,
+    },
+    /// The message key was already known: nothing was written.
+    Duplicate { inbound_id: i64 },
+}
+
+/// A stored inbound mail with its latest decision, for staff.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct InboundRecord {
+    pub id: i64,
+    pub message_key: String,
+    pub message_id: Option<String>,
+    pub source: String,
+    pub received_at: i64,
+    pub sender: Option<String>,
+    pub sender_name: Option<String>,
+    pub subject: String,
+    pub size_bytes: i64,
+    pub body_text: String,
+    pub kind: String,
+    pub action: String,
+    pub partner_id: Option<String>,
+    pub loan_numbers: String,
+}
+
+impl Store {
+    /// Whether a mail with this key was already taken in (lets a source skip the work and just
+    /// acknowledge a mail whose decision was committed before a crash).
+    pub async fn inbound_id_by_key(&self, message_key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM inbound_messages WHERE message_key = $1")
+                .bind(message_key)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Stores a mail, its decision, its queued replies and its review item in ONE transaction.
+    /// The unique message key decides "first time" versus "already done": a mail delivered
+    /// twice, or re-read after a crash, is recorded once and answered once.
+    pub async fn record_inbound(
+        &self,
+        inbound: &NewInbound,
+        decision: &NewDecision,
+        outbox: &[NewOutbox],
+        review: Option<&NewReview>,
+        now_ms: i64,
+    ) -> Result<RecordOutcome, StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO inbound_messages (message_key, message_id, source, received_at, \
+                 sender, sender_name, subject, size_bytes, raw, body_text, kind, action, \
+                 partner_id, loan_numbers) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (message_key) DO NOTHING RETURNING id",
+            )
+            .bind(&inbound.message_key)
+            .bind(&inbound.message_id)
+            .bind(&inbound.source)
+            .bind(inbound.received_at)
+            .bind(&inbound.sender)
+            .bind(&inbound.sender_name)
+            .bind(&inbound.subject)
+            .bind(inbound.size_bytes)
+            .bind(inbound.raw.as_deref())
+            .bind(&inbound.body_text)
+            .bind(&decision.kind)
+            .bind(&decision.action)
+            .bind(&decision.partner_id)
+            .bind(to_json(&decision.loan_numbers))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(inbound_id) = inserted else {
+                tx.rollback().await?;
+                let existing: i64 =
+                    sqlx::query_scalar("SELECT id FROM inbound_messages WHERE message_key = $1")
+                        .bind(&inbound.message_key)
+                        .fetch_one(pool)
+                        .await?;
+                return Ok(RecordOutcome::Duplicate {
+                    inbound_id: existing,
+                });
+            };
+            sqlx::query(
+                "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
+                 language, partner_id, loan_numbers, reasons, review) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(inbound_id)
+            .bind(now_ms)
+            .bind(&decision.decided_by)
+            .bind(&decision.kind)
+            .bind(&decision.action)
+            .bind(&decision.language)
+            .bind(&decision.partner_id)
+            .bind(to_json(&decision.loan_numbers))
+            .bind(to_json(&decision.reasons))
+            .bind(to_json(&decision.review))
+            .execute(&mut *tx)
+            .await?;
+            let mut outbox_ids = Vec::with_capacity(outbox.len());
+            for mail in outbox {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO outbox (purpose, inbound_id, message_id, envelope_from, \
+                     recipients, rate_key, subject, body, state, attempts, next_attempt_at, \
+                     created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9) RETURNING id",
+                )
+                .bind(&mail.purpose)
+                .bind(inbound_id)
+                .bind(&mail.message_id)
+                .bind(&mail.envelope_from)
+                .bind(to_json(&mail.recipients))
+                .bind(&mail.rate_key)
+                .bind(&mail.subject)
+                .bind(&mail.body)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?;
+                outbox_ids.push(id);
+            }
+            if let Some(item) = review {
+                sqlx::query(
+                    "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
+                     created_at) VALUES ($1, $2, $3, $4, 'open', $5)",
+                )
+                .bind(&item.reason)
+                .bind(to_json(&item.reasons))
+                .bind(&item.detail)
+                .bind(inbound_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(RecordOutcome::Recorded {
+                inbound_id,
+                outbox_ids,
+            })
+        })
+    }
+
+    /// Automatic replies queued to `rate_key` since `since_ms` (the per-recipient rate limit).
+    pub async fn recent_replies_to(
+        &self,
+        rate_key: &str,
+        since_ms: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE rate_key = $1 AND created_at >= $2 \
+                 AND purpose = 'reply'",
+            )
+            .bind(rate_key)
+            .bind(since_ms)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    pub async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, message_key, message_id, source, received_at, sender, sender_name, \
+                 subject, size_bytes, body_text, kind, action, partner_id, loan_numbers \
+                 FROM inbound_messages WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// The raw bytes of an inbound mail (None when not kept).
+    pub async fn inbound_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw: Option<Option<Vec<u8>>> = dispatch!(self, |pool| {
+            sqlx::query_scalar("SELECT raw FROM inbound_messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(raw.flatten())
+    }
+
+    /// Counts of inbound mails by (kind, action), for summaries.
+    pub async fn inbound_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT kind, action, COUNT(*) FROM inbound_messages GROUP BY kind, action \
+                 ORDER BY kind, action",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

@@ -1,0 +1,297 @@
+//! The store: every SQL statement trialdesk runs, for SQLite and PostgreSQL.
+//!
+//! One schema (`migrations/sqlite`, `migrations/postgres`: same tables, different type
+//! spellings) and one set of queries. `$1` placeholders work on both backends, so each query
+//! is written once and the [`dispatch!`] macro instantiates it for the pool at hand; the few
+//! statements SQL cannot share (row locking) are chosen per backend *inside* the store.
+//! Business rules live above this module: it only reads and writes rows.
+//!
+//! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
+
+mod inbound;
+mod outbox;
+mod partners;
+mod review;
+mod shipments;
+mod trials;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::DatabaseConfig;
+
+pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
+pub use outbox::{OutboxRow, OutboxState};
+pub use review::{ReviewFilter, ReviewItem, ReviewOrder};
+
+/// Errors at the database boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A stored value does not parse back (hand-edited row, or a bug).
+    #[error("corrupt row in {table}: {message}")]
+    Corrupt {
+        table: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// Connection-level failures a retry may cure (database restarting, pool exhausted).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Sql(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Protocol(_)
+                ) || e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| {
+                        // SQLite busy/locked; PostgreSQL serialization, deadlock, admin shutdown,
+                        // cannot-connect-now.
+                        matches!(
+                            c.as_ref(),
+                            "5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03"
+                        )
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which database the pool talks to.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to the database; cheap to clone (pools are reference-counted).
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool and `Db` to its `sqlx::Database`.
+/// The body is compiled once per backend, so the same query text serves both.
+macro_rules! dispatch {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::Backend::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type Db = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type Db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// Starting a write transaction. On SQLite it must be `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads and then writes can fail with SQLITE_BUSY when another connection
+/// writes in between, and busy_timeout does not help in that case.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens the pool and applies pending migrations (each instance may do so: sqlx takes a
+    /// lock around migrations on both backends).
+    pub async fn open(config: &DatabaseConfig, base_dir: &Path) -> Result<Store, StoreError> {
+        let store = Self::connect(config, base_dir).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens the pool without touching the schema.
+    pub async fn connect(config: &DatabaseConfig, base_dir: &Path) -> Result<Store, StoreError> {
+        let url = config.url.as_str();
+        let connect_err = |source| StoreError::Connect {
+            url: config.redacted_url(),
+            source,
+        };
+        let backend = if url.starts_with("sqlite:") {
+            let url = resolve_sqlite_url(url, base_dir);
+            let options = SqliteConnectOptions::from_str(&url)
+                .map_err(connect_err)?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(config.acquire_timeout);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(connect_err)?;
+            Backend::Sqlite(pool)
+        } else {
+            let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                .connect_with(options)
+                .await
+                .map_err(connect_err)?;
+            Backend::Postgres(pool)
+        };
+        Ok(Store { backend })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A trivial round trip, for `check` and health.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, |pool| pool.close().await)
+    }
+}
+
+/// `sqlite://rel/path.db?x` → `sqlite://<base_dir>/rel/path.db?x`, so the database sits
+/// next to the config rather than wherever the process was started.
+fn resolve_sqlite_url(url: &str, base_dir: &Path) -> String {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" || path.starts_with('/') {
+        return url.to_string();
+    }
+    let joined = base_dir.join(path);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", joined.display()),
+        None => format!("sqlite://{}", joined.display()),
+    }
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn millis(ts: jiff::Timestamp) -> i64 {
+    ts.as_millisecond()
+}
+
+pub(crate) fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn from_json(table: &'static str, text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        table,
+        message: format!("bad JSON list {text:?}: {e}"),
+    })
+}
+
+pub(crate) fn parse_date(
+    table: &'static str,
+    text: Option<&str>,
+) -> Result<Option<jiff::civil::Date>, StoreError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(t) => t.parse().map(Some).map_err(|e| StoreError::Corrupt {
+            table,
+            message: format!("bad date {t:?}: {e}"),
+        }),
+    }
+}
+
+pub(crate) fn parse_field<T: FromStr<Err = String>>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    text.parse()
+        .map_err(|message| StoreError::Corrupt { table, message })
+}
+
+/// Upper bound of rows per multi-row INSERT: well under SQLite's and PostgreSQL's limits on
+/// bound parameters (32766 and 65535) for our widest table.
+pub(crate) const INSERT_CHUNK: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_sqlite_paths_follow_the_config() {
+        let base = Path::new("/etc/td");
+        assert_eq!(
+            resolve_sqlite_url("sqlite://data/t.db?mode=rwc", base),
+            "sqlite:///etc/td/data/t.db?mode=rwc"
+        );
+        assert_eq!(
+            resolve_sqlite_url("sqlite:///abs/t.db?mode=rwc", base),
+            "sqlite:///abs/t.db?mode=rwc"
+        );
+        assert_eq!(
+            resolve_sqlite_url("sqlite::memory:", base),
+            "sqlite::memory:"
+        );
+    }
+}

@@ -1,0 +1,230 @@
+use super::{dispatch, BeginWrite, Store, StoreError};
+
+/// Where a queued mail is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    Queued,
+    Sent,
+    /// Gave up (permanent error or too many attempts): a review item says why.
+    Dead,
+    /// Staff discarded a dead mail.
+    Discarded,
+}
+
+impl OutboxState {
+    pub fn code(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sent => "sent",
+            OutboxState::Dead => "dead",
+            OutboxState::Discarded => "discarded",
+        }
+    }
+}
+
+/// A queued mail, as claimed by a sender or listed for staff.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub purpose: String,
+    pub inbound_id: Option<i64>,
+    pub message_id: String,
+    pub envelope_from: String,
+    /// JSON list.
+    pub recipients: String,
+    pub subject: String,
+    pub body: Vec<u8>,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+impl OutboxRow {
+    pub fn recipient_list(&self) -> Result<Vec<String>, StoreError> {
+        super::from_json("outbox", &self.recipients)
+    }
+}
+
+// The claim marks rows as leased to one worker for `lease` and counts the attempt up front, so
+// a mail that crashes its sender every time still ends in the dead letters. PostgreSQL skips
+// rows another instance is claiming right now; SQLite has a single writer, which is the lock.
+const CLAIM_SQLITE: &str = "UPDATE outbox SET locked_until = $1, locked_by = $2, \
+     attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
+     AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at, id LIMIT $4) \
+     RETURNING id, purpose, inbound_id, message_id, envelope_from, recipients, subject, body, \
+     state, attempts, next_attempt_at, last_error, created_at, sent_at";
+const CLAIM_POSTGRES: &str = "UPDATE outbox SET locked_until = $1, locked_by = $2, \
+     attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
+     AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at, id LIMIT $4 \
+     FOR UPDATE SKIP LOCKED) \
+     RETURNING id, purpose, inbound_id, message_id, envelope_from, recipients, subject, body, \
+     state, attempts, next_attempt_at, last_error, created_at, sent_at";
+
+impl Store {
+    /// Leases up to `limit` due mails to `worker` until `lease_until_ms`.
+    pub async fn claim_outbox(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut rows: Vec<OutboxRow> = match self.backend() {
+            super::Backend::Sqlite(pool) => {
+                sqlx::query_as(CLAIM_SQLITE)
+                    .bind(lease_until_ms)
+                    .bind(worker)
+                    .bind(now_ms)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            super::Backend::Postgres(pool) => {
+                sqlx::query_as(CLAIM_POSTGRES)
+                    .bind(lease_until_ms)
+                    .bind(worker)
+                    .bind(now_ms)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        // RETURNING gives no order guarantee.
+        rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+        Ok(rows)
+    }
+
+    /// Records a delivery. Only the worker holding the lease may do so.
+    pub async fn mark_sent(&self, id: i64, worker: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE outbox SET state = 'sent', sent_at = $1, locked_until = NULL, \
+                 locked_by = NULL, last_error = NULL WHERE id = $2 AND locked_by = $3 \
+                 AND state = 'queued'",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// A transient failure: try again at `next_attempt_ms`.
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        worker: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $1, last_error = $2, locked_until = NULL, \
+                 locked_by = NULL WHERE id = $3 AND locked_by = $4 AND state = 'queued'",
+            )
+            .bind(next_attempt_ms)
+            .bind(error)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Gives up on a mail and puts it in the review queue with the server's answer, in one
+    /// transaction: a dead letter is never only a log line.
+    pub async fn mark_dead(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = $1, locked_until = NULL, \
+                 locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",
+            )
+            .bind(error)
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 1 {
+                sqlx::query(
+                    "INSERT INTO review_items (reason, reasons, detail, outbox_id, state, \
+                     created_at) VALUES ('dead_letter', '[\"dead_letter\"]', $1, $2, 'open', $3)",
+                )
+                .bind(error)
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(done == 1)
+        })
+    }
+
+    /// When the next queued mail becomes due (or its lease expires), so a sender can sleep
+    /// until then instead of polling.
+    pub async fn next_outbox_due(&self) -> Result<Option<i64>, StoreError> {
+        let due: Option<i64> = dispatch!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MIN(CASE WHEN locked_until IS NOT NULL AND locked_until > next_attempt_at \
+                 THEN locked_until ELSE next_attempt_at END) FROM outbox WHERE state = 'queued'",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(due)
+    }
+
+    /// Mails queued for an inbound message, oldest first.
+    pub async fn outbox_for_inbound(&self, inbound_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, purpose, inbound_id, message_id, envelope_from, recipients, subject, \
+                 body, state, attempts, next_attempt_at, last_error, created_at, sent_at \
+                 FROM outbox WHERE inbound_id = $1 ORDER BY id",
+            )
+            .bind(inbound_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, purpose, inbound_id, message_id, envelope_from, recipients, subject, \
+                 body, state, attempts, next_attempt_at, last_error, created_at, sent_at \
+                 FROM outbox WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Counts by state, for summaries and health.
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM outbox GROUP BY state ORDER BY state")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}

@@ -1,0 +1,153 @@
+use std::collections::HashMap;
+
+use sqlx::QueryBuilder;
+
+use super::{
+    dispatch, from_json, parse_field, to_json, BeginWrite, Store, StoreError, INSERT_CHUNK,
+};
+use crate::domain::Partner;
+
+#[derive(sqlx::FromRow)]
+struct PartnerRow {
+    partner_id: String,
+    name: String,
+    admin_emails: String,
+    language: String,
+}
+
+impl PartnerRow {
+    fn into_partner(self, mut domains: Vec<String>) -> Result<Partner, StoreError> {
+        domains.sort();
+        Ok(Partner {
+            partner_id: self.partner_id,
+            name: self.name,
+            domains,
+            admin_emails: from_json("partners", &self.admin_emails)?,
+            language: parse_field("partners", &self.language)?,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts or replaces partners and their domains in one transaction. A partner's domain
+    /// list is replaced as a whole, so a domain dropped from the CSV stops being trusted.
+    pub async fn upsert_partners(
+        &self,
+        partners: &[Partner],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for chunk in partners.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "INSERT INTO partners (partner_id, name, admin_emails, language, updated_at) ",
+                );
+                qb.push_values(chunk, |mut b, p| {
+                    b.push_bind(p.partner_id.clone())
+                        .push_bind(p.name.clone())
+                        .push_bind(to_json(&p.admin_emails))
+                        .push_bind(p.language.code())
+                        .push_bind(now_ms);
+                });
+                qb.push(
+                    " ON CONFLICT (partner_id) DO UPDATE SET name = excluded.name, \
+                     admin_emails = excluded.admin_emails, language = excluded.language, \
+                     updated_at = excluded.updated_at",
+                );
+                qb.build().execute(&mut *tx).await?;
+            }
+            for p in partners {
+                sqlx::query("DELETE FROM partner_domains WHERE partner_id = $1")
+                    .bind(&p.partner_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for p in partners {
+                for d in &p.domains {
+                    sqlx::query("INSERT INTO partner_domains (domain, partner_id) VALUES ($1, $2)")
+                        .bind(d.to_ascii_lowercase())
+                        .bind(&p.partner_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The partner whose registered domains include `domain` (exact, case-insensitive).
+    pub async fn partner_by_domain(&self, domain: &str) -> Result<Option<Partner>, StoreError> {
+        let id: Option<String> = dispatch!(self, |pool| {
+            sqlx::query_scalar("SELECT partner_id FROM partner_domains WHERE domain = $1")
+                .bind(domain.trim().to_ascii_lowercase())
+                .fetch_optional(pool)
+                .await?
+        });
+        match id {
+            Some(id) => self.partner(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn partner(&self, partner_id: &str) -> Result<Option<Partner>, StoreError> {
+        let (row, domains): (Option<PartnerRow>, Vec<String>) = dispatch!(self, |pool| {
+            let row = sqlx::query_as(
+                "SELECT partner_id, name, admin_emails, language FROM partners WHERE partner_id = $1",
+            )
+            .bind(partner_id)
+            .fetch_optional(pool)
+            .await?;
+            let domains =
+                sqlx::query_scalar("SELECT domain FROM partner_domains WHERE partner_id = $1")
+                    .bind(partner_id)
+                    .fetch_all(pool)
+                    .await?;
+            (row, domains)
+        });
+        row.map(|r| r.into_partner(domains)).transpose()
+    }
+
+    pub async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
+        let (rows, domains): (Vec<PartnerRow>, Vec<(String, String)>) = dispatch!(self, |pool| {
+            let rows = sqlx::query_as(
+                "SELECT partner_id, name, admin_emails, language FROM partners ORDER BY partner_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            let domains = sqlx::query_as("SELECT partner_id, domain FROM partner_domains")
+                .fetch_all(pool)
+                .await?;
+            (rows, domains)
+        });
+        let mut by_partner: HashMap<String, Vec<String>> = HashMap::new();
+        for (partner_id, domain) in domains {
+            by_partner.entry(partner_id).or_default().push(domain);
+        }
+        rows.into_iter()
+            .map(|r| {
+                let d = by_partner.remove(&r.partner_id).unwrap_or_default();
+                r.into_partner(d)
+            })
+            .collect()
+    }
+
+    /// domain → partner_id, for import validation (a domain may belong to one partner only).
+    pub async fn domain_owners(&self) -> Result<HashMap<String, String>, StoreError> {
+        let rows: Vec<(String, String)> = dispatch!(self, |pool| {
+            sqlx::query_as("SELECT domain, partner_id FROM partner_domains")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn partner_ids(&self) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows: Vec<String> = dispatch!(self, |pool| {
+            sqlx::query_scalar("SELECT partner_id FROM partners")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+}

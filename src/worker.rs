@@ -1,0 +1,133 @@
+//! The shape every background worker shares.
+//!
+//! A worker exposes one unit of work (`step`) that reports whether it did something. The loop
+//! around it runs steps back to back while there is work, waits when idle, backs off
+//! exponentially (with jitter) when a step fails, and checks the cancellation token only
+//! *between* steps: a message in hand is finished, never abandoned half-way.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Did some work; call again at once.
+    Done,
+    /// Nothing to do right now.
+    Idle,
+}
+
+/// Exponential backoff with full jitter between `base` and `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max,
+            failures: 0,
+        }
+    }
+
+    /// The next delay: `base * 2^failures`, capped, then a random point in its upper half (so
+    /// instances that failed together do not retry together).
+    pub fn next_delay(&mut self) -> Duration {
+        let exp = self.failures.min(20);
+        self.failures = self.failures.saturating_add(1);
+        let ceiling = self.base.saturating_mul(1u32 << exp).min(self.max);
+        let half = ceiling / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+/// Runs `step` until cancelled. `wait` is awaited when a step reports `Idle` (it should return
+/// when new work may be there: a notification, a timer, IDLE from the server).
+pub async fn run_loop<S, SF, W, WF, E>(
+    name: &str,
+    cancel: &CancellationToken,
+    mut backoff: Backoff,
+    mut step: S,
+    mut wait: W,
+) where
+    S: FnMut() -> SF,
+    SF: Future<Output = Result<Outcome, E>>,
+    W: FnMut() -> WF,
+    WF: Future<Output = ()>,
+    E: std::fmt::Display,
+{
+    while !cancel.is_cancelled() {
+        match step().await {
+            Ok(Outcome::Done) => backoff.reset(),
+            Ok(Outcome::Idle) => {
+                backoff.reset();
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = wait() => {}
+                }
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(worker = name, error = %e, retry_in = ?delay, failures = backoff.failures(), "step failed; backing off");
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    tracing::debug!(worker = name, "stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
+        assert!(delays[0] >= Duration::from_millis(500) && delays[0] <= Duration::from_secs(1));
+        assert!(delays[3] >= Duration::from_secs(4) && delays[3] <= Duration::from_secs(8));
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(60)));
+        assert!(delays[9] >= Duration::from_secs(30));
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn loop_stops_on_cancel_between_steps() {
+        let cancel = CancellationToken::new();
+        let mut steps = 0;
+        let c2 = cancel.clone();
+        run_loop(
+            "t",
+            &cancel,
+            Backoff::new(Duration::from_millis(1), Duration::from_millis(2)),
+            || {
+                steps += 1;
+                if steps == 3 {
+                    c2.cancel();
+                }
+                async { Ok::<_, String>(Outcome::Done) }
+            },
+            || async {},
+        )
+        .await;
+        assert_eq!(steps, 3);
+    }
+}
