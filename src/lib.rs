@@ -1,5 +1,42 @@
-//! trialdesk answers a partner helpdesk's mailbox for hardware trials.
-//! (architecture documentation: written with the pipeline)
+//! trialdesk runs a partner helpdesk's mailbox for hardware trials.
+//!
+//! Partners mail the helpdesk a *tracking request* (subject `试用终端追踪请求` or its
+//! en/ja/de alias) with the demo-loan numbers from their shipping notice; trialdesk answers
+//! with the status of each loan the sender's company owns. Everything it must not answer by
+//! itself waits in a review queue for helpdesk staff.
+//!
+//! # The flow
+//!
+//! ```text
+//!  inbound/         classify/             store/                 outbound/
+//!  MailSource ──▶ inspect ─▶ decide ──▶ ONE transaction: ──▶ Sender ──▶ Transport
+//!  (Maildir,      (pure rules:          inbound message,     (claims     (file, SMTP)
+//!   IMAP)          subject, numbers,    decision, outbox     with a
+//!    ▲             quotes, automated,   row, review item     lease,
+//!    │             sender, DMARC)            │               retries,
+//!    └──── ack only after the commit ◀───────┘               dead-letters
+//!                                                            to review)
+//! ```
+//!
+//! 1. [`inbound`] hands out raw mails ([`inbound::MailSource`]) and acknowledges them only
+//!    after their decision is committed, so a crash never loses a mail.
+//! 2. [`classify`] turns bytes into an [`classify::Inspection`] (what the mail says) and,
+//!    with what the store knows about the sender and the loans, a [`classify::Decision`]
+//!    (`tracking_request` / `other` / `automated` × `reply` / `review` / `ignore`). These rules
+//!    are pure functions, table-tested without a database.
+//! 3. [`pipeline`] runs one mail through the rules, renders and composes the reply
+//!    ([`outbound::templates`], [`outbound::compose`]) and records everything in one
+//!    transaction keyed by the mail's Message-ID (or content hash): a mail is answered once,
+//!    however often it is delivered or re-read.
+//! 4. [`store`] holds every SQL statement, for SQLite (embedded default) and PostgreSQL
+//!    (several instances), behind one API.
+//! 5. [`outbound::Sender`] delivers the outbox through a [`outbound::Transport`], retrying
+//!    transient failures with backoff and dead-lettering permanent ones into the review queue.
+//!
+//! Beside the flow: [`import`] loads partners, shipments and trials from CSV; [`config`] is the
+//! one typed configuration tree; [`worker`] is the loop shape every background task shares
+//! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
+//! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
 
 pub mod app;
 pub mod classify;

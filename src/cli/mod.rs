@@ -65,7 +65,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Run { once } => {
-            crate::telemetry::init(&config.logging);
+            // `--once` prints a summary; per-mail logs only when RUST_LOG asks for them.
+            if once {
+                crate::telemetry::init_quiet(&config.logging);
+            } else {
+                crate::telemetry::init(&config.logging);
+            }
             let app = App::open(config).await?;
             if once {
                 let summary = app.run_once().await?;

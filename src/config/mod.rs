@@ -108,6 +108,8 @@ impl Config {
                 }
             })
             .unwrap_or_else(|| PathBuf::from("."));
+        // Absolute, so paths in logs and summaries do not depend on the working directory.
+        let base_dir = std::fs::canonicalize(&base_dir).unwrap_or(base_dir);
         Self::from_toml_str(&text, path, base_dir, &vars)
     }
 

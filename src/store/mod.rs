@@ -2,7 +2,7 @@
 //!
 //! One schema (`migrations/sqlite`, `migrations/postgres`: same tables, different type
 //! spellings) and one set of queries. `$1` placeholders work on both backends, so each query
-//! is written once and the [`dispatch!`] macro instantiates it for the pool at hand; the few
+//! is written once and the `dispatch!` macro instantiates it for the pool at hand; the few
 //! statements SQL cannot share (row locking) are chosen per backend *inside* the store.
 //! Business rules live above this module: it only reads and writes rows.
 //!
