@@ -21,7 +21,19 @@ fn main() {
         .is_some_and(|o| !o.stdout.is_empty());
     let rev = if dirty { format!("{rev}-dirty") } else { rev };
     println!("cargo:rustc-env=TRIALDESK_GIT_REV={rev}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // In a worktree `.git` is a file; ask git where HEAD and the index really are.
+    let git_dir = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string());
+    if let Some(dir) = git_dir {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+    } else {
+        println!("cargo:rerun-if-changed=build.rs");
+    }
     println!("cargo:rerun-if-env-changed=TRIALDESK_GIT_REV");
 }
