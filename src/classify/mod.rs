@@ -26,6 +26,10 @@ use crate::domain::{Language, LoanNumber, Partner, Shipment};
 
 pub use sender::address_domain;
 
+/// Header on every mail trialdesk sends (value `reply`, `reminder`, …): mail carrying it that
+/// comes back in is our own and is never answered.
+pub const OWN_MAIL_HEADER: &str = "X-Trialdesk";
+
 /// A display name and address, as found in From / Reply-To.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mailbox {
@@ -103,6 +107,9 @@ pub struct Inspection {
     pub text: String,
     /// Problems met while parsing (malformed MIME, undecodable charset, no From, ...).
     pub notes: Vec<String>,
+    /// Machine-readable findings of the inspection (`automated:…`, `dmarc:fail:<authserv-id>`,
+    /// `numbers:from_quotes` …), copied into [`Decision::reasons`].
+    pub findings: Vec<String>,
 }
 
 /// What kind of mail this is.
