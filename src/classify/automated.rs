@@ -91,11 +91,14 @@ fn own_mail(rules: &Rules, s: &Signals<'_>) -> Option<String> {
         if s.nested_own_mail {
             return Some("own_mail_returned".into());
         }
-        let needle = format!("{}:", OWN_MAIL_HEADER.to_ascii_lowercase());
-        if s.full_text
-            .lines()
-            .any(|l| l.trim_start().to_ascii_lowercase().starts_with(&needle))
-        {
+        let needle = OWN_MAIL_HEADER.len();
+        if s.full_text.lines().any(|l| {
+            let l = l.trim_start();
+            l.get(..needle)
+                .is_some_and(|h| h.eq_ignore_ascii_case(OWN_MAIL_HEADER))
+                && l.get(needle..)
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
+        }) {
             return Some("own_mail_returned".into());
         }
     }
@@ -553,6 +556,23 @@ fn starts_with_delimited(text: &str, phrase: &str) -> bool {
         || phrase.ends_with(':')
 }
 
+/// One literal alternation per (lower-case) phrase list: a single pass over the text instead
+/// of one substring search per phrase.
+fn phrase_regex(phrases: &[&str]) -> Regex {
+    let alt: Vec<String> = phrases.iter().map(|p| regex::escape(p)).collect();
+    Regex::new(&alt.join("|")).expect("static regex")
+}
+
+fn bounce_text_strong() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| phrase_regex(BOUNCE_TEXT_STRONG))
+}
+
+fn bounce_text_weak() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| phrase_regex(BOUNCE_TEXT_WEAK))
+}
+
 fn smtp_status() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -586,19 +606,18 @@ fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
     {
         return Some("bounce_subject".into());
     }
-    let fresh = s.fresh_text.to_lowercase();
-    if let Some(p) = BOUNCE_TEXT_STRONG.iter().find(|p| fresh.contains(*p)) {
-        return Some(format!("bounce_text:{}", p.trim_matches([' ', '-'])));
+    // ASCII lower-casing keeps byte offsets and lets the phrase lists run as plain literal
+    // alternations (SIMD prefilter) instead of case-insensitive automata.
+    let fresh = s.fresh_text.to_ascii_lowercase();
+    if let Some(m) = bounce_text_strong().find(&fresh) {
+        return Some(format!(
+            "bounce_text:{}",
+            m.as_str().trim_matches([' ', '-'])
+        ));
     }
     let mut evidence = Vec::new();
     if has_phrase(&subject, BOUNCE_WORDS) || has_phrase(&subject, BOUNCE_WORDS_WEAK) {
         evidence.push("subject");
-    }
-    if has_phrase(&fresh, BOUNCE_TEXT_WEAK) {
-        evidence.push("text");
-    }
-    if smtp_status().is_match(&fresh) {
-        evidence.push("smtp_status");
     }
     if s.from
         .and_then(|f| f.name.as_deref())
@@ -611,6 +630,15 @@ fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
         .any(|t| t == "message/rfc822" || t == "message/global")
     {
         evidence.push("attached_message");
+    }
+    // The text checks are the expensive ones: only run them when they can still matter.
+    if !evidence.is_empty() || bounce_text_weak().is_match(&fresh) {
+        if bounce_text_weak().is_match(&fresh) {
+            evidence.push("text");
+        }
+        if evidence.len() < 2 && smtp_status().is_match(&fresh) {
+            evidence.push("smtp_status");
+        }
     }
     if evidence.len() >= 2 {
         return Some(format!("bounce_markers:{}", evidence.join("+")));

@@ -112,12 +112,29 @@ pub fn fold_for_scan(text: &str) -> Cow<'_, str> {
         }
         return Cow::Borrowed(text);
     }
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut i = 0;
+    while let Some(&lead) = bytes.get(i) {
+        if lead < 0x80 {
+            out.push(char::from(lead.to_ascii_uppercase()));
+            i += 1;
+            continue;
+        }
+        if (0xE4..=0xE9).contains(&lead) {
+            // U+4000..U+9FFF (CJK ideographs and neighbours): NFKC-stable, copied as is.
+            if let Some(s) = text.get(i..i + 3) {
+                out.push_str(s);
+                i += 3;
+                continue;
+            }
+        }
+        let Some(c) = text.get(i..).and_then(|s| s.chars().next()) else {
+            break;
+        };
+        i += c.len_utf8();
         let u = c as u32;
-        if c.is_ascii() {
-            out.push(c.to_ascii_uppercase());
-        } else if (0xFF01..=0xFF5E).contains(&u) {
+        if (0xFF01..=0xFF5E).contains(&u) {
             // Full-width ASCII: the bulk of what matters, mapped directly.
             let a = char::from_u32(u - 0xFEE0).unwrap_or(c);
             out.push(a.to_ascii_uppercase());

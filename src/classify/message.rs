@@ -27,6 +27,7 @@ pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
         Ok(inspection) => inspection,
         Err(_) => {
             let mut i = empty_inspection(raw, rules);
+            i.message_key = hash_key(raw);
             i.notes
                 .push("internal error while parsing; sent to review".into());
             i
@@ -37,7 +38,7 @@ pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
 fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
     Inspection {
         message_id: None,
-        message_key: hash_key(raw),
+        message_key: String::new(),
         subject: String::new(),
         from: None,
         reply_to: Vec::new(),
@@ -84,6 +85,7 @@ fn inspect_parsed(rules: &Rules, raw: &[u8]) -> Inspection {
         parser.parse(raw)
     };
     let Some(msg) = parsed else {
+        ins.message_key = hash_key(raw);
         ins.notes.push("no header fields found".into());
         if !ins.oversize {
             ins.text = clean_text(&String::from_utf8_lossy(raw));
@@ -117,9 +119,10 @@ fn inspect_parsed(rules: &Rules, raw: &[u8]) -> Inspection {
 
     // Threading and identity.
     ins.message_id = msg.message_id().and_then(sane_message_id);
-    if let Some(id) = &ins.message_id {
-        ins.message_key = format!("mid:{id}");
-    }
+    ins.message_key = match &ins.message_id {
+        Some(id) => format!("mid:{id}"),
+        None => hash_key(raw),
+    };
     ins.references = ids(msg.references());
     for id in ids(msg.in_reply_to()) {
         if !ins.references.contains(&id) {
@@ -242,10 +245,12 @@ fn raw_headers(msg: &Message<'_>) -> Vec<(String, String)> {
             let bytes = raw
                 .get(h.offset_start() as usize..h.offset_end() as usize)
                 .unwrap_or_default();
-            let value: String = String::from_utf8_lossy(bytes)
-                .chars()
-                .filter(|c| *c != '\r' && *c != '\n' && *c != '\0')
-                .collect();
+            let value = String::from_utf8_lossy(bytes);
+            let value = if value.contains(['\r', '\n', '\0']) {
+                value.replace(['\r', '\n', '\0'], "")
+            } else {
+                value.into_owned()
+            };
             (h.name().to_string(), value.trim().to_string())
         })
         .collect()
@@ -348,6 +353,20 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
 
 /// Readable text: line endings normalised, NULs and other control characters dropped.
 fn clean_text(s: &str) -> String {
+    // Byte scan: ASCII controls, or C1 controls (UTF-8 `C2 80`..`C2 9F`).
+    let b = s.as_bytes();
+    let suspicious = b
+        .iter()
+        .any(|&c| (c < 0x20 && c != b'\n' && c != b'\t') || c == 0x7f || c == 0xc2);
+    let needs_work = suspicious
+        && b.iter().enumerate().any(|(i, &c)| {
+            (c < 0x20 && c != b'\n' && c != b'\t')
+                || c == 0x7f
+                || (c == 0xc2 && b.get(i + 1).is_some_and(|&n| n < 0xa0))
+        });
+    if !needs_work {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {

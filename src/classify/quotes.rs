@@ -31,11 +31,33 @@ pub fn has_quotes(text: &str) -> bool {
 /// Index of the first line of quoted history (the reply header), if any.
 pub fn quote_start(lines: &[&str]) -> Option<usize> {
     (0..lines.len()).find(|&i| {
-        let t = norm(lines.get(i).copied().unwrap_or(""));
+        let line = lines.get(i).copied().unwrap_or("");
+        if !might_start_quote(line) {
+            return false;
+        }
+        let t = norm(line);
         !t.is_empty()
             && !t.starts_with('>')
             && (is_separator(&t) || is_attribution(lines, i, &t) || is_header_block(lines, i, &t))
     })
+}
+
+/// Cheap pre-filter (no allocation): every reply header starts with a dash-like character,
+/// ends with a colon, has a `Label:` near its start, or starts with an attribution word.
+fn might_start_quote(line: &str) -> bool {
+    let t = line.trim_matches(|c: char| c.is_whitespace() || super::text::is_invisible(c));
+    let Some(first) = t.chars().next() else {
+        return false;
+    };
+    matches!(
+        first,
+        '-' | '—' | '–' | '─' | '=' | '_' | '*' | '~' | '在' | '於' | '于'
+    ) || t.ends_with([':', '：'])
+        || t.chars().take(26).any(|c| c == ':' || c == '：')
+        || INTRO_WORDS.iter().any(|w| {
+            t.get(..w.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(w))
+        })
 }
 
 fn is_quoted_line(line: &str) -> bool {
