@@ -437,6 +437,7 @@ const BOUNCE_SUBJECTS_WHOLE: &[&str] = &[
     "delivery status notification",
     "mail delivery subsystem",
     "mail system error - returned mail",
+    "aws notification message",
     "系统退信",
     "退信通知",
 ];
@@ -466,6 +467,7 @@ const BOUNCE_TEXT_STRONG: &[&str] = &[
     "message could not be delivered to the following recipients",
     "your message wasn't delivered to",
     "the following message to <",
+    "\"notificationtype\":\"",
 ];
 
 /// Bounce-ish phrases that a person might also write (circumstantial).

@@ -291,6 +291,20 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
             html_parts.push(clean_text(&text::html_to_text(h)));
         }
     }
+    // Text parts mail-parser gave up on (broken base64 …) land among the attachments
+    // undecoded; read them leniently rather than lose the request.
+    for (i, part) in msg.parts.iter().enumerate() {
+        let id = i as u32;
+        if part.is_encoding_problem && !msg.text_body.contains(&id) && !msg.html_body.contains(&id)
+        {
+            if let Some(t) = recover_text(part) {
+                b.notes.push(format!(
+                    "part {i}: broken transfer encoding, decoded leniently"
+                ));
+                main_parts.push(clean_text(&t));
+            }
+        }
+    }
     if main_parts.iter().all(|t| t.trim().is_empty()) && !html_parts.is_empty() {
         // An empty plain alternative next to a real HTML body: read the HTML.
         main_parts = std::mem::take(&mut html_parts);
@@ -349,6 +363,36 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
         }
     }
     b
+}
+
+/// Lenient reading of an inline text part whose transfer encoding mail-parser rejected.
+fn recover_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    let ct = part.content_type()?;
+    if !ct.ctype().eq_ignore_ascii_case("text")
+        || part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"))
+    {
+        return None;
+    }
+    let PartType::Text(raw) = &part.body else {
+        return None;
+    };
+    let charset = ct.attribute("charset");
+    let bytes = match part.content_transfer_encoding() {
+        Some(cte) if cte.trim().eq_ignore_ascii_case("base64") => {
+            text::base64_lenient(raw.as_bytes())
+        }
+        _ => raw.as_bytes().to_vec(),
+    };
+    let decoded = text::decode_charset(&bytes, charset);
+    Some(
+        if ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("html")) {
+            text::html_to_text(&decoded)
+        } else {
+            decoded
+        },
+    )
 }
 
 /// Readable text: line endings normalised, NULs and other control characters dropped.
@@ -430,4 +474,389 @@ fn all_mailboxes(addr: &Address<'_>) -> Vec<Mailbox> {
     addr.iter()
         .filter_map(|a| mailbox(a.name(), a.address()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{decide, Action, Decision, Kind, Lookup, ReviewReason};
+    use crate::config::Config;
+    use crate::domain::{Language, LoanNumber, Partner, Shipment, ShipmentStatus};
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mail");
+
+    fn rules_with(max_message_bytes: usize) -> Rules {
+        let cfg = Config::from_toml_str(
+            "[database]\nurl = \"sqlite://t.db\"\n[security]\ntrusted_authserv_ids = [\"mx.helpdesk.example\"]\n\
+             [mail]\nfrom = \"trial-helpdesk@helpdesk.example.com\"\nown_addresses = [\"trial-helpdesk-alias@helpdesk.example.com\"]\n",
+            std::path::Path::new("t.toml"),
+            ".".into(),
+            &[],
+        )
+        .expect("test config");
+        let mut rules = Rules::from_config(&cfg).expect("rules");
+        rules.max_message_bytes = max_message_bytes;
+        rules
+    }
+
+    fn rules() -> Rules {
+        rules_with(25 * 1024 * 1024)
+    }
+
+    fn partners() -> Vec<Partner> {
+        let p = |id: &str, domains: &[&str], language| Partner {
+            partner_id: id.into(),
+            name: id.into(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            admin_emails: vec![],
+            language,
+        };
+        vec![
+            p(
+                "P01",
+                &["huadong.example.cn", "hd-tech.example.com"],
+                Language::Zh,
+            ),
+            p("P02", &["nordwind.example.de"], Language::En),
+            p("P03", &["sakura-net.example.jp"], Language::En),
+            p("P04", &["formosa.example.tw"], Language::En),
+        ]
+    }
+
+    /// Every number is a known loan of the partner whose fixtures use it, except D20261011
+    /// (asked for by P04 but owned by P01).
+    fn shipment_owner(n: &str) -> Option<&'static str> {
+        match n.get(..2) {
+            Some("D1") | Some("D2") => Some("P01"),
+            Some("D3") => Some("P02"),
+            Some("D4") => Some("P03"),
+            _ => None,
+        }
+    }
+
+    /// What the store does between `inspect` and `decide`, naively.
+    fn lookup_for(ins: &Inspection) -> Lookup {
+        let domain = ins
+            .from
+            .as_ref()
+            .and_then(|m| sender::address_domain(&m.address))
+            .unwrap_or("");
+        Lookup {
+            partner: partners().into_iter().find(|p| p.owns_domain(domain)),
+            shipments: ins
+                .loan_numbers
+                .iter()
+                .filter_map(|n| {
+                    shipment_owner(n.as_str()).map(|owner| Shipment {
+                        loan_number: n.clone(),
+                        partner_id: owner.into(),
+                        customer: "c".into(),
+                        status: ShipmentStatus::Shipped,
+                        carrier: None,
+                        tracking_number: None,
+                        shipped_on: None,
+                        eta: None,
+                        delivered_on: None,
+                        items: vec![],
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn load(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{DIR}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    fn run_raw(rules: &Rules, raw: &[u8]) -> (Inspection, Decision) {
+        let ins = inspect(rules, raw);
+        let d = decide(&ins, &lookup_for(&ins));
+        (ins, d)
+    }
+
+    fn run(name: &str) -> (Inspection, Decision) {
+        run_raw(&rules(), &load(name))
+    }
+
+    fn nums(ins: &Inspection) -> Vec<&str> {
+        ins.loan_numbers.iter().map(LoanNumber::as_str).collect()
+    }
+
+    use Action::{Ignore, Reply, Review};
+    use Kind::{Automated, Other, TrackingRequest as Tracking};
+
+    #[test]
+    fn people_fixtures() {
+        for (file, kind, action, numbers) in [
+            (
+                "outlook_gb2312_reply.eml",
+                Tracking,
+                Reply,
+                &["D20261002"][..],
+            ),
+            (
+                "foxmail_gbk_glued.eml",
+                Tracking,
+                Reply,
+                &["D1234567", "D20261003"],
+            ),
+            ("gmail_utf8_reply.eml", Tracking, Reply, &["D20261001"]),
+            ("apple_mail_qp.eml", Tracking, Reply, &["D30261002"]),
+            (
+                "html_only_table.eml",
+                Tracking,
+                Reply,
+                &["D30261003", "D30261004", "D30261005"],
+            ),
+            ("gb18030_body.eml", Tracking, Reply, &["D20261010"]),
+            ("big5_outlook_tw.eml", Tracking, Reply, &["D20261011"]),
+            ("iso2022jp_reply.eml", Tracking, Reply, &["D40261004"]),
+            ("outlook_de_latin1.eml", Tracking, Reply, &["D30261014"]),
+            ("forward_as_attachment.eml", Tracking, Reply, &["D30261011"]),
+            (
+                "human_forward_of_bounce.eml",
+                Tracking,
+                Reply,
+                &["D20261013"],
+            ),
+            ("prose_from_line.eml", Tracking, Reply, &["D30261006"]),
+            ("reply_to_outside.eml", Tracking, Reply, &["D40261001"]),
+            ("subject_number_only.eml", Tracking, Reply, &["D40261003"]),
+            ("split_encoded_word.eml", Tracking, Reply, &["D20261009"]),
+            ("long_cjk_plain.eml", Tracking, Reply, &["D20261015"]),
+            ("dmarc_fail_trusted.eml", Tracking, Review, &["D30261001"]),
+            (
+                "malformed_missing_boundary.eml",
+                Tracking,
+                Reply,
+                &["D30261013"],
+            ),
+            ("malformed_bad_base64.eml", Tracking, Reply, &["D20261018"]),
+            (
+                "malformed_nul_mixed_eol.eml",
+                Tracking,
+                Reply,
+                &["D20261019"],
+            ),
+            (
+                "malformed_header_no_colon.eml",
+                Tracking,
+                Reply,
+                &["D40261002"],
+            ),
+            ("malformed_headers_only.eml", Tracking, Reply, &[]),
+        ] {
+            let (ins, d) = run(file);
+            assert_eq!(ins.automated, None, "{file}");
+            assert_eq!(
+                (d.kind, d.action),
+                (kind, action),
+                "{file}: {:?}",
+                d.reasons
+            );
+            assert_eq!(nums(&ins), numbers, "{file}: {:?}", ins.text);
+        }
+    }
+
+    #[test]
+    fn machine_fixtures() {
+        for (file, reason) in [
+            ("bounce_postfix_dsn.eml", "own_mail_returned"),
+            ("bounce_exim_plain.eml", "own_mail_returned"),
+            ("bounce_qmail_bare.eml", "bounce_subject"),
+            (
+                "bounce_text_only.eml",
+                "bounce_text:this is the mail system at host",
+            ),
+            ("bounce_exchange_ndr.eml", "auto_submitted"),
+            ("bounce_gmail.eml", "own_mail_returned"),
+            ("bounce_ses.eml", "sender:mailer-daemon"),
+            ("ses_sns_notification.eml", "bounce_subject"),
+            ("bounce_domino.eml", "bounce_subject"),
+            ("bounce_coremail_zh.eml", "bounce_subject"),
+            (
+                "autoreply_outlook_en.eml",
+                "auto_reply:x-auto-response-suppress",
+            ),
+            ("autoreply_zh_netease.eml", "header:x-autorespond"),
+            ("autoreply_ja.eml", "header:x-autoreply"),
+            ("autoreply_de_subject_only.eml", "auto_reply_subject"),
+            ("read_receipt_mdn.eml", "report:disposition-notification"),
+            ("read_receipt_plain.eml", "read_receipt_subject"),
+            ("arf_feedback_report.eml", "report:feedback-report"),
+            ("mailing_list_copy.eml", "list:list-id"),
+            ("own_reply_looped.eml", "own_mail_header"),
+            ("own_reply_bounced_bare.eml", "own_mail_returned"),
+        ] {
+            let (ins, d) = run(file);
+            assert_eq!(ins.automated.as_deref(), Some(reason), "{file}");
+            assert_eq!((d.kind, d.action), (Automated, Ignore), "{file}");
+            assert!(d.reply_to.is_none() && d.loans.is_empty(), "{file}");
+            assert_eq!(d.reasons.first(), Some(&format!("automated:{reason}")));
+        }
+    }
+
+    /// Real bounces often lack some markers; each one alone must still do.
+    #[test]
+    fn bounces_survive_losing_header_markers() {
+        let strip = [
+            "return-path:",
+            "auto-submitted:",
+            "x-failed-recipients:",
+            "x-ms-exchange-message-is-ndr:",
+        ];
+        for file in [
+            "bounce_postfix_dsn.eml",
+            "bounce_exim_plain.eml",
+            "bounce_exchange_ndr.eml",
+            "bounce_gmail.eml",
+            "bounce_ses.eml",
+        ] {
+            let raw = String::from_utf8(load(file)).unwrap();
+            let stripped: String = raw
+                .split_inclusive('\n')
+                .filter(|l| !strip.iter().any(|s| l.to_ascii_lowercase().starts_with(s)))
+                .map(|l| {
+                    if l.starts_with("From:") {
+                        "From: Postal Service <notices@relay.example.net>\r\n"
+                    } else {
+                        l
+                    }
+                })
+                .collect();
+            let (ins, _) = run_raw(&rules(), stripped.as_bytes());
+            assert!(ins.automated.is_some(), "{file} without header markers");
+        }
+    }
+
+    #[test]
+    fn details_of_inspection() {
+        let (ins, d) = run("gmail_utf8_reply.eml");
+        assert_eq!(
+            ins.message_key,
+            "mid:CAJ9x7Lq0Wm3uXp1Hd2k=bT5@mail.gmail.example.com"
+        );
+        assert_eq!(ins.references, ["reply-7781@helpdesk.example.com"]);
+        assert_eq!(ins.date, Some(1_795_138_200));
+        assert_eq!(ins.subject, "Re: 试用终端追踪请求");
+        assert_eq!(ins.from.as_ref().unwrap().name.as_deref(), Some("王伟"));
+        assert_eq!(d.language, Language::Zh);
+        assert!(ins.text.contains("请查一下 D20261001"));
+
+        let (ins, d) = run("iso2022jp_reply.eml");
+        assert_eq!(
+            ins.subject,
+            "返信: トライアル用エンドポイントのトラッキング リクエスト"
+        );
+        assert_eq!(d.language, Language::Ja);
+        let (_, d) = run("outlook_de_latin1.eml");
+        assert_eq!(d.language, Language::De);
+
+        let (ins, _) = run("gb18030_body.eml");
+        assert!(ins.subject.contains('𠀀') && ins.text.contains('𠀀'));
+
+        let (ins, _) = run("forward_as_attachment.eml");
+        assert!(ins.findings.contains(&"numbers:from_quotes".to_string()));
+        let (ins, _) = run("subject_number_only.eml");
+        assert!(ins.findings.contains(&"numbers:from_subject".to_string()));
+
+        let (ins, d) = run("malformed_encoded_words.eml");
+        assert!(
+            ins.message_key.starts_with("sha256:"),
+            "{}",
+            ins.message_key
+        );
+        assert_eq!(ins.message_key.len(), "sha256:".len() + 64);
+        assert_eq!(ins.date, None);
+        assert_eq!(d.kind, Tracking);
+        assert!(ins.notes.iter().any(|n| n.contains("unknown charset")));
+    }
+
+    #[test]
+    fn review_and_flag_cases() {
+        let (ins, d) = run("too_many_numbers.eml");
+        assert_eq!(ins.loan_numbers.len(), 50);
+        assert!(ins.loan_numbers_truncated);
+        assert_eq!(d.review, [ReviewReason::TooManyNumbers]);
+
+        let (_, d) = run("dmarc_fail_trusted.eml");
+        assert_eq!(d.review, [ReviewReason::DmarcFail]);
+        assert!(d
+            .reasons
+            .contains(&"dmarc:fail:mx.helpdesk.example".to_string()));
+
+        // P04 asks about a P01 loan: answered as not found, flagged, still a reply.
+        let (_, d) = run("big5_outlook_tw.eml");
+        assert_eq!(d.action, Reply);
+        assert_eq!(d.review, [ReviewReason::LoanOfOtherPartner]);
+        assert!(d.loans.iter().all(|l| l.shipment.is_none()));
+
+        let (_, d) = run("reply_to_outside.eml");
+        assert_eq!(d.reply_to.unwrap().address, "k.sato@sakura-net.example.jp");
+
+        let (_, d) = run("malformed_binary_garbage.eml");
+        assert_eq!((d.kind, d.action), (Other, Review));
+    }
+
+    #[test]
+    fn oversize_reads_headers_only() {
+        let small = rules_with(1000);
+        let (ins, d) = run_raw(&small, &load("outlook_gb2312_reply.eml"));
+        assert!(ins.oversize && ins.text.is_empty());
+        assert_eq!((d.kind, d.action), (Tracking, Review));
+        assert!(d.review.contains(&ReviewReason::Oversize));
+        // Automated still wins.
+        let (ins, d) = run_raw(&small, &load("bounce_postfix_dsn.eml"));
+        assert!(ins.oversize);
+        assert_eq!(d.action, Ignore);
+    }
+
+    /// Hostile bytes: truncations and byte flips of every fixture must neither panic inside
+    /// (which `inspect` would turn into a note) nor loop.
+    #[test]
+    fn mangled_fixtures_never_panic() {
+        let rules = rules();
+        let mut files: Vec<_> = std::fs::read_dir(DIR)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 40);
+        for path in files {
+            let raw = std::fs::read(&path).unwrap();
+            let mut variants = vec![raw.clone()];
+            let step = (raw.len() / 40).max(1);
+            for cut in (0..raw.len()).step_by(step) {
+                variants.push(raw.get(..cut).unwrap_or_default().to_vec());
+                let mut flipped = raw.clone();
+                if let Some(b) = flipped.get_mut(cut) {
+                    *b ^= 0xa5;
+                }
+                variants.push(flipped);
+            }
+            for v in variants {
+                let ins = inspect(&rules, &v);
+                assert!(
+                    !ins.notes.iter().any(|n| n.starts_with("internal error")),
+                    "{}: {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&v)
+                );
+                let _ = decide(&ins, &lookup_for(&ins));
+            }
+        }
+        for raw in [
+            &b""[..],
+            b"\n",
+            b"\r\n\r\n",
+            b":",
+            b"From:",
+            b"Subject: =?",
+            b"\xff\xfe\x00",
+        ] {
+            let ins = inspect(&rules, raw);
+            assert!(ins.message_key.starts_with("sha256:"));
+        }
+    }
 }
