@@ -201,6 +201,18 @@ fn header_markers(s: &Signals<'_>) -> Option<String> {
             }
         }
     }
+    // `From: MAILER-DAEMON (Mail Delivery System)` has no domain, so no parsed mailbox.
+    for v in s.header_values("from") {
+        let addr = angle_address(v);
+        let first = addr
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ',')
+            .next()
+            .unwrap_or("");
+        let local = first.split('@').next().unwrap_or("").trim_matches('"');
+        if DAEMON_LOCALS.contains(&local) {
+            return Some(format!("sender:{local}"));
+        }
+    }
     for v in s.header_values("return-path") {
         let addr = angle_address(v);
         if addr.is_empty() || addr == "@" {
@@ -797,6 +809,24 @@ mod tests {
             ("daemon.fan@example.org", None),
         ] {
             assert_eq!(run(&[], "x", from, "").as_deref(), want, "{from}");
+        }
+        // No parsable mailbox, only the raw header.
+        for (raw, want) in [
+            (
+                "MAILER-DAEMON (Mail Delivery System)",
+                Some("sender:mailer-daemon"),
+            ),
+            (
+                "\"Postmaster\" <Postmaster@notes.example.jp>",
+                Some("sender:postmaster"),
+            ),
+            ("\"postmaster\" <john@example.org>", None),
+        ] {
+            assert_eq!(
+                run(&[("From", raw)], "x", "a@partner.example", "").as_deref(),
+                want,
+                "{raw}"
+            );
         }
     }
 

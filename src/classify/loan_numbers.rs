@@ -134,6 +134,10 @@ pub fn fold_for_scan(text: &str) -> Cow<'_, str> {
         };
         i += c.len_utf8();
         let u = c as u32;
+        if super::text::is_invisible(c) {
+            // Zero-width spaces and soft hyphens pasted into a number do not split it.
+            continue;
+        }
         if (0xFF01..=0xFF5E).contains(&u) {
             // Full-width ASCII: the bulk of what matters, mapped directly.
             let a = char::from_u32(u - 0xFEE0).unwrap_or(c);
@@ -196,6 +200,10 @@ mod tests {
             ("番号：Ｄ１２３４５６７です", vec!["D1234567"]),
             ("𝐃1234567 circled ①", vec!["D1234567"]),
             ("D1234567\u{0301}", vec!["D1234567"]),
+            (
+                "D3026\u{200b}1003 D30\u{ad}261004",
+                vec!["D30261003", "D30261004"],
+            ),
             ("", vec![]),
         ] {
             assert_eq!(nums(text), want, "{text}");

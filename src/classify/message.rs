@@ -276,8 +276,13 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
     for id in &msg.text_body {
         if let Some(part) = msg.parts.get(*id as usize) {
             match &part.body {
-                PartType::Text(t) => main_parts.push(clean_text(t)),
-                PartType::Html(h) => main_parts.push(clean_text(&text::html_to_text(h))),
+                PartType::Text(t) => {
+                    main_parts.push(clean_text(&redecode_if_garbled(msg, part, t, &mut b.notes)))
+                }
+                PartType::Html(h) => {
+                    let h = redecode_if_garbled(msg, part, h, &mut b.notes);
+                    main_parts.push(clean_text(&text::html_to_text(&h)))
+                }
                 _ => {}
             }
         }
@@ -287,8 +292,11 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
         if msg.text_body.contains(id) {
             continue;
         }
-        if let Some(PartType::Html(h)) = msg.parts.get(*id as usize).map(|p| &p.body) {
-            html_parts.push(clean_text(&text::html_to_text(h)));
+        if let Some(part) = msg.parts.get(*id as usize) {
+            if let PartType::Html(h) = &part.body {
+                let h = redecode_if_garbled(msg, part, h, &mut b.notes);
+                html_parts.push(clean_text(&text::html_to_text(&h)));
+            }
         }
     }
     // Text parts mail-parser gave up on (broken base64 …) land among the attachments
@@ -363,6 +371,57 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
         }
     }
     b
+}
+
+/// A text part without a usable charset label that did not decode as UTF-8 (old Chinese
+/// clients send raw GBK with no label, or a label nobody knows) is decoded again from its raw
+/// bytes as GB18030; the reading with fewer replacement characters wins.
+fn redecode_if_garbled<'t>(
+    msg: &Message<'_>,
+    part: &mail_parser::MessagePart<'_>,
+    decoded: &'t str,
+    notes: &mut Vec<String>,
+) -> std::borrow::Cow<'t, str> {
+    use std::borrow::Cow;
+    if !decoded.contains('\u{fffd}') {
+        return Cow::Borrowed(decoded);
+    }
+    let label = part
+        .content_type()
+        .and_then(|ct| ct.attribute("charset"))
+        .map(|c| c.trim().to_ascii_lowercase());
+    let trusted_label = label.as_deref().is_some_and(|l| {
+        !matches!(l, "utf-8" | "utf8" | "us-ascii" | "ascii")
+            && mail_parser::decoders::charsets::map::charset_decoder(l.as_bytes()).is_some()
+    });
+    if trusted_label {
+        return Cow::Borrowed(decoded);
+    }
+    let Some(raw) = msg
+        .raw_message
+        .get(part.offset_body as usize..part.offset_end as usize)
+    else {
+        return Cow::Borrowed(decoded);
+    };
+    let bytes = match part.encoding {
+        mail_parser::Encoding::Base64 => text::base64_lenient(raw),
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(raw)
+                .unwrap_or_else(|| raw.to_vec())
+        }
+        mail_parser::Encoding::None => raw.to_vec(),
+    };
+    let again = text::decode_charset(&bytes, Some("gb18030"));
+    let bad = |s: &str| s.chars().filter(|c| *c == '\u{fffd}').count();
+    if bad(&again) < bad(decoded) {
+        notes.push(format!(
+            "text part labelled {:?} is not UTF-8; read as GB18030",
+            label.as_deref().unwrap_or("(none)")
+        ));
+        Cow::Owned(again)
+    } else {
+        Cow::Borrowed(decoded)
+    }
 }
 
 /// Lenient reading of an inline text part whose transfer encoding mail-parser rejected.
@@ -623,6 +682,7 @@ mod tests {
             ("reply_to_outside.eml", Tracking, Reply, &["D40261001"]),
             ("subject_number_only.eml", Tracking, Reply, &["D40261003"]),
             ("split_encoded_word.eml", Tracking, Reply, &["D20261009"]),
+            ("gbk_unlabelled_8bit.eml", Tracking, Reply, &["D20261016"]),
             ("long_cjk_plain.eml", Tracking, Reply, &["D20261015"]),
             ("dmarc_fail_trusted.eml", Tracking, Review, &["D30261001"]),
             (
