@@ -119,6 +119,10 @@ pub fn is_own_message_id(rules: &Rules, id: &str) -> bool {
 }
 
 const AUTORESPONDER_HEADERS: &[&str] = &[
+    "x-loop",
+    "x-otrs-loop",
+    "x-fc-machinegenerated",
+    "x-cron-env",
     "x-autoreply",
     "x-autorespond",
     "x-autoresponder",
@@ -436,6 +440,29 @@ const BOUNCE_WORDS: &[&str] = &[
     "不達",
 ];
 
+/// CJK bounce words are specific enough to count anywhere in a (non-reply) subject.
+const BOUNCE_WORDS_CJK: &[&str] = &[
+    "退信",
+    "邮件退回",
+    "投递失败",
+    "无法投递",
+    "无法传递",
+    "未能送达",
+    "无法送达",
+    "邮件发送失败",
+    "無法傳遞",
+    "傳送失敗",
+    "退件",
+    "配信不能",
+    "配信エラー",
+    "配送エラー",
+    "不達",
+    "配信ステータス通知",
+    "传送状态通知",
+    "傳送狀態通知",
+    "배달되지 않음",
+];
+
 /// Bounce words a person may well start a subject with: circumstantial only.
 const BOUNCE_WORDS_WEAK: &[&str] = &["delivery delayed", "message delayed", "delivery problem"];
 
@@ -450,6 +477,15 @@ const BOUNCE_SUBJECTS_WHOLE: &[&str] = &[
     "mail delivery subsystem",
     "mail system error - returned mail",
     "aws notification message",
+    "notice: mail delivery status",
+    "benachrichtigung zum übermittlungsstatus",
+    "notification d'état de remise",
+    "notificación de estado de entrega",
+    "não é possível entregar",
+    "message you sent blocked",
+    "returned mail",
+    "undeliverable message",
+    "undeliverable mail",
     "系统退信",
     "退信通知",
 ];
@@ -531,22 +567,33 @@ const DAEMON_NAMES: &[&str] = &[
     "メールシステム",
 ];
 
-/// The subject without leading tags like `[SPAM]`, `***SPAM***`, `{Spam?}`, `[External]`,
+/// The subject without leading tags like `[SPAM]`, `***SPAM***`, `{Spam?}`, `【外部】`,
 /// lower-cased, full-width colons as ASCII.
 fn clean_subject(subject: &str) -> String {
+    split_tags(subject).0
+}
+
+/// (subject without leading tags, the tags' inner texts), both lower-cased, `：` as `:`.
+fn split_tags(subject: &str) -> (String, Vec<String>) {
     static TAGS: OnceLock<Regex> = OnceLock::new();
     let re = TAGS.get_or_init(|| {
-        Regex::new(r"^[\s\u{3000}]*(?:\[[^\]]{0,40}\]|\*{1,5}[^*]{0,20}\*{1,5}|\{[^}]{0,20}\})")
-            .expect("static regex")
+        Regex::new(
+            r"^[\s\u{3000}]*(?:\[([^\]]{0,40})\]|\*{1,5}([^*]{0,20})\*{1,5}|\{([^}]{0,20})\}|【([^】]{0,20})】)",
+        )
+        .expect("static regex")
     });
     let mut s = subject.trim();
-    while let Some(m) = re.find(s) {
-        if m.end() == 0 {
+    let mut tags = Vec::new();
+    while let Some(c) = re.captures(s) {
+        let Some(m) = c.get(0).filter(|m| m.end() > 0) else {
             break;
+        };
+        if let Some(inner) = c.iter().skip(1).flatten().next() {
+            tags.push(inner.as_str().trim().to_lowercase().replace('：', ":"));
         }
         s = s.get(m.end()..).unwrap_or("").trim_start();
     }
-    s.to_lowercase().replace('：', ":")
+    (s.to_lowercase().replace('：', ":"), tags)
 }
 
 fn has_phrase(text: &str, phrases: &[&str]) -> bool {
@@ -562,7 +609,14 @@ fn starts_with_delimited(text: &str, phrase: &str) -> bool {
     let Some(rest) = text.strip_prefix(phrase) else {
         return false;
     };
-    let rest = rest.trim_start_matches([' ', '\t', '\u{3000}']);
+    let mut rest = rest.trim_start_matches([' ', '\t', '\u{3000}']);
+    // "Undeliverable mail: …", "Nondeliverable message", "Delivery failure notice".
+    for noun in ["mail", "message", "notification", "notice", "report"] {
+        if let Some(r) = rest.strip_prefix(noun) {
+            rest = r.trim_start_matches([' ', '\t']);
+            break;
+        }
+    }
     // CJK phrases need no delimiter: the language writes none.
     !phrase.is_ascii()
         || rest.is_empty()
@@ -596,9 +650,21 @@ fn smtp_status() -> &'static Regex {
 }
 
 fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
-    let subject = clean_subject(s.subject);
+    let (subject, tags) = split_tags(s.subject);
     if starts_with_any(&subject, READ_RECEIPT_PREFIXES) {
         return Some("read_receipt_subject".into());
+    }
+    // "[Auto-Reply] …", "【自动回复】…", "[Undeliverable] …"
+    for tag in &tags {
+        if AUTO_REPLY_WORDS
+            .iter()
+            .any(|w| tag.starts_with(w.trim_end_matches(':')))
+        {
+            return Some("auto_reply_subject".into());
+        }
+        if BOUNCE_WORDS.iter().any(|w| tag.starts_with(w)) {
+            return Some("bounce_subject".into());
+        }
     }
     if AUTO_REPLY_WORDS.iter().any(|w| {
         starts_with_delimited(&subject, w)
@@ -617,6 +683,7 @@ fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
         || BOUNCE_WORDS
             .iter()
             .any(|w| starts_with_delimited(&subject, w))
+        || has_phrase(&subject, BOUNCE_WORDS_CJK)
     {
         return Some("bounce_subject".into());
     }
@@ -733,6 +800,7 @@ mod tests {
                 Some("header:x-autoresponder"),
             ),
             (vec![("X-Auto-Reply", "x")], Some("header:x-auto-reply")),
+            (vec![("X-Loop", "yes")], Some("header:x-loop")),
             (
                 vec![("X-Apple-Action", "Vacation")],
                 Some("header:x-apple-action"),
@@ -890,6 +958,27 @@ mod tests {
             ("Unzustellbar: Anfrage", Some("bounce_subject")),
             ("配信不能: トライアル", Some("bounce_subject")),
             ("Non remis : x", Some("bounce_subject")),
+            (
+                "[Auto-Reply] Trial Endpoint Tracking Request",
+                Some("auto_reply_subject"),
+            ),
+            ("【自动回复】试用终端追踪请求", Some("auto_reply_subject")),
+            ("[Undeliverable] x", Some("bounce_subject")),
+            ("Undeliverable mail: x", Some("bounce_subject")),
+            ("Undeliverable message", Some("bounce_subject")),
+            ("Nondeliverable mail", Some("bounce_subject")),
+            ("Delivery Failure Notice", Some("bounce_subject")),
+            ("【系统退信】试用终端追踪请求", Some("bounce_subject")),
+            ("无法传递: 试用终端追踪请求", Some("bounce_subject")),
+            (
+                "Benachrichtigung zum Übermittlungsstatus (Fehler)",
+                Some("bounce_subject"),
+            ),
+            ("NOTICE: mail delivery status.", Some("bounce_subject")),
+            ("AWS Notification Message", Some("bounce_subject")),
+            ("[hd-support] 试用终端追踪请求", None),
+            ("[EXTERNAL] Trial Endpoint Tracking Request", None),
+            ("Delivery of D1234567 failed at the customer", None),
             // People.
             ("Fwd: Undeliverable: Trial Endpoint Tracking Request", None),
             ("Re: Out of office next week", None),

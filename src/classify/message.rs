@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::automated::{self, Signals};
 use super::loan_numbers::Extraction;
-use super::{quotes, sender, text, Inspection, Mailbox, Rules, OWN_MAIL_HEADER};
+use super::{quotes, sender, subject, text, Inspection, Mailbox, Rules, OWN_MAIL_HEADER};
 
 /// Longest Message-ID used as idempotency key; longer (or odd) ones fall back to a hash.
 const MAX_MESSAGE_ID_BYTES: usize = 500;
@@ -71,6 +71,8 @@ struct Bodies {
     nested: String,
     /// `type/subtype` of every part, nested ones included.
     part_types: Vec<String>,
+    /// `type/subtype` of the parts inside nested messages.
+    nested_part_types: Vec<String>,
     /// A nested message is one of ours (bounce or auto-reply quoting our reply).
     nested_own_mail: bool,
     notes: Vec<String>,
@@ -184,6 +186,11 @@ fn inspect_parsed(rules: &Rules, raw: &[u8]) -> Inspection {
     } else {
         format!("{}\n\n{}", bodies.main, bodies.nested)
     };
+    // A report inside a message a person forwarded as an attachment is not a report to us.
+    let mut part_types = bodies.part_types.clone();
+    if !subject::has_forward_prefix(&ins.subject) {
+        part_types.extend(bodies.nested_part_types.iter().cloned());
+    }
     let signals = Signals {
         headers: &headers,
         subject: &ins.subject,
@@ -191,7 +198,7 @@ fn inspect_parsed(rules: &Rules, raw: &[u8]) -> Inspection {
         message_id: msg.message_id(),
         root_type: &root_type,
         report_type: report_type.as_deref(),
-        part_types: &bodies.part_types,
+        part_types: &part_types,
         fresh_text: &fresh,
         full_text: &full_text,
         nested_own_mail: bodies.nested_own_mail,
@@ -365,7 +372,8 @@ fn collect_bodies(rules: &Rules, msg: &Message<'_>, depth: usize) -> Bodies {
                     b.html_alternative.push('\n');
                     b.html_alternative.push_str(&inner.html_alternative);
                 }
-                b.part_types.extend(inner.part_types);
+                b.nested_part_types.extend(inner.part_types);
+                b.nested_part_types.extend(inner.nested_part_types);
                 b.nested_own_mail |= inner.nested_own_mail;
             }
         }
@@ -677,6 +685,12 @@ mod tests {
                 Tracking,
                 Reply,
                 &["D20261013"],
+            ),
+            (
+                "forwarded_bounce_attachment.eml",
+                Tracking,
+                Reply,
+                &["D20261014"],
             ),
             ("prose_from_line.eml", Tracking, Reply, &["D30261006"]),
             ("reply_to_outside.eml", Tracking, Reply, &["D40261001"]),
