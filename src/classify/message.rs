@@ -23,16 +23,35 @@ use super::{quotes, sender, subject, text, Inspection, Mailbox, Rules, OWN_MAIL_
 const MAX_MESSAGE_ID_BYTES: usize = 500;
 
 pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
-    match catch_unwind(AssertUnwindSafe(|| inspect_parsed(rules, raw))) {
-        Ok(inspection) => inspection,
-        Err(_) => {
-            let mut i = empty_inspection(raw, rules);
-            i.message_key = hash_key(raw);
-            i.notes
-                .push("internal error while parsing; sent to review".into());
-            i
-        }
+    if let Ok(inspection) =
+        catch_unwind(AssertUnwindSafe(|| inspect_parsed(rules, raw, Mode::Mime)))
+    {
+        return inspection;
     }
+    // The MIME walk failed (mail-parser asserts on some hostile structures in debug builds):
+    // read the headers and take the body as one plain text.
+    if let Ok(mut inspection) = catch_unwind(AssertUnwindSafe(|| {
+        inspect_parsed(rules, raw, Mode::RawBody)
+    })) {
+        inspection
+            .notes
+            .push("MIME structure unreadable; body read as plain text".into());
+        return inspection;
+    }
+    let mut i = empty_inspection(raw, rules);
+    i.message_key = hash_key(raw);
+    i.notes
+        .push("internal error while parsing; sent to review".into());
+    i
+}
+
+/// How much of the message to parse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Full MIME parse (headers only when oversize).
+    Mime,
+    /// Headers parsed, the rest taken as one text: the fallback for unparsable MIME.
+    RawBody,
 }
 
 fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
@@ -78,10 +97,10 @@ struct Bodies {
     notes: Vec<String>,
 }
 
-fn inspect_parsed(rules: &Rules, raw: &[u8]) -> Inspection {
+fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
     let mut ins = empty_inspection(raw, rules);
     let parser = MessageParser::new();
-    let parsed = if ins.oversize {
+    let parsed = if ins.oversize || mode == Mode::RawBody {
         parser.parse_headers(raw)
     } else {
         parser.parse(raw)
@@ -168,6 +187,13 @@ fn inspect_parsed(rules: &Rules, raw: &[u8]) -> Inspection {
     // Bodies.
     let bodies = if ins.oversize {
         Bodies {
+            part_types: vec![type_of(root_ct)],
+            ..Bodies::default()
+        }
+    } else if mode == Mode::RawBody {
+        let body = raw.get(header_end(raw)..).unwrap_or_default();
+        Bodies {
+            main: clean_text(&text::decode_charset(body, body_charset.as_deref())),
             part_types: vec![type_of(root_ct)],
             ..Bodies::default()
         }
@@ -430,6 +456,18 @@ fn redecode_if_garbled<'t>(
     } else {
         Cow::Borrowed(decoded)
     }
+}
+
+/// Offset just after the blank line ending the header block (bare LF tolerated).
+fn header_end(raw: &[u8]) -> usize {
+    raw.windows(2)
+        .enumerate()
+        .find_map(|(i, w)| match w {
+            b"\n\n" => Some(i + 2),
+            b"\n\r" if raw.get(i + 2) == Some(&b'\n') => Some(i + 3),
+            _ => None,
+        })
+        .unwrap_or(raw.len())
 }
 
 /// Lenient reading of an inline text part whose transfer encoding mail-parser rejected.
@@ -719,6 +757,12 @@ mod tests {
                 &["D40261002"],
             ),
             ("malformed_headers_only.eml", Tracking, Reply, &[]),
+            (
+                "malformed_nested_rfc822.eml",
+                Tracking,
+                Reply,
+                &["D30261011"],
+            ),
         ] {
             let (ins, d) = run(file);
             assert_eq!(ins.automated, None, "{file}");
@@ -844,6 +888,17 @@ mod tests {
         assert_eq!(ins.date, None);
         assert_eq!(d.kind, Tracking);
         assert!(ins.notes.iter().any(|n| n.contains("unknown charset")));
+    }
+
+    #[test]
+    fn header_end_and_message_ids() {
+        assert_eq!(header_end(b"a: b\r\n\r\nbody"), 8);
+        assert_eq!(header_end(b"a: b\n\nbody"), 6);
+        assert_eq!(header_end(b"a: b"), 4);
+        assert_eq!(sane_message_id("<a@b>").as_deref(), Some("a@b"));
+        assert_eq!(sane_message_id("a b@c"), None);
+        assert_eq!(sane_message_id(&"x".repeat(501)), None);
+        assert_eq!(sane_message_id("<>"), None);
     }
 
     #[test]
