@@ -6,18 +6,37 @@
 //! (`-----Original Message-----`, `-----原始邮件-----`, forward markers), an attribution line
 //! (`On … wrote:`, `在 … 写道：`, `Am … schrieb …:`), or a mail-header block (`From:` followed
 //! within a few lines by `Sent:`/`Date:`/`发送时间:` …). A lone `From:` in prose does not cut.
+//!
+//! An attribution line directly followed by `>` lines only introduces that quote: text after
+//! the quote is still fresh (bottom-posting, inline answers).
 
 /// The fresh part of a reply: text before quoted history, without `>` lines.
 pub fn fresh_part(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let cut = quote_start(&lines).unwrap_or(lines.len());
     let mut out = String::with_capacity(text.len());
-    for line in lines.iter().take(cut) {
+    let mut i = 0;
+    while let Some(&line) = lines.get(i) {
         if is_quoted_line(line) {
+            i += 1;
             continue;
+        }
+        if might_start_quote(line) {
+            let t = norm(line);
+            if is_separator(&t) || is_header_block(&lines, i, &t) {
+                break;
+            }
+            if let Some(span) = attribution_span(&lines, i, &t) {
+                let next = lines.iter().skip(i + span).find(|l| !l.trim().is_empty());
+                if next.is_some_and(|l| is_quoted_line(l)) {
+                    i += span;
+                    continue;
+                }
+                break;
+            }
         }
         out.push_str(line);
         out.push('\n');
+        i += 1;
     }
     out
 }
@@ -142,7 +161,11 @@ fn is_separator(t: &str) -> bool {
         return false;
     }
     let inner = lower.trim_matches(dash);
-    !inner.is_empty() && inner.len() < 80 && SEPARATOR_WORDS.iter().any(|w| inner.contains(w))
+    // "------------------ Original ------------------" (QQ / Tencent mail, English UI).
+    inner == "original"
+        || (!inner.is_empty()
+            && inner.len() < 80
+            && SEPARATOR_WORDS.iter().any(|w| inner.contains(w)))
 }
 
 const WROTE_SUFFIXES: &[&str] = &[
@@ -171,23 +194,28 @@ const INTRO_WORDS: &[&str] = &[
 /// `On … wrote:` (possibly wrapped over up to three lines), `在 … 写道：`,
 /// `Am … schrieb …:`, Gmail-ja `2026年11月20日(金) 10:00 Name <a@b>:`.
 fn is_attribution(lines: &[&str], i: usize, t: &str) -> bool {
+    attribution_span(lines, i, t).is_some()
+}
+
+/// How many lines the attribution starting at line `i` spans, if it is one.
+fn attribution_span(lines: &[&str], i: usize, t: &str) -> Option<usize> {
     let lower = t.to_lowercase();
     let starts_intro = INTRO_WORDS.iter().any(|w| lower.starts_with(w));
     let qualifies =
         |s: &str| starts_intro || s.contains('@') || s.chars().any(|c| c.is_ascii_digit());
     if WROTE_SUFFIXES.iter().any(|s| lower.ends_with(s)) && lower.chars().count() < 400 {
-        return qualifies(&lower);
+        return qualifies(&lower).then_some(1);
     }
     if lower.starts_with("am ") && lower.contains(" schrieb") && lower.ends_with(':') {
-        return true;
+        return Some(1);
     }
     if is_dated_attribution(&lower) {
-        return true;
+        return Some(1);
     }
     if starts_intro {
         // Gmail and others wrap a long attribution line.
         let mut joined = lower.clone();
-        for next in lines.iter().skip(i + 1).take(2) {
+        for (k, next) in lines.iter().skip(i + 1).take(2).enumerate() {
             let n = norm(next).to_lowercase();
             if n.is_empty() {
                 break;
@@ -202,11 +230,11 @@ fn is_attribution(lines: &[&str], i: usize, t: &str) -> bool {
                     && joined.contains(" schrieb")
                     && joined.ends_with(':'))
             {
-                return true;
+                return Some(k + 2);
             }
         }
     }
-    false
+    None
 }
 
 /// `2026年11月20日(金) 10:00 Trial Helpdesk <x@y>:` or `2026/11/20 10:00、Name <x@y>:`.
@@ -327,7 +355,7 @@ mod tests {
             ("new\nBegin forwarded message:\n\nold", "new\n"),
             (
                 "new\nOn 20. Nov 2026, at 09:14, Helpdesk <h@x> wrote:\n\n> old",
-                "new\n",
+                "new\n\n",
             ),
             (
                 "new\nOn Fri, Nov 20, 2026 at 9:14 AM Trial Helpdesk <\nh@x> wrote:\n> old",
@@ -356,6 +384,19 @@ mod tests {
             ("new\n差出人: A\n送信日時: 2026\nold", "new\n"),
             ("new\nVon: A\nGesendet: Montag\nold", "new\n"),
             ("a\n> q1\nb\n>> q2\n＞ q3\nc", "a\nb\nc\n"),
+            // Bottom-posting: the attribution only introduces the `>` block.
+            (
+                "On Fri, Nov 20, 2026 Helpdesk <h@x> wrote:\n> old D1\n\nnew D2\n",
+                "\nnew D2\n",
+            ),
+            (
+                "On Fri, Nov 20, 2026 Helpdesk <\nh@x> wrote:\n> old\nnew\n",
+                "new\n",
+            ),
+            (
+                "new\n------------------ Original ------------------\nFrom: x\nold",
+                "new\n",
+            ),
         ] {
             assert_eq!(fresh_part(text), want, "{text:?}");
         }
