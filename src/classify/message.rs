@@ -166,6 +166,17 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
         .or_else(|| msg.subject().map(str::to_string))
         .unwrap_or_default();
     ins.request_language = rules.subject.matches(&ins.subject);
+    let has_header = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if ins.subject.contains('\u{fffd}') {
+        ins.notes.push("subject not fully decodable".into());
+    }
+    if ins.date.is_none() && has_header("date") {
+        ins.notes.push("unparsable Date header".into());
+    }
+    if ins.message_id.is_none() && has_header("message-id") {
+        ins.notes
+            .push("unusable Message-ID; key is the content hash".into());
+    }
 
     // Sender.
     ins.from = msg.from().and_then(first_mailbox);
@@ -886,6 +897,8 @@ mod tests {
         );
         assert_eq!(ins.message_key.len(), "sha256:".len() + 64);
         assert_eq!(ins.date, None);
+        assert!(ins.notes.iter().any(|n| n.contains("Date")));
+        assert!(ins.notes.iter().any(|n| n.contains("Message-ID")));
         assert_eq!(d.kind, Tracking);
         assert!(ins.notes.iter().any(|n| n.contains("unknown charset")));
     }
