@@ -516,6 +516,9 @@ const BOUNCE_TEXT_STRONG: &[&str] = &[
     "your message wasn't delivered to",
     "the following message to <",
     "\"notificationtype\":\"",
+    "resolver.adr.",
+    "this is a delivery status notification",
+    "delivery has failed to these recipients",
 ];
 
 /// Bounce-ish phrases that a person might also write (circumstantial).
