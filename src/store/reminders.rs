@@ -43,7 +43,7 @@ struct CandidateRow {
 /// Four indexed probes per trial at most: the range scan uses `trials_active_expiry` (its
 /// predicate `NOT converted` is repeated word for word so both planners match the partial
 /// index), the EXISTS lookups use the reminders' unique key.
-const CANDIDATES: &str = "SELECT * FROM (SELECT t.trial_id, t.expires_on, t.timezone, \
+const CANDIDATES: &str = "SELECT t.trial_id, t.expires_on, t.timezone, \
      t.planned_since, t.customer_admin_emails, p.admin_emails AS partner_admin_emails, \
      t.language AS trial_language, p.language AS partner_language, \
      EXISTS (SELECT 1 FROM reminders r WHERE r.trial_id = t.trial_id AND r.kind = $3 \
@@ -52,8 +52,7 @@ const CANDIDATES: &str = "SELECT * FROM (SELECT t.trial_id, t.expires_on, t.time
        AND r.audience = 'partner_admins' AND r.expires_on = t.expires_on) AS partner_recorded \
      FROM trials t JOIN partners p ON p.partner_id = t.partner_id \
      WHERE NOT t.converted AND t.expires_on >= $1 AND t.expires_on <= $2 \
-     AND (NOT $4 OR t.services LIKE '%\"calling\"%')) c \
-     WHERE NOT (c.customer_recorded AND c.partner_recorded)";
+     AND (NOT $4 OR t.services LIKE '%\"calling\"%')";
 
 /// One reminder to record.
 #[derive(Debug, Clone)]
@@ -125,6 +124,7 @@ impl Store {
                 .await?
         });
         rows.into_iter()
+            .filter(|r| !(r.customer_recorded && r.partner_recorded))
             .map(|r| {
                 Ok(ReminderCandidate {
                     expires_on: super::parse_date("trials", Some(&r.expires_on))?.ok_or_else(
