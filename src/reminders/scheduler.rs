@@ -43,8 +43,10 @@ pub const LOOKBACK_DAYS: i32 = 60;
 pub const MAX_SLEEP: Duration = Duration::from_secs(300);
 /// Shortest sleep, so that a reminder that keeps being "due now" cannot spin the loop.
 const MIN_SLEEP: Duration = Duration::from_secs(1);
-/// How often the (wider) missed-reminder scan runs in a long-running scheduler.
+/// How often a long-running scheduler looks for missed reminders: windows that ended since
+/// its last look (a cheap scan), and once a day over the whole [`LOOKBACK_DAYS`].
 const MISSED_SCAN_EVERY: Duration = Duration::from_secs(3600);
+const MISSED_FULL_SCAN_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Reminders handled per step; the worker checks for shutdown between steps.
 const BATCH: usize = 200;
 
@@ -105,7 +107,30 @@ pub struct Scheduler {
     queued: Arc<Notify>,
     /// Poked (`notify_one`) when trials change in this process: re-plan now.
     changed: Arc<Notify>,
-    last_missed_scan: Mutex<Option<Timestamp>>,
+    missed_scans: Mutex<MissedScans>,
+}
+
+/// When the missed-reminder scans last ran.
+#[derive(Debug, Default, Clone, Copy)]
+struct MissedScans {
+    last: Option<Timestamp>,
+    last_full: Option<Timestamp>,
+}
+
+impl MissedScans {
+    /// How many days of ended windows to look at now, if any.
+    fn lookback(&self, now: Timestamp) -> Option<i32> {
+        let since = |t: Timestamp| now.duration_since(t).unsigned_abs();
+        match (self.last, self.last_full) {
+            (_, None) => Some(LOOKBACK_DAYS),
+            (_, Some(full)) if since(full) >= MISSED_FULL_SCAN_EVERY => Some(LOOKBACK_DAYS),
+            (Some(last), _) if since(last) >= MISSED_SCAN_EVERY => {
+                let utc = |t| schedule::local_date(t, &TimeZone::UTC);
+                Some((schedule::days_between(utc(last), utc(now)) + 2).clamp(2, LOOKBACK_DAYS))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Scheduler {
@@ -126,7 +151,7 @@ impl Scheduler {
             settings,
             queued,
             changed,
-            last_missed_scan: Mutex::new(None),
+            missed_scans: Mutex::new(MissedScans::default()),
         }
     }
 
@@ -134,18 +159,19 @@ impl Scheduler {
     /// at most hourly, record missed ones. `Done` when the batch was full.
     pub async fn step(&self) -> Result<Outcome, StoreError> {
         let now = self.clock.now();
-        let scan_missed = {
-            let last = self
-                .last_missed_scan
-                .lock()
-                .map(|g| *g)
-                .unwrap_or_else(|p| *p.into_inner());
-            last.is_none_or(|t| now.duration_since(t).unsigned_abs() >= MISSED_SCAN_EVERY)
-        };
-        let report = self.process(At::Instant(now), BATCH, scan_missed).await?;
-        if scan_missed && !report.more {
-            if let Ok(mut g) = self.last_missed_scan.lock() {
-                *g = Some(now);
+        let scans = self
+            .missed_scans
+            .lock()
+            .map(|g| *g)
+            .unwrap_or_else(|p| *p.into_inner());
+        let lookback = scans.lookback(now);
+        let report = self.process(At::Instant(now), BATCH, lookback).await?;
+        if let Some(days) = lookback.filter(|_| !report.more) {
+            if let Ok(mut g) = self.missed_scans.lock() {
+                g.last = Some(now);
+                if days == LOOKBACK_DAYS {
+                    g.last_full = Some(now);
+                }
             }
         }
         Ok(if report.more {
@@ -160,7 +186,7 @@ impl Scheduler {
     pub async fn run_until_done(&self, at: At) -> Result<StepReport, StoreError> {
         let mut total = StepReport::default();
         loop {
-            let r = self.process(at, BATCH, true).await?;
+            let r = self.process(at, BATCH, Some(LOOKBACK_DAYS)).await?;
             total.add(r);
             if !r.more {
                 return Ok(total);
@@ -235,12 +261,13 @@ impl Scheduler {
         Ok(next)
     }
 
-    /// Queues what is sendable at `at` (at most `limit` reminders), then records missed ones.
+    /// Queues what is sendable at `at` (at most `limit` reminders), then records as missed the
+    /// reminders whose windows ended within the last `missed_lookback` days.
     async fn process(
         &self,
         at: At,
         limit: usize,
-        scan_missed: bool,
+        missed_lookback: Option<i32>,
     ) -> Result<StepReport, StoreError> {
         let (first, last) = match at {
             At::Instant(t) => {
@@ -287,30 +314,29 @@ impl Scheduler {
                 }
             }
         }
-        if scan_missed {
-            self.record_missed(at, first, last, limit, &mut zones, &mut report)
+        if let Some(days) = missed_lookback {
+            self.record_missed(at, first, last, days, limit, &mut zones, &mut report)
                 .await?;
         }
         Ok(report)
     }
 
-    /// Records as missed every reminder whose window ended (within [`LOOKBACK_DAYS`]) without a
+    /// Records as missed every reminder whose window ended (within `lookback` days) without a
     /// row, if the trial's expiry date was known while the window was open.
+    #[allow(clippy::too_many_arguments)]
     async fn record_missed(
         &self,
         at: At,
         first: Date,
         last: Date,
+        lookback: i32,
         limit: usize,
         zones: &mut Zones,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
         for kind in Kind::ALL {
-            let (lo, hi) = schedule::expiry_range_ended(
-                kind,
-                add_days(first, -LOOKBACK_DAYS),
-                add_days(last, -1),
-            );
+            let (lo, hi) =
+                schedule::expiry_range_ended(kind, add_days(first, -lookback), add_days(last, -1));
             let candidates = self
                 .store
                 .reminder_candidates(kind.code(), lo, hi, kind.needs_calling())
@@ -546,5 +572,34 @@ impl Zones {
             self.0.insert(name.to_string(), tz);
         }
         self.0.get(name).and_then(Option::as_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn missed_scans_look_back_fully_at_start_and_daily_else_since_the_last_look() {
+        let mut scans = MissedScans::default();
+        let t0 = ts("2027-01-10T08:00:00Z");
+        assert_eq!(scans.lookback(t0), Some(LOOKBACK_DAYS));
+        scans = MissedScans {
+            last: Some(t0),
+            last_full: Some(t0),
+        };
+        assert_eq!(scans.lookback(ts("2027-01-10T08:59:00Z")), None);
+        assert_eq!(scans.lookback(ts("2027-01-10T09:00:00Z")), Some(2));
+        // A day later, before the daily full scan: the days since the last look, plus two.
+        scans.last_full = Some(ts("2027-01-10T07:59:00Z"));
+        assert_eq!(scans.lookback(ts("2027-01-11T07:00:00Z")), Some(3));
+        assert_eq!(
+            scans.lookback(ts("2027-01-11T08:00:00Z")),
+            Some(LOOKBACK_DAYS)
+        );
     }
 }

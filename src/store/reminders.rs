@@ -40,19 +40,21 @@ struct CandidateRow {
     partner_recorded: bool,
 }
 
-/// Four indexed probes per trial at most: the range scan uses `trials_active_expiry` (its
-/// predicate `NOT converted` is repeated word for word so both planners match the partial
-/// index), the EXISTS lookups use the reminders' unique key.
+/// One range scan on `trials_active_expiry` (its predicate `NOT converted` is repeated word for
+/// word so both planners match the partial index) and, per trial, one probe of the reminders'
+/// unique key per audience; trials with both audiences recorded are dropped in SQL.
 const CANDIDATES: &str = "SELECT t.trial_id, t.expires_on, t.timezone, \
      t.planned_since, t.customer_admin_emails, p.admin_emails AS partner_admin_emails, \
      t.language AS trial_language, p.language AS partner_language, \
-     EXISTS (SELECT 1 FROM reminders r WHERE r.trial_id = t.trial_id AND r.kind = $3 \
-       AND r.audience = 'customer_admins' AND r.expires_on = t.expires_on) AS customer_recorded, \
-     EXISTS (SELECT 1 FROM reminders r WHERE r.trial_id = t.trial_id AND r.kind = $3 \
-       AND r.audience = 'partner_admins' AND r.expires_on = t.expires_on) AS partner_recorded \
+     rc.id IS NOT NULL AS customer_recorded, rp.id IS NOT NULL AS partner_recorded \
      FROM trials t JOIN partners p ON p.partner_id = t.partner_id \
+     LEFT JOIN reminders rc ON rc.trial_id = t.trial_id AND rc.kind = $3 \
+       AND rc.audience = 'customer_admins' AND rc.expires_on = t.expires_on \
+     LEFT JOIN reminders rp ON rp.trial_id = t.trial_id AND rp.kind = $3 \
+       AND rp.audience = 'partner_admins' AND rp.expires_on = t.expires_on \
      WHERE NOT t.converted AND t.expires_on >= $1 AND t.expires_on <= $2 \
-     AND (NOT $4 OR t.services LIKE '%\"calling\"%')";
+     AND (NOT $4 OR t.services LIKE '%\"calling\"%') \
+     AND (rc.id IS NULL OR rp.id IS NULL)";
 
 /// One reminder to record.
 #[derive(Debug, Clone)]
@@ -124,7 +126,6 @@ impl Store {
                 .await?
         });
         rows.into_iter()
-            .filter(|r| !(r.customer_recorded && r.partner_recorded))
             .map(|r| {
                 Ok(ReminderCandidate {
                     expires_on: super::parse_date("trials", Some(&r.expires_on))?.ok_or_else(
