@@ -3,6 +3,7 @@
 
 mod explain;
 mod queue;
+mod reminders;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,16 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Trial-lifecycle reminders: the plan for a date, or queue what is due.
+    Reminders {
+        #[command(subcommand)]
+        command: reminders::RemindersCommand,
+    },
+    /// Trials: extend one once by 30 days.
+    Trials {
+        #[command(subcommand)]
+        command: reminders::TrialsCommand,
+    },
 }
 
 /// Runs a parsed command. Returns the process exit code.
@@ -100,6 +111,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_quiet(&config.logging);
             let app = App::open(config).await?;
             queue::run(&app, command).await?;
+        }
+        Command::Reminders { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            reminders::run(&app, command).await?;
+        }
+        Command::Trials { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            reminders::run_trials(&app, command).await?;
         }
         Command::Migrate => {
             crate::telemetry::init(&config.logging);

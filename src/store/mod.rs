@@ -11,6 +11,7 @@
 mod inbound;
 mod outbox;
 mod partners;
+mod reminders;
 mod review;
 mod shipments;
 mod trials;
@@ -27,6 +28,7 @@ use crate::config::DatabaseConfig;
 
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use outbox::{OutboxRow, OutboxState};
+pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{ReviewFilter, ReviewItem, ReviewOrder};
 
 /// Errors at the database boundary.
