@@ -756,6 +756,8 @@ mod tests {
             own_addresses: vec!["trial-helpdesk@helpdesk.example.com".into()],
             own_message_id_domain: "helpdesk.example.com".into(),
             max_message_bytes: 1 << 20,
+            max_mime_depth: 20,
+            max_mime_parts: 500,
         }
     }
 

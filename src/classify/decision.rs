@@ -4,6 +4,8 @@
 //! |---------------------------------------------|------------------|--------------------|
 //! | machine-generated (wins over everything)    | automated        | ignore             |
 //! | over `max_message_bytes`                    | (by subject)     | review `oversize`  |
+//! | MIME deeper than `max_mime_depth`           | (by subject)     | review `mime_too_deep` |
+//! | more parts than `max_mime_parts`            | (by subject)     | review `too_many_parts` |
 //! | sender domain belongs to no partner         | (by subject)     | review             |
 //! | trusted `dmarc=fail`                        | (by subject)     | review             |
 //! | subject is no tracking request              | other            | review             |
@@ -80,6 +82,12 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     let mut review = Vec::new();
     if inspection.oversize {
         review.push(ReviewReason::Oversize);
+    }
+    if inspection.mime_too_deep {
+        review.push(ReviewReason::MimeTooDeep);
+    }
+    if inspection.too_many_parts {
+        review.push(ReviewReason::TooManyParts);
     }
     if partner.is_none() {
         review.push(ReviewReason::UnknownSender);
@@ -167,6 +175,8 @@ mod tests {
             loan_numbers_truncated: false,
             dmarc_fail: false,
             oversize: false,
+            mime_too_deep: false,
+            too_many_parts: false,
             text: String::new(),
             notes: vec![],
             findings: vec![],
@@ -324,6 +334,28 @@ mod tests {
                 kind: Kind::TrackingRequest,
                 action: Action::Review,
                 review: vec![ReviewReason::Oversize],
+            },
+            Case {
+                name: "mime too deep",
+                ins: Inspection {
+                    mime_too_deep: true,
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::MimeTooDeep],
+            },
+            Case {
+                name: "too many parts",
+                ins: Inspection {
+                    too_many_parts: true,
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::TooManyParts],
             },
             Case {
                 name: "loan of other partner: reply and flag",

@@ -69,6 +69,8 @@ fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
         loan_numbers_truncated: false,
         dmarc_fail: false,
         oversize: raw.len() > rules.max_message_bytes,
+        mime_too_deep: false,
+        too_many_parts: false,
         text: String::new(),
         notes: Vec::new(),
         findings: Vec::new(),
@@ -105,7 +107,7 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
     } else {
         parser.parse(raw)
     };
-    let Some(msg) = parsed else {
+    let Some(msg) = parsed.map(Parsed) else {
         ins.message_key = hash_key(raw);
         ins.notes.push("no header fields found".into());
         if !ins.oversize {
@@ -122,7 +124,26 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
             rules.max_message_bytes
         ));
         ins.findings.push("oversize".into());
+    } else if mode == Mode::Mime {
+        let shape = mime_shape(&msg, rules.max_mime_parts);
+        if shape.depth > rules.max_mime_depth {
+            ins.mime_too_deep = true;
+            ins.notes.push(format!(
+                "MIME nesting of {} levels exceeds the limit of {}: only headers read",
+                shape.depth, rules.max_mime_depth
+            ));
+            ins.findings.push(format!("mime:too_deep:{}", shape.depth));
+        }
+        if shape.parts > rules.max_mime_parts {
+            ins.too_many_parts = true;
+            ins.notes.push(format!(
+                "more than {} MIME parts: only headers read",
+                rules.max_mime_parts
+            ));
+            ins.findings.push("mime:too_many_parts".into());
+        }
     }
+    let headers_only = ins.oversize || ins.mime_too_deep || ins.too_many_parts;
 
     let headers = raw_headers(&msg);
     let root_ct = msg.root_part().content_type();
@@ -196,7 +217,7 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
     }
 
     // Bodies.
-    let bodies = if ins.oversize {
+    let bodies = if headers_only {
         Bodies {
             part_types: vec![type_of(root_ct)],
             ..Bodies::default()
@@ -309,6 +330,81 @@ fn type_of(ct: Option<&mail_parser::ContentType<'_>>) -> String {
         ),
         None => "text/plain".into(),
     }
+}
+
+/// A parsed message that is dropped without recursion.
+///
+/// mail-parser builds attached messages (`message/rfc822`, parts of a `multipart/digest`)
+/// iteratively but nests them as values, so the compiler's drop glue recurses once per level:
+/// a few hundred thousand nested `message/rfc822` headers (6 MB) overflow the stack and abort
+/// the process — not a panic `catch_unwind` could stop. Dropping through this wrapper first
+/// detaches every nested message onto a heap stack.
+struct Parsed<'x>(Message<'x>);
+
+impl<'x> std::ops::Deref for Parsed<'x> {
+    type Target = Message<'x>;
+    fn deref(&self) -> &Message<'x> {
+        &self.0
+    }
+}
+
+impl Drop for Parsed<'_> {
+    fn drop(&mut self) {
+        let mut pending: Vec<Message<'_>> = Vec::new();
+        detach_nested(&mut self.0, &mut pending);
+        while let Some(mut m) = pending.pop() {
+            detach_nested(&mut m, &mut pending);
+            // `m` now holds no nested message: its drop is shallow.
+        }
+    }
+}
+
+fn detach_nested<'x>(msg: &mut Message<'x>, pending: &mut Vec<Message<'x>>) {
+    for part in &mut msg.parts {
+        if matches!(part.body, PartType::Message(_)) {
+            if let PartType::Message(m) = std::mem::take(&mut part.body) {
+                pending.push(m);
+            }
+        }
+    }
+}
+
+/// Nesting depth and number of parts of a MIME tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MimeShape {
+    /// 1 for a single-part mail; each multipart or attached message adds a level.
+    depth: usize,
+    /// Parts counted, attached messages' parts included; the walk stops after `max_parts + 1`.
+    parts: usize,
+}
+
+/// Walks the tree without recursion (see [`Parsed`]) and with bounded work.
+fn mime_shape(msg: &Message<'_>, max_parts: usize) -> MimeShape {
+    let mut shape = MimeShape { depth: 0, parts: 0 };
+    // (message, part id, depth of that part)
+    let mut stack: Vec<(&Message<'_>, u32, usize)> = vec![(msg, 0, 1)];
+    while let Some((m, id, depth)) = stack.pop() {
+        let Some(part) = m.parts.get(id as usize) else {
+            continue;
+        };
+        shape.parts += 1;
+        shape.depth = shape.depth.max(depth);
+        if shape.parts > max_parts {
+            break;
+        }
+        match &part.body {
+            // Sub-parts always come after their container; anything else would be a cycle.
+            PartType::Multipart(children) => stack.extend(
+                children
+                    .iter()
+                    .filter(|&&c| c > id)
+                    .map(|&c| (m, c, depth + 1)),
+            ),
+            PartType::Message(inner) => stack.push((inner, 0, depth + 1)),
+            _ => {}
+        }
+    }
+    shape
 }
 
 /// Depth limit for nested messages (mail-parser itself stops at a few levels).
@@ -556,14 +652,27 @@ fn sane_message_id(id: &str) -> Option<String> {
     }
 }
 
+/// Most Message-IDs kept from References / In-Reply-To: the thread root and the latest ones
+/// (RFC 5322 §3.6.4 lets a reply trim the middle). A hostile header with a million ids would
+/// otherwise cost memory here and time wherever the list is searched.
+const MAX_REFERENCES: usize = 100;
+
 fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     let list: Vec<&str> = match value {
         HeaderValue::Text(t) => vec![t.as_ref()],
         HeaderValue::TextList(l) => l.iter().map(|s| s.as_ref()).collect(),
         _ => Vec::new(),
     };
+    let kept: Vec<&str> = if list.len() > MAX_REFERENCES {
+        let tail = list
+            .get(list.len() - (MAX_REFERENCES - 1)..)
+            .unwrap_or_default();
+        list.iter().take(1).chain(tail).copied().collect()
+    } else {
+        list
+    };
     let mut out: Vec<String> = Vec::new();
-    for id in list.into_iter().filter_map(sane_message_id) {
+    for id in kept.into_iter().filter_map(sane_message_id) {
         if !out.contains(&id) {
             out.push(id);
         }
@@ -951,6 +1060,130 @@ mod tests {
         let (ins, d) = run_raw(&small, &load("bounce_postfix_dsn.eml"));
         assert!(ins.oversize);
         assert_eq!(d.action, Ignore);
+    }
+
+    const HEAD: &str = "From: Wang Wei <wangwei@huadong.example.cn>\r\n\
+                        Subject: =?UTF-8?B?6K+V55So57uI56uv6L+96Liq6K+35rGC?=\r\n\
+                        Message-ID: <limits@huadong.example.cn>\r\nMIME-Version: 1.0\r\n";
+
+    /// `depth` multiparts, each the only child of the one before, around a text part.
+    fn nested_multipart(depth: usize) -> Vec<u8> {
+        let mut m = HEAD.to_string();
+        for i in 1..depth {
+            m.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n请查 D20261001\r\n");
+        for i in (1..depth).rev() {
+            m.push_str(&format!("--b{i}--\r\n"));
+        }
+        m.into_bytes()
+    }
+
+    #[test]
+    fn mime_depth_limit() {
+        let r = rules();
+        assert_eq!(r.max_mime_depth, 20, "default");
+        let (ins, d) = run_raw(&r, &nested_multipart(20));
+        assert!(!ins.mime_too_deep, "{:?}", ins.notes);
+        assert_eq!(nums(&ins), ["D20261001"]);
+        assert_eq!(d.action, Reply);
+        let (ins, d) = run_raw(&r, &nested_multipart(21));
+        assert!(ins.mime_too_deep && ins.text.is_empty());
+        assert!(ins.findings.contains(&"mime:too_deep:21".to_string()));
+        assert_eq!((d.kind, d.action), (Tracking, Review));
+        assert_eq!(d.review, [ReviewReason::MimeTooDeep]);
+        let mut shallow = rules();
+        shallow.max_mime_depth = 2;
+        let (ins, _) = run_raw(&shallow, &load("forward_as_attachment.eml"));
+        assert!(ins.mime_too_deep, "{:?}", ins.findings);
+    }
+
+    /// 200 000 nested `message/rfc822` headers (6 MB): the drop glue of the nested values used
+    /// to recurse once per level and abort the process with a stack overflow.
+    #[test]
+    fn deeply_nested_messages_do_not_overflow_the_stack() {
+        let mut m = HEAD.to_string();
+        for _ in 0..200_000 {
+            m.push_str("Content-Type: message/rfc822\r\n\r\n");
+        }
+        m.push_str("Content-Type: text/plain\r\n\r\nD20261001\r\n");
+        // A thread with a small stack, like a runtime worker's.
+        let r = rules();
+        let handle = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || run_raw(&r, m.as_bytes()))
+            .unwrap();
+        let (ins, d) = handle.join().expect("no overflow");
+        assert!(ins.mime_too_deep, "{:?}", ins.notes);
+        assert_eq!(d.action, Review);
+    }
+
+    #[test]
+    fn mime_parts_limit() {
+        let parts = |n: usize| {
+            let mut m = HEAD.to_string();
+            m.push_str("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+            m.push_str("--b\r\nContent-Type: text/plain\r\n\r\n请查 D20261001\r\n");
+            for i in 1..n {
+                m.push_str(&format!(
+                    "--b\r\nContent-Type: application/octet-stream\r\n\r\n{i}\r\n"
+                ));
+            }
+            m.push_str("--b--\r\n");
+            m.into_bytes()
+        };
+        // The multipart container counts as a part.
+        let (ins, d) = run_raw(&rules(), &parts(499));
+        assert!(!ins.too_many_parts);
+        assert_eq!((d.action, nums(&ins)), (Reply, vec!["D20261001"]));
+        let (ins, d) = run_raw(&rules(), &parts(500));
+        assert!(ins.too_many_parts && ins.loan_numbers.is_empty());
+        assert_eq!(d.review, [ReviewReason::TooManyParts]);
+        // A bounce stays a bounce, whatever its shape.
+        let mut few = rules();
+        few.max_mime_parts = 2;
+        let (ins, d) = run_raw(&few, &load("bounce_postfix_dsn.eml"));
+        assert!(ins.too_many_parts);
+        assert_eq!(d.action, Ignore);
+    }
+
+    #[test]
+    fn references_are_capped_to_root_and_latest() {
+        let refs: Vec<String> = (0..300_000).map(|i| format!("<r{i}@x.example>")).collect();
+        let raw = format!(
+            "{HEAD}References: {}\r\nIn-Reply-To: <r299999@x.example>\r\n\r\nD20261001\r\n",
+            refs.join(" ")
+        );
+        let (ins, d) = run_raw(&rules(), raw.as_bytes());
+        assert_eq!(ins.references.len(), MAX_REFERENCES);
+        assert_eq!(
+            ins.references.first().map(String::as_str),
+            Some("r0@x.example")
+        );
+        assert_eq!(
+            ins.references.last().map(String::as_str),
+            Some("r299999@x.example")
+        );
+        assert_eq!(d.action, Reply);
+    }
+
+    #[test]
+    fn parsed_message_drops_flat() {
+        let shape_of = |raw: &[u8]| {
+            let msg = Parsed(MessageParser::new().parse(raw).unwrap());
+            mime_shape(&msg, 1000)
+        };
+        assert_eq!(
+            shape_of(b"Subject: x\r\n\r\nbody"),
+            MimeShape { depth: 1, parts: 1 }
+        );
+        assert_eq!(
+            shape_of(&nested_multipart(5)),
+            MimeShape { depth: 5, parts: 5 }
+        );
+        assert_eq!(shape_of(&load("forward_as_attachment.eml")).depth, 3);
     }
 
     /// Hostile bytes: truncations and byte flips of every fixture must neither panic inside

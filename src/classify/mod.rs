@@ -54,6 +54,12 @@ pub struct Rules {
     pub own_message_id_domain: String,
     /// Mails larger than this are not parsed: they go to review with their headers.
     pub max_message_bytes: usize,
+    /// Deepest MIME nesting (multiparts and attached messages) whose bodies are read; deeper
+    /// mail goes to review with its headers.
+    pub max_mime_depth: usize,
+    /// Most MIME parts (nested messages' parts included) whose bodies are read; mail with more
+    /// goes to review with its headers.
+    pub max_mime_parts: usize,
 }
 
 impl Rules {
@@ -74,6 +80,8 @@ impl Rules {
             own_addresses: config.mail.own_addresses(),
             own_message_id_domain: config.mail.message_id_domain(),
             max_message_bytes: config.mail.max_message_bytes,
+            max_mime_depth: config.mail.max_mime_depth,
+            max_mime_parts: config.mail.max_mime_parts,
         })
     }
 }
@@ -107,6 +115,10 @@ pub struct Inspection {
     pub dmarc_fail: bool,
     /// The mail exceeded `max_message_bytes` and was only read as far as its headers.
     pub oversize: bool,
+    /// The MIME structure is nested deeper than `max_mime_depth`: only headers were read.
+    pub mime_too_deep: bool,
+    /// The mail has more MIME parts than `max_mime_parts`: only headers were read.
+    pub too_many_parts: bool,
     /// Decoded readable text (text/plain, or HTML reduced to text), for staff and storage.
     pub text: String,
     /// Problems met while parsing (malformed MIME, undecodable charset, no From, ...).
@@ -164,19 +176,23 @@ pub enum ReviewReason {
     LoanOfOtherPartner,
     TooManyNumbers,
     Oversize,
+    MimeTooDeep,
+    TooManyParts,
     RateLimited,
     DeadLetter,
     MissedReminder,
 }
 
 impl ReviewReason {
-    pub const ALL: [ReviewReason; 9] = [
+    pub const ALL: [ReviewReason; 11] = [
         ReviewReason::UnknownSender,
         ReviewReason::DmarcFail,
         ReviewReason::OtherSubject,
         ReviewReason::LoanOfOtherPartner,
         ReviewReason::TooManyNumbers,
         ReviewReason::Oversize,
+        ReviewReason::MimeTooDeep,
+        ReviewReason::TooManyParts,
         ReviewReason::RateLimited,
         ReviewReason::DeadLetter,
         ReviewReason::MissedReminder,
@@ -190,6 +206,8 @@ impl ReviewReason {
             ReviewReason::LoanOfOtherPartner => "loan_of_other_partner",
             ReviewReason::TooManyNumbers => "too_many_numbers",
             ReviewReason::Oversize => "oversize",
+            ReviewReason::MimeTooDeep => "mime_too_deep",
+            ReviewReason::TooManyParts => "too_many_parts",
             ReviewReason::RateLimited => "rate_limited",
             ReviewReason::DeadLetter => "dead_letter",
             ReviewReason::MissedReminder => "missed_reminder",
@@ -209,6 +227,8 @@ impl ReviewReason {
             ReviewReason::LoanOfOtherPartner => "asks about a loan of another partner",
             ReviewReason::TooManyNumbers => "more loan numbers than one mail may carry",
             ReviewReason::Oversize => "mail larger than the configured limit",
+            ReviewReason::MimeTooDeep => "MIME parts nested deeper than the configured limit",
+            ReviewReason::TooManyParts => "more MIME parts than the configured limit",
             ReviewReason::RateLimited => "automatic mail to this address hit the rate limit",
             ReviewReason::DeadLetter => "delivery failed permanently",
             ReviewReason::MissedReminder => "reminder not sent within its window",

@@ -90,6 +90,11 @@ pub fn html_to_text(html: &str) -> String {
     out.finish()
 }
 
+/// Most `> ` markers put before one line. Nesting depth itself is tracked exactly, but what
+/// is written is capped: a thousand nested `<blockquote>`s followed by a thousand short lines
+/// would otherwise turn 20 KB of HTML into megabytes (quadratic growth).
+const MAX_QUOTE_MARKERS: usize = 8;
+
 struct HtmlText {
     buf: String,
     quote_depth: usize,
@@ -140,7 +145,7 @@ impl HtmlText {
             return;
         }
         if self.at_line_start {
-            for _ in 0..self.quote_depth {
+            for _ in 0..self.quote_depth.min(MAX_QUOTE_MARKERS) {
                 self.buf.push_str("> ");
             }
             self.at_line_start = false;
@@ -154,7 +159,7 @@ impl HtmlText {
     fn newline(&mut self, always: bool) {
         if always || !self.at_line_start {
             if self.at_line_start && self.quote_depth > 0 {
-                for _ in 0..self.quote_depth {
+                for _ in 0..self.quote_depth.min(MAX_QUOTE_MARKERS) {
                     self.buf.push('>');
                 }
             }
@@ -532,6 +537,28 @@ pub fn is_invisible(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nested_blockquotes_do_not_multiply_the_text() {
+        let html = format!("{}{}", "<blockquote>".repeat(5000), "<br>x".repeat(5000));
+        let text = html_to_text(&html);
+        assert!(
+            text.len() < 25 * html.len(),
+            "{} from {}",
+            text.len(),
+            html.len()
+        );
+        assert!(text
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("> > > > > > > > x"));
+        assert_eq!(
+            html_to_text("<blockquote><blockquote>a</blockquote></blockquote>b"),
+            "> > a\nb"
+        );
+    }
+
     use super::*;
 
     #[test]

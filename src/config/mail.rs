@@ -47,6 +47,15 @@ pub struct MailConfig {
     /// Mails larger than this are not parsed whole: they go to review with their headers.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// Deepest MIME nesting read (each multipart or attached message is one level; a plain
+    /// mail is 1, a forwarded mail with attachments about 4). Deeper mail goes to review with
+    /// its headers: very deep structures cost stack and time for nothing a person writes.
+    #[serde(default = "default_max_mime_depth")]
+    pub max_mime_depth: usize,
+    /// Most MIME parts read, attached messages' parts included. Mail with more goes to review
+    /// with its headers.
+    #[serde(default = "default_max_mime_parts")]
+    pub max_mime_parts: usize,
 }
 
 impl Default for MailConfig {
@@ -59,6 +68,8 @@ impl Default for MailConfig {
             message_id_domain: None,
             own_addresses: Vec::new(),
             max_message_bytes: default_max_message_bytes(),
+            max_mime_depth: default_max_mime_depth(),
+            max_mime_parts: default_max_mime_parts(),
         }
     }
 }
@@ -77,6 +88,12 @@ fn default_from_name() -> String {
 }
 fn default_max_message_bytes() -> usize {
     25 * 1024 * 1024
+}
+fn default_max_mime_depth() -> usize {
+    20
+}
+fn default_max_mime_parts() -> usize {
+    500
 }
 
 impl MailConfig {
@@ -97,6 +114,15 @@ impl MailConfig {
         }
         if self.max_message_bytes < 4096 {
             return Err(invalid("mail.max_message_bytes", "must be at least 4096"));
+        }
+        if !(1..=1000).contains(&self.max_mime_depth) {
+            return Err(invalid("mail.max_mime_depth", "must be between 1 and 1000"));
+        }
+        if !(1..=100_000).contains(&self.max_mime_parts) {
+            return Err(invalid(
+                "mail.max_mime_parts",
+                "must be between 1 and 100000",
+            ));
         }
         Ok(())
     }
