@@ -109,6 +109,15 @@ impl App {
         ))
     }
 
+    /// Raw-mail retention; `None` when raw mail is kept forever.
+    pub fn retention(&self) -> Option<crate::retention::Retention> {
+        crate::retention::Retention::new(
+            &self.config.retention,
+            self.store.clone(),
+            self.clock.clone(),
+        )
+    }
+
     fn maildir_source(&self) -> anyhow::Result<MaildirSource> {
         let path = self.config.resolve_path(&self.config.maildir.path);
         MaildirSource::open(
@@ -191,6 +200,10 @@ impl App {
         if let Some(scheduler) = scheduler {
             let cancel = cancel.clone();
             tracker.spawn(async move { scheduler.run(cancel).await });
+        }
+        if let Some(retention) = self.retention() {
+            let cancel = cancel.clone();
+            tracker.spawn(async move { retention.run(cancel).await });
         }
         tracker.close();
         tracker.wait().await;

@@ -2,6 +2,7 @@
 //! logs to stderr, so `--json` output can be piped.
 
 mod explain;
+mod ops;
 mod queue;
 mod reminders;
 
@@ -69,6 +70,16 @@ pub enum Command {
         #[command(subcommand)]
         command: reminders::TrialsCommand,
     },
+    /// Copy the SQLite database to FILE while the service runs (never overwrites).
+    Backup {
+        /// The new backup file; must not exist.
+        file: PathBuf,
+    },
+    /// Raw-mail retention (`[retention] raw_mail_days`).
+    Retention {
+        #[command(subcommand)]
+        command: ops::RetentionCommand,
+    },
 }
 
 /// Runs a parsed command. Returns the process exit code.
@@ -121,6 +132,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_quiet(&config.logging);
             let app = App::open(config).await?;
             reminders::run_trials(&app, command).await?;
+        }
+        Command::Backup { file } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let store = crate::store::Store::connect(&config.database, &config.base_dir).await?;
+            ops::backup(&store, &file).await?;
+            store.close().await;
+        }
+        Command::Retention { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            ops::retention(&app, command).await?;
         }
         Command::Migrate => {
             crate::telemetry::init(&config.logging);

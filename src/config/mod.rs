@@ -22,7 +22,7 @@ use serde::Deserialize;
 pub use classify::ClassifyConfig;
 pub use database::DatabaseConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
-pub use ops::{LogFormat, LoggingConfig, RemindersConfig, WebConfig};
+pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
 pub use remote::{ImapConfig, SmtpConfig, TlsMode};
 pub use secret::Secret;
@@ -72,6 +72,8 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -161,6 +163,7 @@ impl Config {
         self.classify.validate()?;
         self.outbox.validate()?;
         self.reminders.validate()?;
+        self.retention.validate()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
                 return Err(ConfigError::Invalid {

@@ -109,3 +109,55 @@ impl RemindersConfig {
             .map_err(|e| invalid("reminders.send_at", format!("expected HH:MM: {e}")))
     }
 }
+
+/// `[retention]`: how long raw mail is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Raw bytes of inbound mail older than this many days are deleted (the decision, the
+    /// extracted text and the metadata stay, so history and review still work). 0 keeps raw
+    /// mail forever.
+    #[serde(default)]
+    pub raw_mail_days: u32,
+    /// How often `trialdesk run` looks for raw mail to delete.
+    #[serde(default = "default_retention_interval", with = "humantime_serde")]
+    pub interval: std::time::Duration,
+    /// Rows cleared per transaction, so the job never holds the database for long.
+    #[serde(default = "default_retention_batch")]
+    pub batch: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            raw_mail_days: 0,
+            interval: default_retention_interval(),
+            batch: default_retention_batch(),
+        }
+    }
+}
+
+fn default_retention_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(24 * 3600)
+}
+fn default_retention_batch() -> u32 {
+    500
+}
+
+impl RetentionConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval < std::time::Duration::from_secs(60) {
+            return Err(invalid("retention.interval", "must be at least 1 minute"));
+        }
+        if !(1..=100_000).contains(&self.batch) {
+            return Err(invalid("retention.batch", "must be between 1 and 100000"));
+        }
+        if self.raw_mail_days > 100 * 366 {
+            return Err(invalid(
+                "retention.raw_mail_days",
+                "must be at most 36600 (use 0 to keep raw mail forever)",
+            ));
+        }
+        Ok(())
+    }
+}

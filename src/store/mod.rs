@@ -9,6 +9,7 @@
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
 mod inbound;
+mod maintenance;
 mod outbox;
 mod partners;
 mod reminders;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 use crate::config::DatabaseConfig;
 
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
+pub use maintenance::BackupError;
 pub use outbox::{OutboxRow, OutboxState};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{ReviewFilter, ReviewItem, ReviewOrder};
