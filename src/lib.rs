@@ -48,6 +48,7 @@ pub mod import;
 pub mod inbound;
 pub mod outbound;
 pub mod pipeline;
+pub mod review;
 pub mod store;
 pub mod telemetry;
 pub mod worker;
