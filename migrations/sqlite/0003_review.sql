@@ -60,6 +60,10 @@ DROP INDEX review_state_reason;
 CREATE INDEX review_state_created ON review_items (state, created_at, id);
 CREATE INDEX review_state_reason ON review_items (state, reason, created_at, id);
 
+-- The loan numbers a staff answer reported on (JSON list), so the history finds it by
+-- number; automatic replies report on their request's numbers and leave it NULL.
+ALTER TABLE outbox ADD COLUMN loan_numbers TEXT;
+
 -- History (answered requests, staff replies, reminders), newest first, by purpose.
 CREATE INDEX outbox_purpose_created ON outbox (purpose, created_at, id);
 CREATE INDEX outbox_created ON outbox (created_at, id);

@@ -91,6 +91,8 @@ pub struct PreparedReply {
     pub to: String,
     pub subject: String,
     pub text: String,
+    /// The loan numbers it reports on (template answers).
+    pub loan_numbers: Vec<String>,
     #[serde(skip)]
     outbox: NewOutbox,
 }
@@ -366,6 +368,7 @@ impl Actions {
             to: basis.to.address.clone(),
             subject,
             text: rendered.text,
+            loan_numbers: numbers.iter().map(|n| n.to_string()).collect(),
             outbox,
         })
     }
@@ -380,12 +383,10 @@ impl Actions {
         let item = self.item(item_id).await?;
         Self::open_item(&item)?;
         let prepared = self.prepare_template_answer(item_id, loans).await?;
-        let numbers = parse_loans(loans, self.max_loan_numbers)?
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let note = format!("answered with the tracking template for {numbers}");
+        let note = format!(
+            "answered with the tracking template for {}",
+            prepared.loan_numbers.join(", ")
+        );
         self.queue_answer(&item, prepared, actor, "answer_template", &note)
             .await
     }
@@ -436,6 +437,7 @@ impl Actions {
             to: basis.to.address.clone(),
             subject,
             text: plain,
+            loan_numbers: Vec::new(),
             outbox,
         })
     }
@@ -479,6 +481,7 @@ impl Actions {
                 item.id,
                 inbound_id,
                 &prepared.outbox,
+                &prepared.loan_numbers,
                 Closing {
                     by: &actor.name,
                     note,

@@ -155,7 +155,7 @@ pub struct SentMail {
 const SENT_COLUMNS: &str = "SELECT o.id, o.purpose, o.inbound_id, o.message_id, o.recipients, \
      o.subject, o.state, o.attempts, o.next_attempt_at, o.last_error, o.created_at, o.sent_at, \
      m.sender AS request_sender, m.subject AS request_subject, m.partner_id, \
-     p.name AS partner_name, m.loan_numbers \
+     p.name AS partner_name, COALESCE(o.loan_numbers, m.loan_numbers) AS loan_numbers \
      FROM outbox o \
      LEFT JOIN inbound_messages m ON m.id = o.inbound_id \
      LEFT JOIN partners p ON p.partner_id = m.partner_id ";
@@ -426,13 +426,15 @@ impl Store {
         })
     }
 
-    /// Queues a staff reply to the item's mail, closes the item and audits it (the audit row
-    /// gets the new outbox id). Returns the outbox id; `Conflict` when the item is not open.
+    /// Queues a staff reply to the item's mail (noting the loan numbers it reports on, for the
+    /// history), closes the item and audits it (the audit row gets the new outbox id).
+    /// Returns the outbox id; `Conflict` when the item is not open.
     pub async fn answer_item(
         &self,
         id: i64,
         inbound_id: i64,
         mail: &NewOutbox,
+        loan_numbers: &[String],
         c: Closing<'_>,
         now_ms: i64,
     ) -> Result<i64, StoreError> {
@@ -440,6 +442,13 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             claim_open_item!(tx, id, c.by, c.note, now_ms);
             let outbox_id = insert_outbox!(tx, mail, inbound_id, now_ms);
+            if !loan_numbers.is_empty() {
+                sqlx::query("UPDATE outbox SET loan_numbers = $1 WHERE id = $2")
+                    .bind(to_json(loan_numbers))
+                    .bind(outbox_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let mut audit = c.audit.clone();
             audit.outbox_id = Some(outbox_id);
             insert_audit!(&mut *tx, audit, now_ms);
@@ -674,7 +683,7 @@ impl Store {
                     .push_bind(p.clone())
                     .push(" ESCAPE '\\' OR LOWER(COALESCE(m.sender, '')) LIKE ")
                     .push_bind(p.clone())
-                    .push(" ESCAPE '\\' OR COALESCE(m.loan_numbers, '') LIKE ")
+                    .push(" ESCAPE '\\' OR COALESCE(o.loan_numbers, m.loan_numbers, '') LIKE ")
                     .push_bind(p.to_uppercase())
                     .push(" ESCAPE '\\')");
             }
