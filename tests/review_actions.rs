@@ -314,10 +314,9 @@ async fn two_people_answering_at_once_send_one_answer() {
         1,
         "{x:?} {y:?}"
     );
-    let failed = if x.is_err() {
-        x.unwrap_err()
-    } else {
-        y.unwrap_err()
+    let failed = match (x, y) {
+        (Err(e), _) | (_, Err(e)) => e,
+        _ => unreachable!("exactly one failed"),
     };
     assert!(matches!(failed, ActionError::Conflict(_)), "{failed:?}");
     assert_eq!(
