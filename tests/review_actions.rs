@@ -432,6 +432,15 @@ async fn queue_pages_filters_and_searches_in_sql() {
         0,
         "% is literal"
     );
+    let count = |s: &'static str| {
+        let f = search(s);
+        async move { store.review_items(&f).await.unwrap().len() }
+    };
+    assert_eq!(count("d2").await, 7, "short: scanned");
+    assert_eq!(count("终端追踪").await, 6, "CJK");
+    assert_eq!(count("终端").await, 6, "short CJK");
+    assert_eq!(count("a\"b OR c").await, 0, "quotes are text");
+    assert_eq!(count("D20261004\"]").await, 1);
     let reason = ReviewFilter {
         reason: Some("unknown_sender".into()),
         ..Default::default()

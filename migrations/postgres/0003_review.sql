@@ -67,3 +67,58 @@ ALTER TABLE outbox ADD COLUMN loan_numbers TEXT;
 -- History (answered requests, staff replies, reminders), newest first, by purpose.
 CREATE INDEX outbox_purpose_created ON outbox (purpose, created_at, id);
 CREATE INDEX outbox_created ON outbox (created_at, id);
+
+-- Substring search (sender, subject, loan numbers) without scanning the wide mail tables:
+-- narrow lower-cased copies kept in step by triggers, with trigram GIN indexes (pg_trgm, a
+-- trusted extension since PostgreSQL 13: the database owner may create it). Where the
+-- extension cannot be had, search still works by scanning these narrow tables. SQLite has
+-- tables of the same names (FTS5 trigram).
+CREATE TABLE inbound_search (
+    id   BIGINT PRIMARY KEY REFERENCES inbound_messages (id) ON DELETE CASCADE,
+    text TEXT NOT NULL
+);
+CREATE FUNCTION inbound_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO inbound_search (id, text)
+    VALUES (NEW.id, LOWER(COALESCE(NEW.sender, '') || ' ' || NEW.subject || ' ' || NEW.loan_numbers))
+    ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER inbound_search_sync AFTER INSERT OR UPDATE OF sender, subject, loan_numbers
+ON inbound_messages FOR EACH ROW EXECUTE FUNCTION inbound_search_sync();
+INSERT INTO inbound_search (id, text)
+SELECT id, LOWER(COALESCE(sender, '') || ' ' || subject || ' ' || loan_numbers) FROM inbound_messages;
+
+CREATE TABLE outbox_search (
+    id   BIGINT PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
+    text TEXT NOT NULL
+);
+CREATE FUNCTION outbox_search_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO outbox_search (id, text)
+    VALUES (NEW.id, LOWER(NEW.recipients || ' ' || NEW.subject || ' ' || COALESCE(NEW.loan_numbers, '')))
+    ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER outbox_search_sync AFTER INSERT OR UPDATE OF recipients, subject, loan_numbers
+ON outbox FOR EACH ROW EXECUTE FUNCTION outbox_search_sync();
+INSERT INTO outbox_search (id, text)
+SELECT id, LOWER(recipients || ' ' || subject || ' ' || COALESCE(loan_numbers, '')) FROM outbox;
+
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'pg_trgm is not available (%): review search will scan', SQLERRM;
+END
+$$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        CREATE INDEX inbound_search_trgm ON inbound_search USING gin (text gin_trgm_ops);
+        CREATE INDEX outbox_search_trgm ON outbox_search USING gin (text gin_trgm_ops);
+    END IF;
+END
+$$;

@@ -67,3 +67,41 @@ ALTER TABLE outbox ADD COLUMN loan_numbers TEXT;
 -- History (answered requests, staff replies, reminders), newest first, by purpose.
 CREATE INDEX outbox_purpose_created ON outbox (purpose, created_at, id);
 CREATE INDEX outbox_created ON outbox (created_at, id);
+
+-- Substring search (sender, subject, loan numbers) without scanning the mail tables: FTS5
+-- trigram indexes (case-insensitive, any script), kept in step by triggers. The rowid is
+-- the mail's id. Queries of three or more characters use the index; shorter ones scan these
+-- narrow tables.
+CREATE VIRTUAL TABLE inbound_search USING fts5(text, tokenize = 'trigram');
+CREATE TRIGGER inbound_search_insert AFTER INSERT ON inbound_messages BEGIN
+    INSERT INTO inbound_search (rowid, text)
+    VALUES (new.id, COALESCE(new.sender, '') || ' ' || new.subject || ' ' || new.loan_numbers);
+END;
+CREATE TRIGGER inbound_search_update AFTER UPDATE OF sender, subject, loan_numbers
+ON inbound_messages BEGIN
+    UPDATE inbound_search
+    SET text = COALESCE(new.sender, '') || ' ' || new.subject || ' ' || new.loan_numbers
+    WHERE rowid = new.id;
+END;
+CREATE TRIGGER inbound_search_delete AFTER DELETE ON inbound_messages BEGIN
+    DELETE FROM inbound_search WHERE rowid = old.id;
+END;
+INSERT INTO inbound_search (rowid, text)
+SELECT id, COALESCE(sender, '') || ' ' || subject || ' ' || loan_numbers FROM inbound_messages;
+
+CREATE VIRTUAL TABLE outbox_search USING fts5(text, tokenize = 'trigram');
+CREATE TRIGGER outbox_search_insert AFTER INSERT ON outbox BEGIN
+    INSERT INTO outbox_search (rowid, text)
+    VALUES (new.id, new.recipients || ' ' || new.subject || ' ' || COALESCE(new.loan_numbers, ''));
+END;
+CREATE TRIGGER outbox_search_update AFTER UPDATE OF recipients, subject, loan_numbers
+ON outbox BEGIN
+    UPDATE outbox_search
+    SET text = new.recipients || ' ' || new.subject || ' ' || COALESCE(new.loan_numbers, '')
+    WHERE rowid = new.id;
+END;
+CREATE TRIGGER outbox_search_delete AFTER DELETE ON outbox BEGIN
+    DELETE FROM outbox_search WHERE rowid = old.id;
+END;
+INSERT INTO outbox_search (rowid, text)
+SELECT id, recipients || ' ' || subject || ' ' || COALESCE(loan_numbers, '') FROM outbox;

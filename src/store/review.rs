@@ -283,7 +283,7 @@ impl Store {
     /// One page of review items. Filters, search, order and paging all happen in SQL; the
     /// conditions are only added when used, so each query shape gets its index.
     pub async fn review_page(&self, filter: &ReviewFilter) -> Result<ReviewPage, StoreError> {
-        let pattern = like_pattern(filter.search.as_deref());
+        let search = Search::new(filter.search.as_deref(), self.backend_name() == "sqlite");
         let limit = filter.limit.max(1);
         // Going backwards: read in the opposite order from the cursor, then flip.
         let backwards = filter.before.is_some() && filter.after.is_none();
@@ -294,14 +294,12 @@ impl Store {
             if let Some(reason) = &filter.reason {
                 qb.push(" AND r.reason = ").push_bind(reason.clone());
             }
-            if let Some(p) = &pattern {
-                qb.push(" AND (LOWER(COALESCE(m.sender, o.recipients, '')) LIKE ")
-                    .push_bind(p.clone())
-                    .push(" ESCAPE '\\' OR LOWER(COALESCE(m.subject, o.subject, '')) LIKE ")
-                    .push_bind(p.clone())
-                    .push(" ESCAPE '\\' OR COALESCE(m.loan_numbers, '') LIKE ")
-                    .push_bind(p.to_uppercase())
-                    .push(" ESCAPE '\\')");
+            if let Some(search) = &search {
+                qb.push(" AND (r.inbound_id IN (");
+                search.push_inbound_ids(&mut qb);
+                qb.push(") OR r.outbox_id IN (");
+                search.push_outbox_ids(&mut qb);
+                qb.push("))");
             }
             if let Some(c) = filter.after.or(filter.before) {
                 // Row-value comparison (SQLite ≥ 3.15, PostgreSQL): uses the index as a range.
@@ -364,10 +362,14 @@ impl Store {
     ) -> Result<Vec<ReviewItem>, StoreError> {
         Ok(dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(REVIEW_COLUMNS);
-            // Its own items, and the dead letters of replies to it.
-            qb.push("WHERE r.inbound_id = ")
+            // Its own items, and the dead letters of replies to it. (A UNION of two index
+            // lookups: with OR across them, PostgreSQL scans the whole table.)
+            qb.push("WHERE r.id IN (SELECT id FROM review_items WHERE inbound_id = ")
                 .push_bind(inbound_id)
-                .push(" OR r.outbox_id IN (SELECT id FROM outbox WHERE inbound_id = ")
+                .push(
+                    " UNION ALL SELECT ri.id FROM review_items ri JOIN outbox ob \
+                     ON ob.id = ri.outbox_id WHERE ob.inbound_id = ",
+                )
                 .push_bind(inbound_id)
                 .push(") ORDER BY r.id");
             qb.build_query_as().fetch_all(pool).await?
@@ -661,7 +663,7 @@ impl Store {
     /// The history: replies, staff replies and reminders, newest first, one page (plus one
     /// row to tell whether more follow).
     pub async fn history(&self, f: &HistoryFilter) -> Result<(Vec<SentMail>, bool), StoreError> {
-        let pattern = like_pattern(f.search.as_deref());
+        let search = Search::new(f.search.as_deref(), self.backend_name() == "sqlite");
         let limit = f.limit.max(1);
         let mut rows: Vec<SentMail> = dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(SENT_COLUMNS);
@@ -676,16 +678,12 @@ impl Store {
             if let Some(partner) = &f.partner_id {
                 qb.push(" AND m.partner_id = ").push_bind(partner.clone());
             }
-            if let Some(p) = &pattern {
-                qb.push(" AND (LOWER(o.recipients) LIKE ")
-                    .push_bind(p.clone())
-                    .push(" ESCAPE '\\' OR LOWER(o.subject) LIKE ")
-                    .push_bind(p.clone())
-                    .push(" ESCAPE '\\' OR LOWER(COALESCE(m.sender, '')) LIKE ")
-                    .push_bind(p.clone())
-                    .push(" ESCAPE '\\' OR COALESCE(o.loan_numbers, m.loan_numbers, '') LIKE ")
-                    .push_bind(p.to_uppercase())
-                    .push(" ESCAPE '\\')");
+            if let Some(search) = &search {
+                qb.push(" AND (o.id IN (");
+                search.push_outbox_ids(&mut qb);
+                qb.push(") OR o.inbound_id IN (");
+                search.push_inbound_ids(&mut qb);
+                qb.push("))");
             }
             if let Some(c) = f.after {
                 qb.push(" AND (o.created_at, o.id) < (")
@@ -701,6 +699,74 @@ impl Store {
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         Ok((rows, more))
+    }
+}
+
+/// A substring search over mails (sender, subject, loan numbers) and outgoing mail
+/// (recipients, subject, loan numbers), answered from the search indexes of migration 0003:
+/// FTS5 trigram tables on SQLite, pg_trgm GIN indexes on PostgreSQL. Both are
+/// case-insensitive substring matches; they differ only in SQL spelling.
+#[derive(Debug, Clone)]
+enum Search {
+    /// SQLite, three characters or more: an FTS5 phrase (trigram phrases match substrings).
+    Fts(String),
+    /// SQLite, shorter: LIKE over the narrow FTS tables.
+    SqliteLike(String),
+    /// PostgreSQL: LIKE on the narrow lower-cased copies (pg_trgm serves it when installed).
+    PgLike(String),
+}
+
+impl Search {
+    fn new(text: Option<&str>, sqlite: bool) -> Option<Search> {
+        let text = text.map(str::trim).filter(|s| !s.is_empty())?;
+        let pattern = like_pattern(Some(text))?;
+        Some(if !sqlite {
+            Search::PgLike(pattern)
+        } else if text.chars().count() >= 3 {
+            Search::Fts(format!("\"{}\"", text.replace('"', "\"\"")))
+        } else {
+            Search::SqliteLike(pattern)
+        })
+    }
+
+    /// `SELECT <inbound ids that match>`.
+    fn push_inbound_ids<DB: sqlx::Database>(&self, qb: &mut QueryBuilder<DB>)
+    where
+        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        match self {
+            Search::Fts(q) => qb
+                .push("SELECT rowid FROM inbound_search WHERE inbound_search MATCH ")
+                .push_bind(q.clone()),
+            Search::SqliteLike(p) => qb
+                .push("SELECT rowid FROM inbound_search WHERE text LIKE ")
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\'"),
+            Search::PgLike(p) => qb
+                .push("SELECT id FROM inbound_search WHERE text LIKE ")
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\'"),
+        };
+    }
+
+    /// `SELECT <outbox ids that match>`.
+    fn push_outbox_ids<DB: sqlx::Database>(&self, qb: &mut QueryBuilder<DB>)
+    where
+        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        match self {
+            Search::Fts(q) => qb
+                .push("SELECT rowid FROM outbox_search WHERE outbox_search MATCH ")
+                .push_bind(q.clone()),
+            Search::SqliteLike(p) => qb
+                .push("SELECT rowid FROM outbox_search WHERE text LIKE ")
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\'"),
+            Search::PgLike(p) => qb
+                .push("SELECT id FROM outbox_search WHERE text LIKE ")
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\'"),
+        };
     }
 }
 
