@@ -295,11 +295,14 @@ impl Store {
                 qb.push(" AND r.reason = ").push_bind(reason.clone());
             }
             if let Some(search) = &search {
+                // The item's mail, its undelivered mail, or the request that mail answered.
                 qb.push(" AND (r.inbound_id IN (");
                 search.push_inbound_ids(&mut qb);
                 qb.push(") OR r.outbox_id IN (");
                 search.push_outbox_ids(&mut qb);
-                qb.push("))");
+                qb.push(") OR r.outbox_id IN (SELECT id FROM outbox WHERE inbound_id IN (");
+                search.push_inbound_ids(&mut qb);
+                qb.push(")))");
             }
             if let Some(c) = filter.after.or(filter.before) {
                 // Row-value comparison (SQLite ≥ 3.15, PostgreSQL): uses the index as a range.
