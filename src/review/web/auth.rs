@@ -125,7 +125,15 @@ fn is_safe(method: &Method) -> bool {
 /// Where to go after signing in: only paths on this site.
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
+        // Visible ASCII only: anything else could not even be put in a Location header.
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            p.to_string()
+        }
         _ => "/queue".into(),
     }
 }
@@ -484,7 +492,14 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(local_path(Some("/items/3?x=1")), "/items/3?x=1");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", ""] {
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil",
+            "",
+            "/queue\r\nSet-Cookie: x=1",
+            "/ä",
+        ] {
             assert_eq!(local_path(Some(bad)), "/queue", "{bad}");
         }
         assert_eq!(local_path(None), "/queue");
