@@ -97,7 +97,8 @@ impl Composer {
     pub fn new_message_id(&self, now: jiff::Timestamp) -> String {
         let random: u64 = rand::random();
         format!(
-            "td.{}.{:016x}@{}",
+            "{}{}.{:016x}@{}",
+            crate::classify::OWN_MESSAGE_ID_PREFIX,
             now.as_millisecond(),
             random,
             self.message_id_domain
