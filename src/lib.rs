@@ -53,6 +53,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;
+pub mod review;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

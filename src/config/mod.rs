@@ -161,6 +161,7 @@ impl Config {
         self.classify.validate()?;
         self.outbox.validate()?;
         self.reminders.validate()?;
+        self.web.validate()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
                 return Err(ConfigError::Invalid {
