@@ -174,6 +174,7 @@ impl App {
     /// `run`: every worker until SIGINT/SIGTERM, then a graceful stop.
     pub async fn run_forever(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         let queued = Arc::new(Notify::new());
+        let queued_for_web = queued.clone();
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
         let sender = Arc::new(self.sender(queued.clone())?);
         let scheduler = match self.config.reminders.enabled {
@@ -205,9 +206,52 @@ impl App {
             let cancel = cancel.clone();
             tracker.spawn(async move { retention.run(cancel).await });
         }
+        if self.config.web.enabled {
+            // Bound here, before anything runs, so a taken port stops the start with its name.
+            let listener = self.web_listener().await?;
+            let router = self.web_router(queued_for_web)?;
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                if let Err(e) = crate::review::web::serve(listener, router, cancel.clone()).await {
+                    tracing::error!(error = %e, "review pages stopped; shutting down");
+                    cancel.cancel();
+                }
+            });
+        }
         tracker.close();
         tracker.wait().await;
         self.store.close().await;
+        Ok(())
+    }
+}
+
+impl App {
+    /// The review pages' router. Other parts add their routes here with `.merge(…)` (they
+    /// stay outside the sign-in guard, e.g. `/healthz`). `queued` wakes this process's sender
+    /// when staff queue mail.
+    pub fn web_router(&self, queued: Arc<Notify>) -> anyhow::Result<axum::Router> {
+        let actions = Arc::new(crate::review::Actions::from_app(self, queued)?);
+        let state = Arc::new(crate::review::web::WebState::new(self, actions)?);
+        Ok(crate::review::web::router(state))
+    }
+
+    /// Binds `web.listen`.
+    pub async fn web_listener(&self) -> anyhow::Result<tokio::net::TcpListener> {
+        let addr = self.config.web.listen;
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("config key `web.listen`: cannot listen on {addr}"))
+    }
+
+    /// `web`: the review pages alone, until `cancel`.
+    pub async fn serve_web(
+        &self,
+        queued: Arc<Notify>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let listener = self.web_listener().await?;
+        let router = self.web_router(queued)?;
+        crate::review::web::serve(listener, router, cancel).await?;
         Ok(())
     }
 }

@@ -54,6 +54,7 @@ pub mod outbound;
 pub mod pipeline;
 pub mod reminders;
 pub mod retention;
+pub mod review;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

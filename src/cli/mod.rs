@@ -5,6 +5,7 @@ mod explain;
 mod ops;
 mod queue;
 mod reminders;
+mod users;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ops::RetentionCommand,
     },
+    /// Serve the review pages only (no mail is fetched or sent), until SIGINT/SIGTERM.
+    Web,
+    /// Staff accounts for the review pages.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
 }
 
 /// Runs a parsed command. Returns the process exit code.
@@ -143,6 +151,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_quiet(&config.logging);
             let app = App::open(config).await?;
             ops::retention(&app, command).await?;
+        }
+        Command::Web => {
+            crate::telemetry::init(&config.logging);
+            let app = App::open(config).await?;
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                crate::app::shutdown_signal().await;
+                on_signal.cancel();
+            });
+            app.serve_web(std::sync::Arc::new(tokio::sync::Notify::new()), cancel)
+                .await?;
+            app.store.close().await;
+        }
+        Command::Users { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            users::run(&app, command).await?;
         }
         Command::Migrate => {
             crate::telemetry::init(&config.logging);

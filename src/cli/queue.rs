@@ -1,15 +1,19 @@
-//! `trialdesk queue …`: the review queue from the command line.
+//! `trialdesk queue …`: the review queue from the command line. The actions are the web
+//! pages' (`review::actions`), audited as `--as NAME` (default `$USER`) via `cli`.
+
+use std::sync::Arc;
 
 use clap::Subcommand;
 
 use crate::app::App;
-use crate::store::{ReviewFilter, ReviewOrder};
+use crate::review::{Actions, Actor};
+use crate::store::{Cursor, ReviewFilter, ReviewOrder};
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
     /// List what waits for review (newest first).
     List {
-        /// One JSON array on stdout instead of a table.
+        /// One JSON array of items on stdout instead of a table.
         #[arg(long)]
         json: bool,
         /// Only this reason (e.g. unknown_sender, other_subject, dead_letter).
@@ -21,14 +25,81 @@ pub enum QueueCommand {
         /// Oldest first.
         #[arg(long)]
         oldest: bool,
-        /// Also list resolved items.
+        /// List resolved items instead of open ones.
         #[arg(long)]
         resolved: bool,
         #[arg(long, default_value_t = 50)]
         limit: i64,
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Continue after this cursor (printed at the end of a page).
+        #[arg(long)]
+        after: Option<Cursor>,
     },
+    /// Everything about one item: the mail, why it waits, decisions, replies, activity.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close an item without answering; the note says why.
+    Resolve {
+        id: i64,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Put a dead-lettered mail back in the outbox (attempts start over).
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Give up on a dead-lettered mail.
+    Discard {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Run the stored mail through the rules again (e.g. after importing shipments).
+    Reprocess {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Answer an item's mail: with the tracking template for --loans, or with --text.
+    Answer {
+        id: i64,
+        /// Loan numbers for the tracking template (space or comma separated).
+        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        loans: Option<String>,
+        /// Free text (the signature and the quoted original are added).
+        #[arg(long)]
+        text: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+/// Who the audit log names for a CLI action.
+#[derive(Debug, clap::Args)]
+pub struct Who {
+    /// Name recorded in the audit log (default: $USER).
+    #[arg(long = "as", value_name = "NAME")]
+    name: Option<String>,
+}
+
+impl Who {
+    fn actor(&self) -> Actor {
+        let name = self
+            .name
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "cli".into());
+        Actor::cli(name.trim())
+    }
 }
 
 pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
@@ -41,6 +112,7 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             resolved,
             limit,
             offset,
+            after,
         } => {
             let filter = ReviewFilter {
                 state: if resolved { "resolved" } else { "open" }.into(),
@@ -53,13 +125,15 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 },
                 limit: limit.clamp(1, 10_000),
                 offset: offset.max(0),
+                after,
+                before: None,
             };
-            let items = app.store.review_items(&filter).await?;
+            let page = app.store.review_page(&filter).await?;
             if json {
-                println!("{}", serde_json::to_string(&items)?);
+                println!("{}", serde_json::to_string(&page.items)?);
                 return Ok(());
             }
-            if items.is_empty() {
+            if page.items.is_empty() {
                 println!("the review queue is empty");
                 return Ok(());
             }
@@ -68,7 +142,7 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 "{:>6}  {:<22} {:<8} {:<32} SUBJECT",
                 "ID", "REASON", "AGE", "SENDER"
             );
-            for item in &items {
+            for item in &page.items {
                 println!(
                     "{:>6}  {:<22} {:<8} {:<32} {}",
                     item.id,
@@ -82,9 +156,133 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             let total: i64 = counts.iter().map(|(_, n)| n).sum();
             let by_reason: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
             println!("{total} open: {}", by_reason.join(", "));
+            if page.has_next {
+                if let Some(last) = page.items.last() {
+                    println!("more: --after {}", last.cursor());
+                }
+            }
+        }
+        QueueCommand::Show { id, json } => {
+            let detail = crate::review::detail::item_detail(&app.store, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("review item {id} does not exist"))?;
+            if json {
+                println!("{}", serde_json::to_string(&detail)?);
+                return Ok(());
+            }
+            let item = &detail.item;
+            println!("item {}  [{}]  {}", item.id, item.state, item.reason);
+            for r in &detail.reasons {
+                println!("  - {}: {}", r.code, r.description);
+            }
+            if !item.detail.is_empty() {
+                println!("  {}", item.detail);
+            }
+            if let Some(m) = &detail.message {
+                let inb = &m.inbound;
+                println!();
+                println!("from:     {}", inb.sender.as_deref().unwrap_or("-"));
+                println!("subject:  {}", inb.subject);
+                println!("received: {}", fmt_ms(inb.received_at));
+                println!("decision: {} / {}", inb.kind, inb.action);
+                if !m.loan_numbers.is_empty() {
+                    println!("loans:    {}", m.loan_numbers.join(" "));
+                }
+                println!();
+                for line in inb.body_text.lines().take(40) {
+                    println!("  | {line}");
+                }
+                for r in &m.replies {
+                    println!(
+                        "sent #{} {} to {} [{}]",
+                        r.id, r.purpose, r.recipients, r.state
+                    );
+                }
+            }
+            if let Some(o) = &detail.dead_letter {
+                println!(
+                    "undelivered mail #{} to {} [{}]: {}",
+                    o.id,
+                    o.recipients,
+                    o.state,
+                    o.last_error.as_deref().unwrap_or("")
+                );
+            }
+            if item.state == "resolved" {
+                println!(
+                    "resolved {} by {}: {}",
+                    item.resolved_at.map(fmt_ms).unwrap_or_default(),
+                    item.resolved_by.as_deref().unwrap_or("?"),
+                    item.note.as_deref().unwrap_or("")
+                );
+            }
+            for a in &detail.audit {
+                println!(
+                    "{}  {} ({}) {}: {}",
+                    fmt_ms(a.at),
+                    a.actor,
+                    a.via,
+                    a.action,
+                    a.detail
+                );
+            }
+        }
+        QueueCommand::Resolve { id, note, who } => {
+            actions(app)?.resolve(id, &note, &who.actor()).await?;
+            println!("item {id} resolved");
+        }
+        QueueCommand::Retry { id, who } => {
+            let outbox = actions(app)?.retry(id, &who.actor()).await?;
+            println!("item {id}: mail {outbox} queued again (a running `trialdesk run` sends it)");
+        }
+        QueueCommand::Discard { id, who } => {
+            let outbox = actions(app)?.discard(id, &who.actor()).await?;
+            println!("item {id}: mail {outbox} discarded");
+        }
+        QueueCommand::Reprocess { id, who } => {
+            let r = actions(app)?.reprocess(id, &who.actor()).await?;
+            let what = match (r.outcome.queued, r.outcome.already_answered) {
+                (Some(o), _) => format!("reply queued as mail {o}"),
+                (None, true) => "already answered: no second reply".to_string(),
+                (None, false) => "no reply".to_string(),
+            };
+            println!(
+                "item {id}: now {} / {}; {what}; {}",
+                r.kind,
+                r.action,
+                if r.outcome.resolved {
+                    "resolved".to_string()
+                } else {
+                    format!("still open ({})", r.review.join(", "))
+                }
+            );
+        }
+        QueueCommand::Answer {
+            id,
+            loans,
+            text,
+            who,
+        } => {
+            let actions = actions(app)?;
+            let outbox = match (loans, text) {
+                (Some(loans), _) => actions.answer_template(id, &[loans], &who.actor()).await?,
+                (None, Some(text)) => actions.answer_text(id, &text, &who.actor()).await?,
+                (None, None) => anyhow::bail!("give --loans or --text"),
+            };
+            println!("item {id} answered: mail {outbox} queued");
         }
     }
     Ok(())
+}
+
+fn actions(app: &App) -> anyhow::Result<Actions> {
+    Actions::from_app(app, Arc::new(tokio::sync::Notify::new()))
+}
+
+fn fmt_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
 }
 
 fn age(ms: i64) -> String {

@@ -164,6 +164,7 @@ impl Config {
         self.outbox.validate()?;
         self.reminders.validate()?;
         self.retention.validate()?;
+        self.web.validate()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
                 return Err(ConfigError::Invalid {

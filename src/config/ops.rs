@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -47,6 +48,40 @@ pub struct WebConfig {
     /// Loopback by default: put a TLS-terminating proxy in front to expose it.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Mark cookies `Secure` (and name the session cookie `__Host-…`): set it when the pages
+    /// are reached over HTTPS (through a TLS-terminating proxy). Browsers then never send the
+    /// session over plain HTTP.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// A session ends this long after sign-in, however active.
+    #[serde(default = "default_session_lifetime", with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// A session ends after this long without a request.
+    #[serde(default = "default_session_idle", with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// Load remote images in received HTML mail by default. Off: images from the web are
+    /// blocked (they tell the sender the mail was opened) until staff click "load images".
+    #[serde(default)]
+    pub remote_images: bool,
+    /// Time zone the pages show times in (IANA name, e.g. `Asia/Shanghai`).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Failed sign-ins allowed per account name within `login_window`; more are refused
+    /// until the window has passed.
+    #[serde(default = "default_login_max_failures")]
+    pub login_max_failures: u32,
+    /// Failed sign-ins allowed per client address within `login_window` (any account names).
+    #[serde(default = "default_login_max_failures_per_address")]
+    pub login_max_failures_per_address: u32,
+    #[serde(default = "default_login_window", with = "humantime_serde")]
+    pub login_window: Duration,
+    /// Take the client address for sign-in rate limits from the last `X-Forwarded-For` entry
+    /// (only behind a proxy that sets it; otherwise clients could pick their own address).
+    #[serde(default)]
+    pub trust_forwarded_for: bool,
+    /// Rows per page in the queue, history and audit log.
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
 }
 
 impl Default for WebConfig {
@@ -54,8 +89,65 @@ impl Default for WebConfig {
         WebConfig {
             enabled: true,
             listen: default_listen(),
+            secure_cookies: false,
+            session_lifetime: default_session_lifetime(),
+            session_idle_timeout: default_session_idle(),
+            remote_images: false,
+            time_zone: default_time_zone(),
+            login_max_failures: default_login_max_failures(),
+            login_max_failures_per_address: default_login_max_failures_per_address(),
+            login_window: default_login_window(),
+            trust_forwarded_for: false,
+            page_size: default_page_size(),
         }
     }
+}
+
+impl WebConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.tz()?;
+        if !(1..=1000).contains(&self.page_size) {
+            return Err(invalid("web.page_size", "must be between 1 and 1000"));
+        }
+        if self.login_max_failures == 0 || self.login_max_failures_per_address == 0 {
+            return Err(invalid(
+                "web.login_max_failures",
+                "must be at least 1 (per account and per address)",
+            ));
+        }
+        if self.session_lifetime.is_zero() || self.session_idle_timeout.is_zero() {
+            return Err(invalid("web.session_lifetime", "must be longer than zero"));
+        }
+        Ok(())
+    }
+
+    /// The configured time zone.
+    pub fn tz(&self) -> Result<jiff::tz::TimeZone, ConfigError> {
+        jiff::tz::TimeZone::get(&self.time_zone)
+            .map_err(|e| invalid("web.time_zone", format!("unknown time zone: {e}")))
+    }
+}
+
+fn default_session_lifetime() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn default_session_idle() -> Duration {
+    Duration::from_secs(2 * 3600)
+}
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+fn default_login_max_failures() -> u32 {
+    5
+}
+fn default_login_max_failures_per_address() -> u32 {
+    20
+}
+fn default_login_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_page_size() -> u32 {
+    50
 }
 
 fn default_true() -> bool {

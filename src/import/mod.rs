@@ -91,7 +91,7 @@ pub fn exact_loan_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
 }
 
 /// Called as parsing advances, with (bytes read, total bytes): drives a progress bar.
-pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
 /// Result of a successful import.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -164,6 +164,11 @@ impl Pipeline {
         &self.store
     }
 
+    /// The evaluator this pipeline decides with (staff "reprocess" re-runs it).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
     /// Processes one mail end to end (except the acknowledgement, which the caller does after
     /// this returns Ok).
     #[tracing::instrument(skip_all, fields(origin = %mail.origin))]
@@ -298,7 +303,11 @@ impl Pipeline {
     }
 
     /// Renders and composes the tracking reply; Err carries a description for staff.
-    fn compose_reply(&self, eval: &Evaluation, now: jiff::Timestamp) -> Result<NewOutbox, String> {
+    pub(crate) fn compose_reply(
+        &self,
+        eval: &Evaluation,
+        now: jiff::Timestamp,
+    ) -> Result<NewOutbox, String> {
         let decision = &eval.decision;
         let inspection = &eval.inspection;
         let partner = eval

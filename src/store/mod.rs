@@ -8,6 +8,7 @@
 //!
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
+mod audit;
 mod inbound;
 mod maintenance;
 mod outbox;
@@ -16,6 +17,7 @@ mod reminders;
 mod review;
 mod shipments;
 mod trials;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,11 +29,16 @@ use sqlx::sqlite::{
 
 use crate::config::DatabaseConfig;
 
+pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use maintenance::BackupError;
 pub use outbox::{OutboxRow, OutboxState};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
-pub use review::{ReviewFilter, ReviewItem, ReviewOrder};
+pub use review::{
+    Closing, Cursor, DecisionRow, HistoryFilter, ReprocessOutcome, ReprocessRecord, ReviewFilter,
+    ReviewItem, ReviewOrder, ReviewPage, SentMail,
+};
+pub use users::{FailedLogins, NewSession, SessionRow, User};
 
 /// Errors at the database boundary.
 #[derive(Debug, thiserror::Error)]

@@ -51,8 +51,10 @@ impl TestEnv {
              [mail]\nsource = \"maildir\"\ntransport = \"file\"\nfrom = \"helpdesk@example.test\"\n\n\
              [maildir]\npath = \"maildir\"\n\n[outbox]\ndir = \"outbox\"\n\n\
              [templates]\ndir = \"{templates}\"\nsignature = \"Test Helpdesk\"\n\n\
-             [carriers]\nEMS = \"https://ems.example/t?no={{tracking_number}}\"\n\n{extra}\n",
+             [carriers]\nEMS = \"https://ems.example/t?no={{tracking_number}}\"\n\n{web}{extra}\n",
             templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
+            // Tests that run `trialdesk run` in parallel must not fight over port 8080.
+            web = if extra.contains("[web]") { "" } else { "[web]\nlisten = \"127.0.0.1:0\"\n\n" },
         );
         let config_path = dir.path().join("trialdesk.toml");
         std::fs::write(&config_path, text).expect("write config");

@@ -1,0 +1,801 @@
+//! What staff can do with a review item, shared by the web pages and the CLI.
+//!
+//! Every action writes its effect, the item's new state and an audit row (who, via what,
+//! when, what) in ONE transaction (`store::review`): an answer is queued exactly when its item
+//! is closed, and the log never disagrees with the data. Two people acting on the same item
+//! at once: the first wins, the second gets [`ActionError::Conflict`].
+//!
+//! Staff replies are composed like automatic ones — `Re:` subject, `In-Reply-To` and
+//! `References` from the stored mail, both body parts — but marked `staff-reply` instead of
+//! `Auto-Submitted`, and go through the outbox (`purpose = staff_reply`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::classify::{self, Action, Inspection, LoanAnswer, Lookup, Mailbox, ReviewReason};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::domain::{Language, LoanNumber, Partner};
+use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
+use crate::outbound::{Composer, Templates};
+use crate::pipeline::{reply, stored_decision, Pipeline, PipelineError};
+use crate::store::{
+    Closing, InboundRecord, NewAudit, NewOutbox, NewReview, ReprocessOutcome, ReprocessRecord,
+    ReviewItem, Store, StoreError, Via,
+};
+
+/// Who acts: a signed-in user (web) or a named operator (CLI: `--as` or `$USER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub via: Via,
+}
+
+impl Actor {
+    pub fn web(name: &str) -> Actor {
+        Actor {
+            name: name.to_string(),
+            via: Via::Web,
+        }
+    }
+
+    pub fn cli(name: &str) -> Actor {
+        Actor {
+            name: name.to_string(),
+            via: Via::Cli,
+        }
+    }
+}
+
+/// Why an action was refused. Web pages map these to status codes, the CLI to messages.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("review item {0} does not exist")]
+    NotFound(i64),
+    /// The item changed meanwhile (already resolved, the mail is no longer dead).
+    #[error("{0}")]
+    Conflict(String),
+    /// The action does not fit this item (retrying an item that is not a dead letter, …).
+    #[error("{0}")]
+    NotApplicable(String),
+    /// The input is unusable (no loan number, empty text, …).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ActionError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => ActionError::Conflict(m),
+            other => ActionError::Store(other),
+        }
+    }
+}
+
+impl From<PipelineError> for ActionError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A staff reply, composed and ready to queue (also shown as a preview).
+#[derive(Debug, Clone, Serialize)]
+pub struct PreparedReply {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    /// The loan numbers it reports on (template answers).
+    pub loan_numbers: Vec<String>,
+    #[serde(skip)]
+    outbox: NewOutbox,
+}
+
+/// What a reprocess found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reprocessed {
+    pub kind: String,
+    pub action: String,
+    pub review: Vec<String>,
+    #[serde(flatten)]
+    pub outcome: ReprocessOutcome,
+}
+
+/// The longest free-text answer or note accepted.
+const MAX_TEXT_CHARS: usize = 50_000;
+/// Lines of the original mail quoted under a free-text answer.
+const MAX_QUOTED_LINES: usize = 200;
+
+/// The staff actions. Cheap to share behind an `Arc`.
+pub struct Actions {
+    store: Store,
+    pipeline: Arc<Pipeline>,
+    rules: Arc<classify::Rules>,
+    templates: Arc<Templates>,
+    composer: Composer,
+    carriers: BTreeMap<String, String>,
+    signature: String,
+    max_loan_numbers: usize,
+    clock: SharedClock,
+    /// Wakes a sender in this process when mail is queued.
+    queued: Arc<Notify>,
+}
+
+/// What replying to a stored mail is based on.
+struct Basis {
+    record: InboundRecord,
+    inspection: Inspection,
+    to: Mailbox,
+    partner: Option<Partner>,
+    language: Language,
+}
+
+impl Actions {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: &Config,
+        store: Store,
+        pipeline: Arc<Pipeline>,
+        rules: Arc<classify::Rules>,
+        templates: Arc<Templates>,
+        composer: Composer,
+        clock: SharedClock,
+        queued: Arc<Notify>,
+    ) -> Actions {
+        Actions {
+            store,
+            pipeline,
+            rules,
+            templates,
+            composer,
+            carriers: config
+                .carriers
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+                .collect(),
+            signature: config.templates.signature.clone(),
+            max_loan_numbers: config.classify.max_loan_numbers,
+            clock,
+            queued,
+        }
+    }
+
+    /// Builds the actions from the app's parts; `queued` is the sender's wake-up.
+    pub fn from_app(app: &crate::app::App, queued: Arc<Notify>) -> anyhow::Result<Actions> {
+        Ok(Actions::new(
+            &app.config,
+            app.store.clone(),
+            Arc::new(app.pipeline(queued.clone())?),
+            app.rules.clone(),
+            app.templates()?,
+            app.composer()?,
+            app.clock.clone(),
+            queued,
+        ))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().as_millisecond()
+    }
+
+    async fn item(&self, id: i64) -> Result<ReviewItem, ActionError> {
+        self.store
+            .review_item(id)
+            .await?
+            .ok_or(ActionError::NotFound(id))
+    }
+
+    fn open_item(item: &ReviewItem) -> Result<(), ActionError> {
+        if item.state == "open" {
+            Ok(())
+        } else {
+            Err(ActionError::Conflict(format!(
+                "review item {} is already resolved{}",
+                item.id,
+                item.resolved_by
+                    .as_deref()
+                    .map(|b| format!(" (by {b})"))
+                    .unwrap_or_default()
+            )))
+        }
+    }
+
+    /// The stored mail an item is about, read again, with whom a reply goes to.
+    async fn basis(&self, item: &ReviewItem) -> Result<Basis, ActionError> {
+        let inbound_id = item.inbound_id.ok_or_else(|| {
+            ActionError::NotApplicable(format!(
+                "review item {} is not about a received mail: nothing to answer",
+                item.id
+            ))
+        })?;
+        let record = self.store.inbound(inbound_id).await?.ok_or_else(|| {
+            ActionError::Conflict(format!("inbound mail {inbound_id} does not exist"))
+        })?;
+        let raw = self.store.inbound_raw(inbound_id).await?;
+        let mut inspection = match &raw {
+            Some(raw) => classify::inspect(&self.rules, raw),
+            None => classify::inspect(&self.rules, b""),
+        };
+        // What was stored is what staff saw: it fills what a re-read cannot give (an
+        // oversize mail is not kept).
+        if inspection.from.is_none() {
+            inspection.from = record.sender.as_ref().map(|address| Mailbox {
+                name: record.sender_name.clone(),
+                address: address.clone(),
+            });
+        }
+        if inspection.message_id.is_none() {
+            inspection.message_id = record.message_id.clone();
+        }
+        if inspection.subject.is_empty() {
+            inspection.subject = record.subject.clone();
+        }
+        if inspection.text.is_empty() {
+            inspection.text = record.body_text.clone();
+        }
+        let partner = match inspection
+            .from
+            .as_ref()
+            .and_then(|f| classify::address_domain(&f.address))
+        {
+            Some(domain) => self.store.partner_by_domain(domain).await?,
+            None => None,
+        };
+        let decision = classify::decide(
+            &inspection,
+            &Lookup {
+                partner: partner.clone(),
+                shipments: Vec::new(),
+            },
+        );
+        let to = decision
+            .reply_to
+            .clone()
+            .or_else(|| inspection.from.clone())
+            .ok_or_else(|| {
+                ActionError::NotApplicable("the mail has no sender address to answer".into())
+            })?;
+        Ok(Basis {
+            record,
+            inspection,
+            to,
+            partner,
+            language: decision.language,
+        })
+    }
+
+    fn compose(
+        &self,
+        basis: &Basis,
+        text: &str,
+        html: &str,
+    ) -> Result<(NewOutbox, String), ActionError> {
+        let subject = classify::subject::reply_subject(&basis.inspection.subject);
+        let in_reply_to = basis
+            .inspection
+            .message_id
+            .as_deref()
+            .filter(|id| is_sane_message_id(id));
+        let composed = self
+            .composer
+            .compose(&Draft {
+                to: &basis.to,
+                subject: &subject,
+                text,
+                html,
+                in_reply_to,
+                references: &basis.inspection.references,
+                kind: OwnMailKind::StaffReply,
+                date: self.clock.now(),
+            })
+            .map_err(|e| ActionError::Invalid(format!("the reply cannot be composed: {e}")))?;
+        Ok((
+            NewOutbox {
+                purpose: "staff_reply".into(),
+                message_id: composed.message_id,
+                envelope_from: self.composer.from_address(),
+                recipients: vec![basis.to.address.clone()],
+                rate_key: basis.to.address.to_lowercase(),
+                subject: subject.clone(),
+                body: composed.bytes,
+            },
+            subject,
+        ))
+    }
+
+    /// The tracking template for the chosen numbers, rendered for the item's sender. Only
+    /// loans of the sender's partner are shown as found, as in automatic replies.
+    pub async fn prepare_template_answer(
+        &self,
+        item_id: i64,
+        loans: &[String],
+    ) -> Result<PreparedReply, ActionError> {
+        let item = self.item(item_id).await?;
+        let numbers = parse_loans(loans, self.max_loan_numbers)?;
+        let basis = self.basis(&item).await?;
+        let partner = basis.partner.as_ref().ok_or_else(|| {
+            ActionError::NotApplicable(
+                "the sender's domain belongs to no partner, so the tracking template cannot \
+                 show any loan: answer with free text (or import the domain and reprocess)"
+                    .into(),
+            )
+        })?;
+        let shipments = self.store.shipments_by_loan(&numbers).await?;
+        let mut decision = classify::decide(
+            &basis.inspection,
+            &Lookup {
+                partner: Some(partner.clone()),
+                shipments: Vec::new(),
+            },
+        );
+        decision.loans = numbers
+            .iter()
+            .map(|n| LoanAnswer {
+                loan_number: n.clone(),
+                shipment: shipments
+                    .iter()
+                    .find(|s| &s.loan_number == n && s.partner_id == partner.partner_id)
+                    .cloned(),
+            })
+            .collect();
+        let context = reply::reply_context(
+            &basis.inspection,
+            &decision,
+            partner,
+            &self.carriers,
+            &self.signature,
+        );
+        let rendered = self
+            .templates
+            .render(
+                "tracking_reply",
+                &[basis.language, partner.language],
+                &context,
+            )
+            .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;
+        let (outbox, subject) = self.compose(&basis, &rendered.text, &rendered.html)?;
+        Ok(PreparedReply {
+            to: basis.to.address.clone(),
+            subject,
+            text: rendered.text,
+            loan_numbers: numbers.iter().map(|n| n.to_string()).collect(),
+            outbox,
+        })
+    }
+
+    /// Answers with the tracking template for `loans`, and closes the item.
+    pub async fn answer_template(
+        &self,
+        item_id: i64,
+        loans: &[String],
+        actor: &Actor,
+    ) -> Result<i64, ActionError> {
+        let item = self.item(item_id).await?;
+        Self::open_item(&item)?;
+        let prepared = self.prepare_template_answer(item_id, loans).await?;
+        let note = format!(
+            "answered with the tracking template for {}",
+            prepared.loan_numbers.join(", ")
+        );
+        self.queue_answer(&item, prepared, actor, "answer_template", &note)
+            .await
+    }
+
+    /// Free text, rendered as the reply (signature added, the original quoted below).
+    pub async fn prepare_text_answer(
+        &self,
+        item_id: i64,
+        text: &str,
+    ) -> Result<PreparedReply, ActionError> {
+        let item = self.item(item_id).await?;
+        let text = text.replace("\r\n", "\n");
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(ActionError::Invalid("the answer is empty".into()));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ActionError::Invalid(format!(
+                "the answer is longer than {MAX_TEXT_CHARS} characters"
+            )));
+        }
+        let basis = self.basis(&item).await?;
+        let when = jiff::Timestamp::from_millisecond(basis.record.received_at)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        let who = basis
+            .record
+            .sender
+            .clone()
+            .unwrap_or_else(|| "the sender".into());
+        let attribution = format!("On {when}, {who} wrote:");
+        let quoted: Vec<&str> = basis
+            .inspection
+            .text
+            .lines()
+            .take(MAX_QUOTED_LINES)
+            .collect();
+        let mut plain = format!("{text}\n\n{}\n", self.signature);
+        if !quoted.is_empty() {
+            plain.push_str(&format!("\n{attribution}\n"));
+            for line in &quoted {
+                plain.push_str(&format!("> {line}\n"));
+            }
+        }
+        let html = text_answer_html(text, &self.signature, &attribution, &quoted);
+        let (outbox, subject) = self.compose(&basis, &plain, &html)?;
+        Ok(PreparedReply {
+            to: basis.to.address.clone(),
+            subject,
+            text: plain,
+            loan_numbers: Vec::new(),
+            outbox,
+        })
+    }
+
+    /// Answers with free text, and closes the item.
+    pub async fn answer_text(
+        &self,
+        item_id: i64,
+        text: &str,
+        actor: &Actor,
+    ) -> Result<i64, ActionError> {
+        let item = self.item(item_id).await?;
+        Self::open_item(&item)?;
+        let prepared = self.prepare_text_answer(item_id, text).await?;
+        let note = "answered with free text".to_string();
+        self.queue_answer(&item, prepared, actor, "answer_text", &note)
+            .await
+    }
+
+    async fn queue_answer(
+        &self,
+        item: &ReviewItem,
+        prepared: PreparedReply,
+        actor: &Actor,
+        action: &'static str,
+        note: &str,
+    ) -> Result<i64, ActionError> {
+        let inbound_id = item.inbound_id.unwrap_or_default();
+        let audit = NewAudit {
+            actor: actor.name.clone(),
+            via: actor.via,
+            action,
+            review_id: Some(item.id),
+            inbound_id: Some(inbound_id),
+            outbox_id: None,
+            detail: format!("{note}, to {}", prepared.to),
+        };
+        let outbox_id = self
+            .store
+            .answer_item(
+                item.id,
+                inbound_id,
+                &prepared.outbox,
+                &prepared.loan_numbers,
+                Closing {
+                    by: &actor.name,
+                    note,
+                    audit: &audit,
+                },
+                self.now_ms(),
+            )
+            .await?;
+        self.queued.notify_waiters();
+        tracing::info!(review_id = item.id, outbox_id, actor = %actor.name, action, "answer queued");
+        Ok(outbox_id)
+    }
+
+    /// Runs the stored mail through the rules again (after new data was imported) and
+    /// records the new decision. The reply it calls for is queued unless the mail was already
+    /// answered; the item is resolved when nothing needs a person any more.
+    pub async fn reprocess(&self, item_id: i64, actor: &Actor) -> Result<Reprocessed, ActionError> {
+        let item = self.item(item_id).await?;
+        Self::open_item(&item)?;
+        let inbound_id = item.inbound_id.ok_or_else(|| {
+            ActionError::NotApplicable(format!(
+                "review item {item_id} is not about a received mail: nothing to reprocess"
+            ))
+        })?;
+        let record = self.store.inbound(inbound_id).await?.ok_or_else(|| {
+            ActionError::Conflict(format!("inbound mail {inbound_id} does not exist"))
+        })?;
+        let raw = self.store.inbound_raw(inbound_id).await?.ok_or_else(|| {
+            ActionError::NotApplicable(
+                "the mail was too large to keep, so it cannot be read again: answer or resolve it"
+                    .into(),
+            )
+        })?;
+        let mut eval = self
+            .pipeline
+            .evaluator()
+            .evaluate(&raw, record.size_bytes.max(0) as u64)
+            .await?;
+        let now = self.clock.now();
+        let mut extra_detail = Vec::new();
+        let mut reply = None;
+        if eval.decision.action == Action::Reply {
+            match self.pipeline.compose_reply(&eval, now) {
+                Ok(mail) => reply = Some(mail),
+                Err(detail) => {
+                    eval.decision.action = Action::Review;
+                    if !eval.decision.review.contains(&ReviewReason::DeadLetter) {
+                        eval.decision.review.push(ReviewReason::DeadLetter);
+                    }
+                    extra_detail.push(detail);
+                }
+            }
+        }
+        let decision = &eval.decision;
+        let needs_review = decision.action == Action::Review || !decision.review.is_empty();
+        let keep_open = needs_review.then(|| {
+            let reasons = if decision.review.is_empty() {
+                vec![ReviewReason::OtherSubject]
+            } else {
+                decision.review.clone()
+            };
+            let mut detail: Vec<String> =
+                reasons.iter().map(|r| r.describe().to_string()).collect();
+            detail.extend(extra_detail.iter().cloned());
+            NewReview {
+                reason: reasons[0].code().to_string(),
+                reasons: reasons.iter().map(|r| r.code().to_string()).collect(),
+                detail: detail.join("; "),
+            }
+        });
+        let stored = stored_decision(decision, &format!("reprocess:{}", actor.name));
+        let summary = format!("reprocessed: now {} / {}", stored.kind, stored.action);
+        let detail = match &keep_open {
+            Some(r) => format!("{summary}; still needs review ({})", r.reasons.join(", ")),
+            None => format!("{summary}; resolved"),
+        };
+        let audit = NewAudit {
+            actor: actor.name.clone(),
+            via: actor.via,
+            action: "reprocess",
+            review_id: Some(item.id),
+            inbound_id: Some(inbound_id),
+            outbox_id: None,
+            detail,
+        };
+        let outcome = self
+            .store
+            .record_reprocess(
+                &ReprocessRecord {
+                    review_id: item.id,
+                    inbound_id,
+                    decision: &stored,
+                    reply: reply.as_ref(),
+                    keep_open: keep_open.as_ref(),
+                    by: &actor.name,
+                    note: &summary,
+                    audit: &audit,
+                },
+                now.as_millisecond(),
+            )
+            .await?;
+        if outcome.queued.is_some() {
+            self.queued.notify_waiters();
+        }
+        tracing::info!(review_id = item.id, inbound_id, actor = %actor.name, ?outcome, "reprocessed");
+        Ok(Reprocessed {
+            kind: stored.kind,
+            action: stored.action,
+            review: stored.review,
+            outcome,
+        })
+    }
+
+    /// Closes an item with a note (the note is required: it is the record of why).
+    pub async fn resolve(
+        &self,
+        item_id: i64,
+        note: &str,
+        actor: &Actor,
+    ) -> Result<(), ActionError> {
+        let item = self.item(item_id).await?;
+        Self::open_item(&item)?;
+        let note = note.trim();
+        if note.is_empty() {
+            return Err(ActionError::Invalid(
+                "a note is required: say why no answer is needed".into(),
+            ));
+        }
+        if note.chars().count() > MAX_TEXT_CHARS {
+            return Err(ActionError::Invalid("the note is too long".into()));
+        }
+        let audit = NewAudit {
+            actor: actor.name.clone(),
+            via: actor.via,
+            action: "resolve",
+            review_id: Some(item.id),
+            inbound_id: item.inbound_id,
+            outbox_id: item.outbox_id,
+            detail: note.to_string(),
+        };
+        self.store
+            .resolve_item(
+                item.id,
+                Closing {
+                    by: &actor.name,
+                    note,
+                    audit: &audit,
+                },
+                self.now_ms(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a dead-lettered mail back in the outbox (attempts reset, due now).
+    pub async fn retry(&self, item_id: i64, actor: &Actor) -> Result<i64, ActionError> {
+        let outbox_id = self
+            .settle_dead_letter(item_id, true, actor, "dead letter queued again")
+            .await?;
+        self.queued.notify_waiters();
+        Ok(outbox_id)
+    }
+
+    /// Gives up on a dead-lettered mail for good.
+    pub async fn discard(&self, item_id: i64, actor: &Actor) -> Result<i64, ActionError> {
+        self.settle_dead_letter(item_id, false, actor, "dead letter discarded")
+            .await
+    }
+
+    async fn settle_dead_letter(
+        &self,
+        item_id: i64,
+        retry: bool,
+        actor: &Actor,
+        note: &str,
+    ) -> Result<i64, ActionError> {
+        let item = self.item(item_id).await?;
+        Self::open_item(&item)?;
+        let outbox_id = item.outbox_id.ok_or_else(|| {
+            ActionError::NotApplicable(format!(
+                "review item {item_id} is not a failed delivery: there is no mail to {}",
+                if retry { "retry" } else { "discard" }
+            ))
+        })?;
+        let audit = NewAudit {
+            actor: actor.name.clone(),
+            via: actor.via,
+            action: if retry { "retry" } else { "discard" },
+            review_id: Some(item.id),
+            inbound_id: None,
+            outbox_id: Some(outbox_id),
+            detail: note.to_string(),
+        };
+        self.store
+            .settle_dead_letter(
+                item.id,
+                outbox_id,
+                retry,
+                Closing {
+                    by: &actor.name,
+                    note,
+                    audit: &audit,
+                },
+                self.now_ms(),
+            )
+            .await?;
+        Ok(outbox_id)
+    }
+}
+
+/// Loan numbers typed by staff (one per entry, or several separated by spaces, commas or
+/// semicolons), normalised and de-duplicated in order.
+pub fn parse_loans(input: &[String], max: usize) -> Result<Vec<LoanNumber>, ActionError> {
+    let mut out: Vec<LoanNumber> = Vec::new();
+    let mut bad = Vec::new();
+    for token in input
+        .iter()
+        .flat_map(|s| {
+            s.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '、' | '，' | '；'))
+        })
+        .filter(|t| !t.is_empty())
+    {
+        match LoanNumber::parse(token) {
+            Some(n) if !out.contains(&n) => out.push(n),
+            Some(_) => {}
+            None => bad.push(token.to_string()),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(ActionError::Invalid(format!(
+            "not a loan number: {} (expected D followed by digits)",
+            bad.join(", ")
+        )));
+    }
+    if out.is_empty() {
+        return Err(ActionError::Invalid(
+            "choose at least one loan number".into(),
+        ));
+    }
+    if out.len() > max {
+        return Err(ActionError::Invalid(format!(
+            "at most {max} loan numbers per answer"
+        )));
+    }
+    Ok(out)
+}
+
+/// The HTML part of a free-text answer: the text escaped, paragraphs kept, the original
+/// quoted.
+fn text_answer_html(text: &str, signature: &str, attribution: &str, quoted: &[&str]) -> String {
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n<body style=\"font-family: \
+         -apple-system, 'Segoe UI', 'PingFang SC', 'Microsoft YaHei', 'Hiragino Sans', Arial, \
+         sans-serif; font-size: 14px; line-height: 1.5; color: #1f2328;\">\n",
+    );
+    for para in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+        html.push_str("<p>");
+        html.push_str(&escape_html(para.trim()).replace('\n', "<br>\n"));
+        html.push_str("</p>\n");
+    }
+    html.push_str(&format!(
+        "<p style=\"color: #59636e;\">{}</p>\n",
+        escape_html(signature)
+    ));
+    if !quoted.is_empty() {
+        html.push_str(&format!("<p>{}</p>\n<blockquote style=\"margin: 0 0 0 8px; border-left: 2px solid #d1d9e0; padding-left: 8px; color: #59636e;\">", escape_html(attribution)));
+        html.push_str(&escape_html(&quoted.join("\n")).replace('\n', "<br>\n"));
+        html.push_str("</blockquote>\n");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loan_input_is_split_normalised_and_checked() {
+        let got = parse_loans(
+            &["d1234567, D7654321；".into(), "Ｄ１２３４５６７".into()],
+            50,
+        )
+        .unwrap();
+        let got: Vec<String> = got.iter().map(|n| n.to_string()).collect();
+        assert_eq!(got, vec!["D1234567", "D7654321"]);
+        assert!(parse_loans(&["".into()], 50).is_err());
+        assert!(parse_loans(&["X1".into()], 50).is_err());
+        assert!(parse_loans(&["D1 D2 D3".into()], 2).is_err());
+    }
+
+    #[test]
+    fn free_text_html_is_escaped() {
+        let html = text_answer_html("a <b>\n\nc & d", "Desk", "On x, y wrote:", &["<script>"]);
+        assert!(html.contains("<p>a &lt;b&gt;</p>"), "{html}");
+        assert!(html.contains("<p>c &amp; d</p>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
+    }
+}

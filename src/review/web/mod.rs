@@ -1,0 +1,209 @@
+//! The review pages: a small server-rendered web app (axum + minijinja), no JavaScript.
+//!
+//! - [`auth`]: sign-in (argon2, rate-limited), sessions (random token in an `HttpOnly`,
+//!   `SameSite=Strict` cookie; only its hash stored), the CSRF token every form carries, and
+//!   the middleware that guards every page but `/login` and the stylesheet.
+//! - [`pages`]: queue, message, actions, history, audit log, CSV import.
+//! - [`render`]: the page templates (`templates/web/*.html`, built into the binary,
+//!   auto-escaped).
+//!
+//! Every response carries a Content-Security-Policy without any script source, so nothing
+//! — not even a sanitiser bug in a received HTML mail — can run script in these pages.
+//!
+//! [`router`] returns a plain `Router`: other parts add their routes with `.merge(…)`
+//! (e.g. `/healthz`, `/metrics`); routes merged that way are outside the sign-in guard.
+
+pub mod auth;
+pub mod pages;
+pub mod render;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use super::actions::{ActionError, Actions};
+use crate::clock::SharedClock;
+use crate::config::WebConfig;
+use crate::store::{Store, StoreError};
+
+/// What every handler needs. Shared behind an `Arc`.
+pub struct WebState {
+    pub store: Store,
+    pub actions: Arc<Actions>,
+    pub config: WebConfig,
+    pub clock: SharedClock,
+    /// Anchored loan-number pattern, for CSV imports.
+    pub loan_pattern: regex::Regex,
+    /// Poked after an import so the reminder scheduler re-plans at once.
+    pub data_changed: Arc<tokio::sync::Notify>,
+}
+
+impl WebState {
+    pub fn new(app: &crate::app::App, actions: Arc<Actions>) -> anyhow::Result<WebState> {
+        app.config.web.tz()?;
+        Ok(WebState {
+            store: app.store.clone(),
+            actions,
+            config: app.config.web.clone(),
+            clock: app.clock.clone(),
+            loan_pattern: crate::import::exact_loan_pattern(
+                &app.config.classify.loan_number_pattern,
+            )?,
+            data_changed: app.reminders_changed.clone(),
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().as_millisecond()
+    }
+}
+
+/// Largest CSV accepted by the import page.
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+/// Largest ordinary form (a free-text answer is at most 50,000 characters).
+pub const MAX_FORM_BYTES: usize = 1024 * 1024;
+
+/// The review app. Merge other routes into it with `.merge(…)`.
+pub fn router(state: Arc<WebState>) -> Router {
+    let guarded = Router::new()
+        .route("/", get(|| async { Redirect::to("/queue") }))
+        .route("/queue", get(pages::queue))
+        .route("/items/{id}", get(pages::item))
+        .route("/items/{id}/answer", post(pages::answer))
+        .route("/items/{id}/reprocess", post(pages::reprocess))
+        .route("/items/{id}/resolve", post(pages::resolve))
+        .route("/items/{id}/retry", post(pages::retry))
+        .route("/items/{id}/discard", post(pages::discard))
+        .route("/messages/{id}", get(pages::message))
+        .route("/messages/{id}/raw", get(pages::raw_mail))
+        .route("/messages/{id}/attachments/{index}", get(pages::attachment))
+        .route("/messages/{id}/inline/{cid}", get(pages::inline_image))
+        .route("/outbox/{id}", get(pages::outgoing))
+        .route("/history", get(pages::history))
+        .route("/audit", get(pages::audit))
+        .route(
+            "/import",
+            get(pages::import_form)
+                .post(pages::import)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route("/logout", post(auth::logout))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_session));
+    let open = Router::new()
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/static/style.css", get(stylesheet));
+    guarded
+        .merge(open)
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `cancel` fires, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "review pages listening on http://{addr}/");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { cancel.cancelled().await })
+    .await
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("style.css"),
+    )
+        .into_response()
+}
+
+/// The policy every page gets unless a handler sets its own (the message page allows remote
+/// images when staff ask for them).
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        // Pages show mail content: keep it out of shared and disk caches.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Errors of a page or action, shown as a page with the matching status.
+#[derive(Debug)]
+pub enum WebError {
+    NotFound,
+    BadRequest(String),
+    Forbidden(String),
+    Conflict(String),
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError::Internal(e.into())
+    }
+}
+
+impl From<ActionError> for WebError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound(_) => WebError::NotFound,
+            ActionError::Conflict(m) => WebError::Conflict(m),
+            ActionError::NotApplicable(m) | ActionError::Invalid(m) => WebError::BadRequest(m),
+            ActionError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found.".to_string()),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            WebError::Conflict(m) => (StatusCode::CONFLICT, m),
+            WebError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "review page failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on our side; the details are in the log.".to_string(),
+                )
+            }
+        };
+        render::error_page(status, &message)
+    }
+}

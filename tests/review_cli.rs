@@ -1,0 +1,246 @@
+//! The review queue from the command line (`queue …`, `users …`, `web`), run as the real
+//! binary against a throwaway database.
+
+mod common;
+mod review_support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestEnv;
+use review_support::{seed, seed_dead_letter, Seed};
+use trialdesk::store::AuditFilter;
+
+fn td(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+        .arg("--config")
+        .arg(&env.config_path)
+        .args(args)
+        .env("USER", "operator")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn queue_list_show_and_actions_are_audited_with_the_operator() {
+    let env = TestEnv::new("").await;
+    let (item, _) = seed(
+        &env,
+        Seed {
+            message_id: "cli-1@huadong.example.cn",
+            loans: &["D20261001"],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (dead, outbox) = seed_dead_letter(&env, "cli-dl@huadong.example.cn").await;
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&td(&env, &["queue", "list", "--json"]))).unwrap();
+    let ids: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![dead, item]);
+    let filtered = ok(&td(&env, &["queue", "list", "--reason", "dead_letter"]));
+    assert!(
+        filtered.contains("dead_letter") && !filtered.contains("other_subject  "),
+        "{filtered}"
+    );
+    let searched: serde_json::Value = serde_json::from_str(&ok(&td(
+        &env,
+        &["queue", "list", "--json", "--search", "d20261001"],
+    )))
+    .unwrap();
+    assert_eq!(
+        searched.as_array().unwrap().len(),
+        2,
+        "both mention D20261001"
+    );
+
+    let show: serde_json::Value = serde_json::from_str(&ok(&td(
+        &env,
+        &["queue", "show", &item.to_string(), "--json"],
+    )))
+    .unwrap();
+    assert_eq!(show["item"]["id"], item);
+    assert_eq!(
+        show["message"]["inbound"]["sender"],
+        "wangwei@huadong.example.cn"
+    );
+    assert_eq!(show["message"]["loan_numbers"][0], "D20261001");
+    let human = ok(&td(&env, &["queue", "show", &item.to_string()]));
+    assert!(human.contains("请查询 D20261001"), "{human}");
+
+    // A note is required; `--as` names the operator, else $USER.
+    assert!(!td(&env, &["queue", "resolve", &item.to_string()])
+        .status
+        .success());
+    ok(&td(
+        &env,
+        &[
+            "queue",
+            "resolve",
+            &item.to_string(),
+            "--note",
+            "called back",
+            "--as",
+            "Dana",
+        ],
+    ));
+    let again = td(
+        &env,
+        &["queue", "resolve", &item.to_string(), "--note", "x"],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already resolved"));
+    ok(&td(&env, &["queue", "retry", &dead.to_string()]));
+    assert_eq!(
+        env.app
+            .store
+            .outbox_row(outbox)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        "queued"
+    );
+    let missing = td(&env, &["queue", "show", "999"]);
+    assert!(!missing.status.success());
+
+    let audit = env
+        .app
+        .store
+        .audit_entries(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let who: Vec<(String, String, String)> = audit
+        .iter()
+        .map(|e| (e.action.clone(), e.actor.clone(), e.via.clone()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![
+            ("retry".into(), "operator".into(), "cli".into()),
+            ("resolve".into(), "Dana".into(), "cli".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn users_are_added_from_stdin_and_listed_without_hashes() {
+    let env = TestEnv::new("").await;
+    let add = |name: &str, password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+            .arg("--config")
+            .arg(&env.config_path)
+            .args(["users", "add", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(!add("alice", "short").status.success(), "too short");
+    ok(&add("Alice", "a long enough password"));
+    assert!(
+        !add("alice", "another long password").status.success(),
+        "taken"
+    );
+    let list = ok(&td(&env, &["users", "list", "--json"]));
+    assert!(
+        list.contains("\"alice\"") && !list.contains("argon2"),
+        "{list}"
+    );
+    let user = env.app.store.user_by_name("alice").await.unwrap().unwrap();
+    assert!(user.password_hash.starts_with("$argon2id$"));
+    assert!(trialdesk::review::users::verify_password(
+        "a long enough password",
+        &user.password_hash
+    ));
+    ok(&td(&env, &["users", "disable", "alice"]));
+    assert!(
+        env.app
+            .store
+            .user_by_name("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+}
+
+#[tokio::test]
+async fn web_serves_on_the_configured_address_and_stops_on_sigterm() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let env = TestEnv::new(&format!("[web]\nlisten = \"127.0.0.1:{port}\"\n")).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("web")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let response = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /queue HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).unwrap();
+            break buf;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "web did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    assert!(
+        response.contains("location: /login?next=%2Fqueue"),
+        "{response}"
+    );
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let waited = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "web did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
