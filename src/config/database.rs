@@ -48,25 +48,42 @@ impl DatabaseConfig {
     }
 }
 
-/// Replaces the password in `scheme://user:password@host` with `***`.
+/// Replaces the password in `scheme://user:password@host` (and a `password=` query
+/// parameter) with `***`. Errs on the side of hiding: the user information ends at the *last*
+/// `@`, since an unescaped `@` or `/` inside a password is a common mistake.
 pub fn redact_url_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}://{}:***{}",
-            &url[..scheme_end],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
+    let (head, rest) = url.split_at(scheme_end + 3);
+    let mut out = match rest.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = rest.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => format!("{head}{}:***{host}", &userinfo[..colon]),
+                None => url.to_string(),
+            }
+        }
         None => url.to_string(),
+    };
+    // `?password=…` / `&password=…`, case-insensitive.
+    let mut search = 0;
+    while let Some(pos) = out
+        .get(search..)
+        .and_then(|s| s.to_ascii_lowercase().find("password="))
+        .map(|p| p + search)
+    {
+        let start = pos + "password=".len();
+        let preceded = pos > 0 && matches!(out.as_bytes()[pos - 1], b'?' | b'&');
+        let end = out[start..].find('&').map_or(out.len(), |e| start + e);
+        if preceded {
+            out.replace_range(start..end, "***");
+            search = start + 3;
+        } else {
+            search = start;
+        }
     }
+    out
 }
 
 #[cfg(test)]
@@ -84,5 +101,22 @@ mod tests {
             "postgres://td@db/td"
         );
         assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+        // Unescaped `@` or `/` in the password: hide up to the last `@`.
+        assert_eq!(
+            redact_url_password("postgres://td:S3cr3t@Canary@db:5432/td"),
+            "postgres://td:***@db:5432/td"
+        );
+        assert_eq!(
+            redact_url_password("postgres://td:ab/S3cr3t@db/td"),
+            "postgres://td:***@db/td"
+        );
+        assert_eq!(
+            redact_url_password("postgres://td@db/td?sslmode=require&password=S3cr3t&x=1"),
+            "postgres://td@db/td?sslmode=require&password=***&x=1"
+        );
+        assert_eq!(
+            redact_url_password("postgres://db/td?PASSWORD=S3cr3t"),
+            "postgres://db/td?PASSWORD=***"
+        );
     }
 }

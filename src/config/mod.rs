@@ -125,7 +125,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: syntax_message(text, &e),
         })?;
         for (var, raw) in overrides {
             apply_override(&mut value, var, raw)?;
@@ -133,13 +133,20 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(value))
             .map_err(|e| {
                 let key = e.path().to_string();
+                // serde echoes the offending value ("invalid type: integer `1234`"): never
+                // for a key that holds a secret.
+                let message = if is_secret_key(&key) {
+                    "invalid value (not shown: this key holds a secret); expected a string".into()
+                } else {
+                    e.into_inner().to_string()
+                };
                 ConfigError::Invalid {
                     key: if key == "." {
                         "(top level)".into()
                     } else {
                         key
                     },
-                    message: e.into_inner().to_string(),
+                    message,
                 }
             })?;
         config.base_dir = base_dir;
@@ -175,6 +182,34 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Where and what, without the source excerpt the TOML error would print: the offending line
+/// may hold a password (`password = "unterminated…`).
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+/// Keys whose values are secrets (`imap.password`, `web.session_secret`, `…_token`).
+fn is_secret_key(dotted: &str) -> bool {
+    let last = dotted
+        .rsplit('.')
+        .next()
+        .unwrap_or(dotted)
+        .to_ascii_lowercase();
+    ["password", "secret", "token"]
+        .iter()
+        .any(|w| last.contains(w))
+        && !last.ends_with("_env")
+        && !last.ends_with("_file")
 }
 
 /// Removes `.` and `name/..` lexically (no symlink resolution: the paths may not exist yet).
@@ -317,6 +352,38 @@ mod tests {
             c.resolve_path(Path::new("../demo/./out")),
             PathBuf::from("/etc/demo/out")
         );
+    }
+
+    #[test]
+    fn errors_never_show_secret_values() {
+        let canary = "S3cr3t-Canary";
+        for text in [
+            format!("[database]\nurl = \"sqlite://x\"\n[imap]\npassword = \"{canary}\n"),
+            format!("[database]\nurl = \"sqlite://x\"\n[imap]\npassword = \"{canary}\"x\n"),
+            format!("[database]\nurl = \"sqlite://x\"\n[smtp]\npassword = {canary}\n"),
+        ] {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(!err.contains(canary), "{err}");
+            assert!(err.contains("line "), "{err}");
+        }
+        let err = parse("[database]\nurl = \"sqlite://x\"\n[imap]\npassword = 123456789\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("imap.password") && !err.contains("123456789"),
+            "{err}"
+        );
+        // Other keys keep serde's helpful detail.
+        let err = parse("[database]\nurl = \"sqlite://x\"\n[imap]\nport = \"abc\"\n").unwrap_err();
+        assert!(err.to_string().contains("abc"), "{err}");
+        assert!(is_secret_key("web.session_secret") && is_secret_key("smtp.password"));
+        assert!(!is_secret_key("imap.password_env") && !is_secret_key("imap.username"));
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let err = parse("[database]\nurl = \"sqlite://x\"\n[imap\n").unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 
     #[test]
