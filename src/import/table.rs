@@ -4,6 +4,15 @@ use std::collections::{HashMap, HashSet};
 
 use super::RowError;
 
+/// Longest cell read (bytes). Real cells are names, ids, dates and short lists; a longer one
+/// is a broken export (an unclosed quote swallowing the rest of the file) and is reported
+/// without being quoted back.
+pub(super) const MAX_CELL_BYTES: usize = 10_000;
+
+/// Reading stops after this many problems: the file needs fixing anyway, and a million error
+/// lines help nobody.
+pub(super) const MAX_ERRORS: usize = 1_000;
+
 /// A CSV file whose columns are found by header name (case-insensitive; extra columns are
 /// ignored; a UTF-8 BOM is skipped).
 pub(super) struct Table {
@@ -128,13 +137,38 @@ impl Table {
                     continue;
                 }
             };
-            let mut row = Row {
-                line,
-                fields,
-                index: &self.index,
-                errors,
-            };
-            visit(&mut row);
+            let mut oversized = false;
+            for (&column, &i) in &self.index {
+                if let Some(f) = fields.get(i).filter(|f| f.len() > MAX_CELL_BYTES) {
+                    errors.push(RowError {
+                        line,
+                        column: Some(column.to_string()),
+                        message: format!(
+                            "cell of {} bytes is longer than the {MAX_CELL_BYTES}-byte limit \
+                             (an unclosed quote?)",
+                            f.len()
+                        ),
+                    });
+                    oversized = true;
+                }
+            }
+            if !oversized {
+                let mut row = Row {
+                    line,
+                    fields,
+                    index: &self.index,
+                    errors,
+                };
+                visit(&mut row);
+            }
+            if errors.len() >= MAX_ERRORS {
+                errors.push(RowError {
+                    line,
+                    column: None,
+                    message: format!("more than {MAX_ERRORS} problems; the rest was not checked"),
+                });
+                break;
+            }
             n += 1;
             if n.is_multiple_of(1024) {
                 progress(record.position().map(|p| p.byte()).unwrap_or(0), self.total);
@@ -344,6 +378,38 @@ mod tests {
         assert!(parse_iso_date("2026/11/03").is_err());
         assert!(parse_iso_date("26-11-03").is_err());
         assert!(parse_iso_date("2026-1-3").is_err());
+    }
+
+    #[test]
+    fn oversized_cells_are_reported_not_echoed() {
+        let long = "x".repeat(MAX_CELL_BYTES + 1);
+        let text = format!("a,b\n1,{long}\n\"2\",\"ok\"\n");
+        let table = Table::open(text.as_bytes(), &["a", "b"]).unwrap();
+        let mut errors = Vec::new();
+        let mut visited = Vec::new();
+        table.for_each_row(&mut errors, &mut |_, _| {}, |row| {
+            visited.push(row.cell("a").to_string())
+        });
+        assert_eq!(visited, ["2"], "the oversized row is not read");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            (errors[0].line, errors[0].column.as_deref()),
+            (2, Some("b"))
+        );
+        assert!(errors[0].message.len() < 200, "{}", errors[0].message);
+    }
+
+    #[test]
+    fn reading_stops_after_too_many_problems() {
+        let mut text = String::from("a\n");
+        for _ in 0..(MAX_ERRORS * 3) {
+            text.push_str("bad\n");
+        }
+        let table = Table::open(text.as_bytes(), &["a"]).unwrap();
+        let mut errors = Vec::new();
+        table.for_each_row(&mut errors, &mut |_, _| {}, |row| row.error("a", "bad"));
+        assert_eq!(errors.len(), MAX_ERRORS + 1);
+        assert!(errors.last().unwrap().message.contains("not checked"));
     }
 
     #[test]
