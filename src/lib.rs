@@ -48,6 +48,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod inbound;
 pub mod outbound;

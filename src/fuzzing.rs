@@ -1,0 +1,181 @@
+//! The checks behind the fuzz targets (`fuzz/`), shared with the replay of past findings in
+//! `tests/fuzz_regressions.rs`. Each function takes arbitrary bytes and panics when an
+//! invariant breaks; "never panics" is the first invariant of all of them.
+
+use std::sync::OnceLock;
+
+use crate::classify::loan_numbers::LoanExtractor;
+use crate::classify::{self, quotes, text, Action, Kind, Lookup, Rules};
+use crate::config::Config;
+use crate::domain::{Language, Partner, Shipment, ShipmentStatus};
+use crate::import;
+
+/// The rules with default limits, built once.
+pub fn rules() -> &'static Rules {
+    static RULES: OnceLock<Rules> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let cfg = Config::from_toml_str(
+            "[database]\nurl = \"sqlite://fuzz.db\"\n\
+             [security]\ntrusted_authserv_ids = [\"mx.helpdesk.example\"]\n\
+             [mail]\nfrom = \"trial-helpdesk@helpdesk.example.com\"\n",
+            std::path::Path::new("fuzz.toml"),
+            ".".into(),
+            &[],
+        )
+        .expect("fuzz config");
+        Rules::from_config(&cfg).expect("rules")
+    })
+}
+
+fn partner() -> Partner {
+    Partner {
+        partner_id: "P01".into(),
+        name: "Huadong".into(),
+        domains: vec!["huadong.example.cn".into(), "hd-tech.example.com".into()],
+        admin_emails: vec!["it@huadong.example.cn".into()],
+        language: Language::Zh,
+    }
+}
+
+/// Raw bytes → `inspect` → `decide` with a fixed partner (whatever the From domain: `decide`
+/// must refuse one that does not own it) and loans alternating between that partner and
+/// another. Returns the decision for callers with expectations of their own.
+pub fn inbound(raw: &[u8]) -> (classify::Inspection, classify::Decision) {
+    let rules = rules();
+    let ins = classify::inspect(rules, raw);
+    assert!(
+        !ins.notes.iter().any(|n| n.starts_with("internal error")),
+        "inspect caught a panic: {:?}",
+        ins.notes
+    );
+    assert!(ins.loan_numbers.len() <= rules.loans.max());
+    assert!(
+        ins.references.len() <= 200,
+        "{} references",
+        ins.references.len()
+    );
+    let shipments = ins
+        .loan_numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Shipment {
+            loan_number: n.clone(),
+            partner_id: if i % 2 == 0 { "P01" } else { "P02" }.into(),
+            customer: "c".into(),
+            status: ShipmentStatus::Shipped,
+            carrier: None,
+            tracking_number: None,
+            shipped_on: None,
+            eta: None,
+            delivered_on: None,
+            items: vec![],
+        })
+        .collect();
+    let lookup = Lookup {
+        partner: Some(partner()),
+        shipments,
+    };
+    let d = classify::decide(&ins, &lookup);
+    match d.action {
+        Action::Reply => {
+            assert_eq!(d.kind, Kind::TrackingRequest);
+            let to = d
+                .reply_to
+                .as_ref()
+                .map(|m| m.address.as_str())
+                .unwrap_or("");
+            let domain = classify::address_domain(to).unwrap_or("");
+            assert!(
+                partner().owns_domain(domain),
+                "reply to {to:?} outside the partner"
+            );
+        }
+        Action::Review => assert!(!d.review.is_empty(), "review without a reason"),
+        Action::Ignore => assert_eq!(d.kind, Kind::Automated),
+    }
+    if ins.automated.is_none() {
+        assert_eq!(d.loans.len(), ins.loan_numbers.len());
+        assert!(
+            d.loans
+                .iter()
+                .all(|l| l.shipment.as_ref().is_none_or(|s| s.partner_id == "P01")),
+            "another partner's loan shown"
+        );
+    }
+    serde_json::to_string(&d).expect("decision serialises");
+    (ins, d)
+}
+
+/// Everything the extractor returns is a distinct number the pattern matches whole.
+pub fn loan_numbers(data: &[u8]) {
+    static EX: OnceLock<(LoanExtractor, regex::Regex)> = OnceLock::new();
+    let (ex, whole) = EX.get_or_init(|| {
+        (
+            LoanExtractor::new(r"D[0-9]{6,10}", 50).expect("pattern"),
+            regex::Regex::new(r"^D[0-9]{6,10}$").expect("pattern"),
+        )
+    });
+    let found = ex.extract(&String::from_utf8_lossy(data));
+    assert!(found.numbers.len() <= 50);
+    let mut seen = std::collections::HashSet::new();
+    for n in &found.numbers {
+        assert!(whole.is_match(n.as_str()), "{n}");
+        assert!(seen.insert(n.clone()), "{n} twice");
+    }
+}
+
+/// The fresh part is made of input lines, in order: quote stripping only drops.
+pub fn quotes(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let fresh = quotes::fresh_part(&text);
+    let _ = quotes::has_quotes(&text);
+    // `lines()` keeps a lone trailing `\r`; the fresh part ends each line with `\n`.
+    let mut input = text.lines().map(|l| l.trim_end_matches('\r'));
+    for line in fresh.lines().map(|l| l.trim_end_matches('\r')) {
+        assert!(
+            input.any(|l| l == line),
+            "fresh line {line:?} is not an input line in order"
+        );
+    }
+}
+
+/// Text stays proportional to the HTML (nesting must not multiply it).
+pub fn html_to_text(data: &[u8]) {
+    let html = String::from_utf8_lossy(data);
+    let out = text::html_to_text(&html);
+    assert!(
+        out.len() <= 64 * html.len() + 64,
+        "{} bytes of text from {} bytes of HTML",
+        out.len(),
+        html.len()
+    );
+}
+
+/// First byte picks the importer (partners, shipments, trials), the rest is the file. Every
+/// error names a line of the file; progress never passes the total.
+pub fn csv_import(data: &[u8]) {
+    static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| import::exact_loan_pattern(r"D[0-9]{6,10}").unwrap());
+    let Some((&which, csv)) = data.split_first() else {
+        return;
+    };
+    let mut progress = |done: u64, total: u64| assert!(done <= total, "{done} > {total}");
+    let errors = match which % 3 {
+        0 => import::parse_partners(csv, &mut progress).err(),
+        1 => import::parse_shipments(csv, pattern, &mut progress).err(),
+        _ => import::parse_trials(csv, &mut progress).err(),
+    };
+    let lines = csv.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    for e in errors.unwrap_or_default() {
+        assert!(
+            e.line >= 1 && e.line <= lines,
+            "line {} of {lines}: {e}",
+            e.line
+        );
+        assert!(
+            e.message.len() <= 20_000,
+            "error message of {} bytes",
+            e.message.len()
+        );
+    }
+}
