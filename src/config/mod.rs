@@ -136,7 +136,7 @@ impl Config {
                 // serde echoes the offending value ("invalid type: integer `1234`"): never
                 // for a key that holds a secret.
                 let message = if is_secret_key(&key) {
-                    "invalid value (not shown: this key holds a secret); expected a string".into()
+                    "invalid value (not shown: this key holds a secret)".into()
                 } else {
                     e.into_inner().to_string()
                 };
@@ -198,18 +198,13 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// Keys whose values are secrets (`imap.password`, `web.session_secret`, `…_token`).
+/// Keys whose values are secrets: `password`, `session_secret`, `…_token` (not `password_env`,
+/// `password_file` or `oauth2_token_command`, which only say where a secret is).
 fn is_secret_key(dotted: &str) -> bool {
-    let last = dotted
-        .rsplit('.')
-        .next()
-        .unwrap_or(dotted)
-        .to_ascii_lowercase();
+    let last = dotted.rsplit('.').next().unwrap_or(dotted).to_ascii_lowercase();
     ["password", "secret", "token"]
         .iter()
-        .any(|w| last.contains(w))
-        && !last.ends_with("_env")
-        && !last.ends_with("_file")
+        .any(|w| last == *w || last.ends_with(&format!("_{w}")))
 }
 
 /// Removes `.` and `name/..` lexically (no symlink resolution: the paths may not exist yet).
@@ -378,6 +373,8 @@ mod tests {
         assert!(err.to_string().contains("abc"), "{err}");
         assert!(is_secret_key("web.session_secret") && is_secret_key("smtp.password"));
         assert!(!is_secret_key("imap.password_env") && !is_secret_key("imap.username"));
+        assert!(!is_secret_key("smtp.oauth2_token_command") && !is_secret_key("x.token_refresh"));
+        assert!(is_secret_key("x.access_token") && is_secret_key("imap.PASSWORD"));
     }
 
     #[test]
