@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -10,8 +10,11 @@ use tokio_util::task::TaskTracker;
 use crate::classify::Rules;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, SourceKind, TransportKind};
+use crate::inbound::imap::ImapSource;
 use crate::inbound::maildir::MaildirSource;
+use crate::inbound::MailSource;
 use crate::outbound::file::FileTransport;
+use crate::outbound::smtp::SmtpTransport;
 use crate::outbound::{Composer, Sender, Templates, Transport};
 use crate::pipeline::{Evaluator, InboundWorker, Pipeline};
 use crate::store::Store;
@@ -74,9 +77,10 @@ impl App {
                 })?;
                 Ok(Arc::new(t))
             }
-            TransportKind::Smtp => bail!(
-                "config key `mail.transport`: the smtp transport is not available in this build"
-            ),
+            TransportKind::Smtp => Ok(Arc::new(SmtpTransport::new(
+                &self.config.smtp,
+                &self.config.base_dir,
+            )?)),
         }
     }
 
@@ -101,6 +105,16 @@ impl App {
         .with_context(|| format!("config key `maildir.path` ({})", path.display()))
     }
 
+    fn imap_source(&self) -> anyhow::Result<ImapSource> {
+        ImapSource::new(
+            &self.config.imap,
+            &self.config.base_dir,
+            self.store.clone(),
+            self.config.mail.max_message_bytes as u64,
+        )
+        .context("config section `[imap]`")
+    }
+
     /// `run --once`: drain the source, then send what is due, and report.
     pub async fn run_once(&self) -> anyhow::Result<RunSummary> {
         let queued = Arc::new(Notify::new());
@@ -115,7 +129,13 @@ impl App {
                 (description, worker.stats())
             }
             SourceKind::Imap => {
-                bail!("config key `mail.source`: the imap source is not available in this build")
+                let source = self.imap_source()?;
+                let description = source.describe();
+                let mut worker = InboundWorker::new(source, pipeline);
+                let drained = worker.drain().await;
+                worker.source_mut().close().await;
+                drained?;
+                (description, worker.stats())
             }
         };
         sender.drain().await?;
@@ -149,17 +169,54 @@ impl App {
         let queued = Arc::new(Notify::new());
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
         let sender = Arc::new(self.sender(queued)?);
+        // Bound first: a port in use is a config error, reported before anything runs.
+        let listener = if self.config.web.enabled {
+            let addr = self.config.web.listen;
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("config key `web.listen`: cannot listen on {addr}"))?,
+            )
+        } else {
+            None
+        };
         let tracker = TaskTracker::new();
-        match self.config.mail.source {
+        let started_ms = self.clock.now().as_millisecond();
+        let (source, inbound, imap) = match self.config.mail.source {
             SourceKind::Maildir => {
                 let source = self.maildir_source()?;
-                tracing::info!(source = %crate::inbound::MailSource::describe(&source), "reading mail");
+                let description = source.describe();
+                tracing::info!(source = %description, "reading mail");
                 let worker = InboundWorker::new(source, pipeline);
+                let stats = worker.stats();
                 tracker.spawn(worker.run(cancel.clone()));
+                (description, stats, None)
             }
             SourceKind::Imap => {
-                bail!("config key `mail.source`: the imap source is not available in this build")
+                let source = self.imap_source()?;
+                let description = source.describe();
+                let status = source.status();
+                tracing::info!(source = %description, "reading mail");
+                let imap = &self.config.imap;
+                let worker = InboundWorker::new(source, pipeline)
+                    .with_backoff(imap.reconnect_min, imap.reconnect_max);
+                let stats = worker.stats();
+                tracker.spawn(worker.run(cancel.clone()));
+                (description, stats, Some(status))
             }
+        };
+        let health = crate::health::HealthState {
+            config: self.config.health.clone(),
+            inbound,
+            sender: sender.stats(),
+            imap,
+            started_ms,
+            source,
+            transport: self.transport()?.describe(),
+        };
+        if let Some(listener) = listener {
+            tracing::info!(listen = %self.config.web.listen, "serving /healthz");
+            tracker.spawn(serve_web(listener, web_router(health), cancel.clone()));
         }
         {
             let sender = sender.clone();
@@ -170,6 +227,26 @@ impl App {
         tracker.wait().await;
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// Everything served on `[web] listen`. Today only `/healthz`; the review pages merge in here.
+pub fn web_router(health: crate::health::HealthState) -> axum::Router {
+    crate::health::router(health)
+}
+
+/// Serves `router` until cancelled; a request in flight is finished first.
+async fn serve_web(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    cancel: CancellationToken,
+) {
+    let shutdown = async move { cancel.cancelled().await };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "web listener failed");
     }
 }
 

@@ -62,9 +62,12 @@ async fn queue_one_reply(env: &TestEnv) {
         ),
     );
     let pipeline = env.app.pipeline(Arc::new(Notify::new())).unwrap();
-    let source =
-        trialdesk::inbound::maildir::MaildirSource::open(&env.maildir(), Duration::from_millis(10), 1 << 20)
-            .unwrap();
+    let source = trialdesk::inbound::maildir::MaildirSource::open(
+        &env.maildir(),
+        Duration::from_millis(10),
+        1 << 20,
+    )
+    .unwrap();
     let mut worker = trialdesk::pipeline::InboundWorker::new(source, Arc::new(pipeline));
     worker.drain().await.unwrap();
 }
@@ -107,13 +110,23 @@ async fn permanent_failure_goes_to_review_with_the_server_answer() {
     let env = TestEnv::new("").await;
     queue_one_reply(&env).await;
     let clock = ManualClock::new(jiff::Timestamp::now());
-    let t = Scripted::new(vec![Err(SendError::Permanent("550 5.1.1 mailbox unknown".into()))]);
+    let t = Scripted::new(vec![Err(SendError::Permanent(
+        "550 5.1.1 mailbox unknown".into(),
+    ))]);
     sender(&env, t.clone(), &clock, "w1").drain().await.unwrap();
-    let items = env.app.store.review_items(&Default::default()).await.unwrap();
+    let items = env
+        .app
+        .store
+        .review_items(&Default::default())
+        .await
+        .unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].reason, "dead_letter");
     assert!(items[0].detail.contains("550 5.1.1"), "{:?}", items[0]);
-    assert_eq!(env.app.store.outbox_counts().await.unwrap(), vec![("dead".to_string(), 1)]);
+    assert_eq!(
+        env.app.store.outbox_counts().await.unwrap(),
+        vec![("dead".to_string(), 1)]
+    );
 }
 
 #[tokio::test]
@@ -121,16 +134,29 @@ async fn too_many_transient_failures_dead_letter() {
     let env = TestEnv::new("").await;
     queue_one_reply(&env).await;
     let clock = ManualClock::new(jiff::Timestamp::now());
-    let t = Scripted::new((0..5).map(|_| Err(SendError::Transient("connection refused".into()))).collect());
+    let t = Scripted::new(
+        (0..5)
+            .map(|_| Err(SendError::Transient("connection refused".into())))
+            .collect(),
+    );
     let s = sender(&env, t.clone(), &clock, "w1");
     for _ in 0..5 {
         s.drain().await.unwrap();
         clock.advance(Duration::from_secs(7200));
     }
     assert_eq!(t.calls.load(Ordering::SeqCst), 3, "max_attempts = 3");
-    let items = env.app.store.review_items(&Default::default()).await.unwrap();
+    let items = env
+        .app
+        .store
+        .review_items(&Default::default())
+        .await
+        .unwrap();
     assert_eq!(items[0].reason, "dead_letter");
-    assert!(items[0].detail.contains("gave up after 3 attempts"), "{:?}", items[0]);
+    assert!(
+        items[0].detail.contains("gave up after 3 attempts"),
+        "{:?}",
+        items[0]
+    );
 }
 
 #[tokio::test]
@@ -139,16 +165,30 @@ async fn a_crashed_senders_lease_expires_and_another_sends() {
     queue_one_reply(&env).await;
     let now = jiff::Timestamp::now().as_millisecond();
     // Worker "dead" claims the row and never reports back.
-    let claimed = env.app.store.claim_outbox("dead", now, now + 120_000, 10).await.unwrap();
+    let claimed = env
+        .app
+        .store
+        .claim_outbox("dead", now, now + 120_000, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let clock = ManualClock::new(jiff::Timestamp::from_millisecond(now).unwrap());
     let t = Scripted::new(vec![]);
     let s = sender(&env, t.clone(), &clock, "alive");
     s.drain().await.unwrap();
-    assert_eq!(t.calls.load(Ordering::SeqCst), 0, "leased rows are not taken");
+    assert_eq!(
+        t.calls.load(Ordering::SeqCst),
+        0,
+        "leased rows are not taken"
+    );
     clock.advance(Duration::from_secs(121));
     s.drain().await.unwrap();
     assert_eq!(t.calls.load(Ordering::SeqCst), 1);
     // The dead worker cannot mark it afterwards.
-    assert!(!env.app.store.mark_sent(claimed[0].id, "dead", now).await.unwrap());
+    assert!(!env
+        .app
+        .store
+        .mark_sent(claimed[0].id, "dead", now)
+        .await
+        .unwrap());
 }

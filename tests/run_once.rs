@@ -87,14 +87,23 @@ async fn run_once_answers_reviews_and_ignores_then_sends_nothing_twice() {
         assert_eq!(r.header("Auto-Submitted").as_deref(), Some("auto-replied"));
         assert_eq!(r.header("X-Auto-Response-Suppress").as_deref(), Some("All"));
         assert_eq!(r.header("X-Trialdesk").as_deref(), Some("auto-reply"));
-        assert!(!r.text.is_empty() && !r.html.is_empty(), "both parts: {r:#?}");
-        assert!(r.header("Content-Type").unwrap().contains("multipart/alternative"));
+        assert!(
+            !r.text.is_empty() && !r.html.is_empty(),
+            "both parts: {r:#?}"
+        );
+        assert!(r
+            .header("Content-Type")
+            .unwrap()
+            .contains("multipart/alternative"));
     }
 
     // German partner, no number, Reply-To outside the partner's domains → to From, in German.
     let de = &replies[0];
     assert_eq!(de.to, "admin@nordwind.example.de");
-    assert_eq!(de.subject, "Re: Anfrage zur Nachverfolgung der Endpunkte der Testversion");
+    assert_eq!(
+        de.subject,
+        "Re: Anfrage zur Nachverfolgung der Endpunkte der Testversion"
+    );
     assert_eq!(de.in_reply_to.as_deref(), Some("de-1@nordwind.example.de"));
     assert!(de.text.contains("keine Leihnummer gefunden"), "{}", de.text);
 
@@ -102,27 +111,59 @@ async fn run_once_answers_reviews_and_ignores_then_sends_nothing_twice() {
     let en = &replies[1];
     assert_eq!(en.to, "dana@pacrim.example.com");
     assert_eq!(en.subject, "Re: Trial Endpoint Tracking Request");
-    assert!(en.text.contains("D50261001") && en.text.contains("Delivery problem"), "{}", en.text);
+    assert!(
+        en.text.contains("D50261001") && en.text.contains("Delivery problem"),
+        "{}",
+        en.text
+    );
     assert!(en.text.contains("Not found: D20261001"), "{}", en.text);
-    assert!(!en.text.contains("苏州") && !en.html.contains("苏州"), "no other partner's data");
+    assert!(
+        !en.text.contains("苏州") && !en.html.contains("苏州"),
+        "no other partner's data"
+    );
 
     // Chinese: fresh numbers only, glued number found, unknown listed, quote ignored; threaded.
     let zh = &replies[2];
     assert_eq!(zh.to, "wangwei@huadong.example.cn");
     assert_eq!(zh.subject, "Re: 试用终端追踪请求");
     assert_eq!(zh.in_reply_to.as_deref(), Some("zh-1@huadong.example.cn"));
-    assert_eq!(zh.references, vec!["root@huadong.example.cn", "zh-1@huadong.example.cn"]);
+    assert_eq!(
+        zh.references,
+        vec!["root@huadong.example.cn", "zh-1@huadong.example.cn"]
+    );
     assert!(zh.text.starts_with("王伟，您好"), "{}", zh.text);
-    assert!(zh.text.contains("D20261001（客户：苏州工业园管委会）"), "{}", zh.text);
+    assert!(
+        zh.text.contains("D20261001（客户：苏州工业园管委会）"),
+        "{}",
+        zh.text
+    );
     assert!(zh.text.contains("状态：运输中"), "{}", zh.text);
-    assert!(zh.text.contains("物流跟踪：https://ems.example/t?no=EA920049643CN"), "{}", zh.text);
+    assert!(
+        zh.text
+            .contains("物流跟踪：https://ems.example/t?no=EA920049643CN"),
+        "{}",
+        zh.text
+    );
     assert!(zh.text.contains("签收日期：2026-11-11"), "{}", zh.text);
     assert!(zh.text.contains("以下编号未找到：D29999999"), "{}", zh.text);
-    assert!(!zh.text.contains("D20261009"), "quoted number must not be answered");
-    assert!(zh.html.contains("<a href=\"https://ems.example/t?no=EA920049643CN\">EA920049643CN</a>"), "{}", zh.html);
+    assert!(
+        !zh.text.contains("D20261009"),
+        "quoted number must not be answered"
+    );
+    assert!(
+        zh.html
+            .contains("<a href=\"https://ems.example/t?no=EA920049643CN\">EA920049643CN</a>"),
+        "{}",
+        zh.html
+    );
 
     // The review queue holds the unknown sender and the other question, nothing else.
-    let items = env.app.store.review_items(&Default::default()).await.unwrap();
+    let items = env
+        .app
+        .store
+        .review_items(&Default::default())
+        .await
+        .unwrap();
     let mut reasons: Vec<(&str, &str)> = items
         .iter()
         .map(|i| (i.reason.as_str(), i.sender.as_deref().unwrap_or("")))
@@ -138,7 +179,12 @@ async fn run_once_answers_reviews_and_ignores_then_sends_nothing_twice() {
     );
 
     // Every mail is acknowledged: new/ is empty, cur/ has six seen mails.
-    assert_eq!(std::fs::read_dir(env.maildir().join("new")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(env.maildir().join("new"))
+            .unwrap()
+            .count(),
+        0
+    );
     let cur: Vec<String> = std::fs::read_dir(env.maildir().join("cur"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -155,7 +201,15 @@ async fn run_once_answers_reviews_and_ignores_then_sends_nothing_twice() {
     assert_eq!(redelivered.duplicates, 6, "{redelivered}");
     assert_eq!(redelivered.sent, 0, "{redelivered}");
     assert_eq!(env.replies().len(), 3);
-    assert_eq!(env.app.store.review_items(&Default::default()).await.unwrap().len(), 3);
+    assert_eq!(
+        env.app
+            .store
+            .review_items(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -163,15 +217,33 @@ async fn the_cli_runs_the_same_job() {
     let env = TestEnv::new("").await;
     mixed_mail(&env);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .args(["--config", env.config_path.to_str().unwrap(), "run", "--once"])
+        .args([
+            "--config",
+            env.config_path.to_str().unwrap(),
+            "run",
+            "--once",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("answered 3, to review 2, ignored 1"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("answered 3, to review 2, ignored 1"),
+        "{stdout}"
+    );
     assert!(stdout.contains("sent 3 mail(s)"), "{stdout}");
     let list = std::process::Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .args(["--config", env.config_path.to_str().unwrap(), "queue", "list", "--json"])
+        .args([
+            "--config",
+            env.config_path.to_str().unwrap(),
+            "queue",
+            "list",
+            "--json",
+        ])
         .output()
         .unwrap();
     let items: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();

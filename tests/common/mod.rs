@@ -31,7 +31,9 @@ pub async fn test_database_url(dir: &Path) -> String {
                 .execute(&mut conn)
                 .await
                 .expect("create test database");
-            let (base, _) = admin.rsplit_once('/').expect("TRIALDESK_TEST_PG_URL needs a /database part");
+            let (base, _) = admin
+                .rsplit_once('/')
+                .expect("TRIALDESK_TEST_PG_URL needs a /database part");
             format!("{base}/{name}")
         }
         _ => format!("sqlite://{}/trialdesk.db?mode=rwc", dir.display()),
@@ -62,8 +64,11 @@ impl TestEnv {
             app,
         };
         for kind in ["partners", "shipments", "trials"] {
-            env.import(kind, &Path::new(FIXTURES).join("data").join(format!("{kind}.csv")))
-                .await;
+            env.import(
+                kind,
+                &Path::new(FIXTURES).join("data").join(format!("{kind}.csv")),
+            )
+            .await;
         }
         env
     }
@@ -71,7 +76,9 @@ impl TestEnv {
     pub async fn import(&self, kind: &str, path: &Path) {
         use clap::ValueEnum;
         let kind = trialdesk::import::ImportKind::from_str(kind, true).expect("kind");
-        let pattern = trialdesk::import::exact_loan_pattern(&self.app.config.classify.loan_number_pattern).unwrap();
+        let pattern =
+            trialdesk::import::exact_loan_pattern(&self.app.config.classify.loan_number_pattern)
+                .unwrap();
         trialdesk::import::import_file(&self.app.store, kind, path, &pattern, &mut |_, _| {}, 0)
             .await
             .expect("fixture import");
@@ -126,7 +133,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn parse(raw: Vec<u8>) -> Reply {
-        let m = mail_parser::MessageParser::default().parse(&raw).expect("reply parses");
+        let m = mail_parser::MessageParser::default()
+            .parse(&raw)
+            .expect("reply parses");
         let addr = |a: Option<&mail_parser::Address>| {
             a.and_then(|a| a.first())
                 .and_then(|a| a.address())
@@ -158,7 +167,13 @@ impl Reply {
 }
 
 /// A minimal RFC 5322 mail.
-pub fn mail(from: &str, subject: &str, message_id: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+pub fn mail(
+    from: &str,
+    subject: &str,
+    message_id: &str,
+    extra_headers: &str,
+    body: &str,
+) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: helpdesk@example.test\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n\
          Date: Thu, 26 Nov 2026 09:00:00 +0800\r\nMIME-Version: 1.0\r\n{extra_headers}\
