@@ -249,3 +249,34 @@ async fn the_cli_runs_the_same_job() {
     let items: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(items.as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn a_reused_message_id_does_not_swallow_a_different_mail() {
+    let env = TestEnv::new("").await;
+    let first = mail(
+        "ops@pacrim.example.com",
+        "Trial Endpoint Tracking Request",
+        "same-id@example.org",
+        "",
+        "D50261001",
+    );
+    env.deliver("1.a.host", &first);
+    env.app.run_once().await.unwrap();
+    // A different mail carrying the same Message-ID (broken mailer or forgery) is still handled;
+    // an exact redelivery of the first is not.
+    env.deliver(
+        "2.b.host",
+        &mail(
+            "王伟 <wangwei@huadong.example.cn>",
+            "试用终端追踪请求",
+            "same-id@example.org",
+            "",
+            "D20261001",
+        ),
+    );
+    env.deliver("3.c.host", &first);
+    let s = env.app.run_once().await.unwrap();
+    assert_eq!((s.fetched, s.replied, s.duplicates), (2, 1, 1), "{s}");
+    let to: Vec<String> = env.replies().into_iter().map(|r| r.to).collect();
+    assert_eq!(to, vec!["ops@pacrim.example.com", "wangwei@huadong.example.cn"]);
+}

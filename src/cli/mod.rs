@@ -17,7 +17,7 @@ use crate::import::ImportKind;
 #[derive(Debug, Parser)]
 #[command(
     name = "trialdesk",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("TRIALDESK_GIT_REV"), ")"),
     about = "Answers partner tracking requests for hardware trials and sends trial reminders"
 )]
 pub struct Cli {

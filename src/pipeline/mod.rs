@@ -169,10 +169,20 @@ impl Pipeline {
     #[tracing::instrument(skip_all, fields(origin = %mail.origin))]
     pub async fn process(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
         let mut eval = self.evaluator.evaluate(&mail.bytes, mail.size).await?;
-        let key = eval.inspection.message_key.clone();
-        if let Some(inbound_id) = self.store.inbound_id_by_key(&key).await? {
-            tracing::info!(message_key = %key, "already recorded; acknowledging only");
-            return Ok(Processed::Duplicate { inbound_id });
+        let mut key = eval.inspection.message_key.clone();
+        if let Some((inbound_id, sender, subject)) = self.store.inbound_by_key(&key).await? {
+            let from = eval.inspection.from.as_ref().map(|f| f.address.as_str());
+            if sender.as_deref() == from && subject == eval.inspection.subject {
+                tracing::info!(message_key = %key, "already recorded; acknowledging only");
+                return Ok(Processed::Duplicate { inbound_id });
+            }
+            // Same Message-ID, different mail (a broken mailer, or a forged id meant to
+            // suppress a request): it is handled on its own merits under its content hash.
+            key = format!("{key}#{}", content_key(&mail.bytes));
+            tracing::warn!(message_key = %key, "Message-ID reused by a different mail");
+            if let Some((inbound_id, _, _)) = self.store.inbound_by_key(&key).await? {
+                return Ok(Processed::Duplicate { inbound_id });
+            }
         }
         let now = self.clock.now();
         let mut review_detail: Vec<String> = Vec::new();
@@ -343,6 +353,12 @@ impl Pipeline {
             body: composed.bytes,
         })
     }
+}
+
+/// `sha256:<hex>` of raw bytes.
+fn content_key(raw: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(raw)))
 }
 
 fn push_reason(decision: &mut Decision, reason: ReviewReason) {

@@ -87,11 +87,15 @@ pub struct InboundRecord {
 }
 
 impl Store {
-    /// Whether a mail with this key was already taken in (lets a source skip the work and just
-    /// acknowledge a mail whose decision was committed before a crash).
-    pub async fn inbound_id_by_key(&self, message_key: &str) -> Result<Option<i64>, StoreError> {
+    /// The mail already taken in under this key, if any: (id, sender, subject). Lets the
+    /// pipeline skip the work and just acknowledge a mail whose decision was committed before a
+    /// crash, and tell a true redelivery from a different mail reusing a Message-ID.
+    pub async fn inbound_by_key(
+        &self,
+        message_key: &str,
+    ) -> Result<Option<(i64, Option<String>, String)>, StoreError> {
         Ok(dispatch!(self, |pool| {
-            sqlx::query_scalar("SELECT id FROM inbound_messages WHERE message_key = $1")
+            sqlx::query_as("SELECT id, sender, subject FROM inbound_messages WHERE message_key = $1")
                 .bind(message_key)
                 .fetch_optional(pool)
                 .await?
