@@ -278,5 +278,8 @@ async fn a_reused_message_id_does_not_swallow_a_different_mail() {
     let s = env.app.run_once().await.unwrap();
     assert_eq!((s.fetched, s.replied, s.duplicates), (2, 1, 1), "{s}");
     let to: Vec<String> = env.replies().into_iter().map(|r| r.to).collect();
-    assert_eq!(to, vec!["ops@pacrim.example.com", "wangwei@huadong.example.cn"]);
+    assert_eq!(
+        to,
+        vec!["ops@pacrim.example.com", "wangwei@huadong.example.cn"]
+    );
 }

@@ -1,24 +1,38 @@
-//! The production transport: SMTP through a relay (lettre on tokio, TLS by rustls), with a
-//! pool of reused connections.
+//! The production transport: SMTP through a relay. lettre speaks the protocol (EHLO,
+//! STARTTLS, AUTH, MAIL/RCPT/DATA, dot-stuffing); this module owns the connections, so that
+//! they are opened with `TCP_NODELAY` and reused from a small pool.
+//!
+//! Why own the connections: lettre writes the message and its terminating `.` in two writes.
+//! Without `TCP_NODELAY`, Nagle's algorithm holds the `.` back until the relay acknowledges
+//! the body — up to 40 ms of delayed ACK per mail — and if trialdesk dies in that moment the
+//! kernel still sends the `.`, the relay delivers, and the outbox, which never heard the
+//! `250`, sends the mail again. With the `.` on the wire at once, that window shrinks to the
+//! relay's own processing time, and sending is an order of magnitude faster.
 //!
 //! What a failure means decides what the outbox does, so the mapping is deliberate:
 //! - network trouble, timeouts, TLS failures, 4xx replies → [`SendError::Transient`]: retried
 //!   with backoff;
 //! - the relay refusing *our login* (530/534/535/538) is about the configuration, not the
-//!   mail → transient too (logged as an error; an XOAUTH2 token is fetched again);
+//!   mail → transient too, logged as an error; an XOAUTH2 token is fetched again;
 //! - any other 5xx → [`SendError::Permanent`] with the server's full answer, which lands in
 //!   the review queue. With several recipients a 5xx may concern only one (lettre stops at the
 //!   first refused RCPT and sends nothing), so the mail is then sent recipient by recipient:
 //!   the others still get it, and the review item says who did and who did not.
 
 use std::path::Path;
-use std::time::Instant;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{AsyncTransport, Tokio1Executor};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use super::file::envelope;
 use super::{Outgoing, SendError, SendFuture, Transport};
@@ -26,9 +40,10 @@ use crate::config::{AuthMechanism, Credential, Secret, SmtpConfig, TlsMode};
 use crate::health::ProbeStep;
 use crate::mailauth::current_secret;
 
-type Lettre = AsyncSmtpTransport<Tokio1Executor>;
+/// A pooled connection unused longer than this is checked with NOOP before reuse.
+const CHECK_AFTER: Duration = Duration::from_secs(2);
 
-/// How a lettre error is treated.
+/// How a failure is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
     Transient,
@@ -37,153 +52,318 @@ enum Class {
     Auth,
 }
 
+/// A failure with its treatment and a description for the outbox and the logs.
+#[derive(Debug, Clone)]
+struct Failure {
+    class: Class,
+    text: String,
+    /// Raised before any SMTP reply was read (a stale pooled connection looks like this).
+    network: bool,
+}
+
+impl Failure {
+    fn from_lettre(e: &lettre::transport::smtp::Error) -> Failure {
+        Failure {
+            class: classify(e),
+            text: describe(e),
+            network: e.status().is_none(),
+        }
+    }
+
+    fn transient(text: String) -> Failure {
+        Failure {
+            class: Class::Transient,
+            text,
+            network: true,
+        }
+    }
+}
+
+/// Connection steps, for `check` and for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Connect,
+    Tls,
+    Greeting,
+    Starttls,
+    Auth,
+}
+
 pub struct SmtpTransport {
     config: SmtpConfig,
     credential: Option<Credential>,
-    tls: Option<TlsParameters>,
-    state: tokio::sync::Mutex<State>,
-}
-
-struct State {
-    transport: Option<Lettre>,
-    /// When the credential in `transport` was fetched (token refresh).
-    fetched: Option<Instant>,
+    /// For implicit TLS (our own rustls stream) and STARTTLS (lettre's upgrade).
+    rustls: Option<Arc<rustls::ClientConfig>>,
+    starttls: Option<TlsParameters>,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// The last login secret and when it was fetched (XOAUTH2 tokens are refreshed).
+    secret: tokio::sync::Mutex<Option<(Secret, Instant)>>,
 }
 
 impl SmtpTransport {
     /// Reads the CA file and the password now, so a bad config fails at start.
     pub fn new(config: &SmtpConfig, base_dir: &Path) -> anyhow::Result<SmtpTransport> {
         let credential = config.credential(base_dir)?;
-        let tls = tls_parameters(config, base_dir)?;
+        let (rustls, starttls) = tls_setup(config, base_dir)?;
         Ok(SmtpTransport {
             config: config.clone(),
             credential,
-            tls,
-            state: tokio::sync::Mutex::new(State {
-                transport: None,
-                fetched: None,
-            }),
+            rustls,
+            starttls,
+            idle: Mutex::new(Vec::new()),
+            secret: tokio::sync::Mutex::new(None),
         })
     }
 
-    fn build(&self, secret: Option<&Secret>) -> Lettre {
-        let c = &self.config;
-        let mut b = Lettre::builder_dangerous(c.host.as_str())
-            .port(c.port)
-            .timeout(Some(c.timeout))
-            .pool_config(
-                PoolConfig::new()
-                    .max_size(c.pool_size)
-                    .idle_timeout(c.pool_idle_timeout),
-            );
-        b = match (&self.tls, c.tls) {
-            (Some(p), TlsMode::Starttls) => b.tls(Tls::Required(p.clone())),
-            (Some(p), TlsMode::Implicit) => b.tls(Tls::Wrapper(p.clone())),
-            _ => b.tls(Tls::None),
-        };
-        if let (Some(user), Some(secret)) = (&c.username, secret) {
-            b = b
-                .credentials(Credentials::new(user.clone(), secret.expose().to_string()))
-                .authentication(vec![mechanism(c.auth)]);
-        }
-        b = b.hello_name(hello_name(c));
-        b.build()
+    fn relay(&self) -> String {
+        format!("{}:{}", self.config.host, self.config.port)
     }
 
-    /// The transport to use now, fetching a fresh token first when the old one is stale.
-    async fn current(&self) -> Result<Lettre, SendError> {
-        let mut state = self.state.lock().await;
-        let token = matches!(
-            self.credential,
-            Some(Credential::TokenCommand(_) | Credential::TokenFile(_))
-        );
-        let stale = match (&state.transport, state.fetched) {
-            (None, _) => true,
-            (Some(_), Some(at)) if token => at.elapsed() >= self.config.oauth2_token_refresh,
-            _ => false,
+    /// The secret to log in with, fetched again when a token is older than the refresh time.
+    async fn login_secret(&self) -> Result<Option<Secret>, Failure> {
+        let Some(credential) = &self.credential else {
+            return Ok(None);
         };
-        if stale {
-            let secret = match &self.credential {
-                Some(c) => Some(current_secret(c, self.config.timeout).await.map_err(|e| {
+        let mut cached = self.secret.lock().await;
+        let fresh = match (&*cached, credential) {
+            (Some(_), Credential::Password(_)) => true,
+            (Some((_, at)), _) => at.elapsed() < self.config.oauth2_token_refresh,
+            (None, _) => false,
+        };
+        if !fresh {
+            let s = current_secret(credential, self.config.timeout)
+                .await
+                .map_err(|e| {
                     tracing::error!(error = %e, "cannot get the SMTP login secret");
-                    SendError::Transient(format!("SMTP login secret: {e}"))
-                })?),
-                None => None,
-            };
-            state.transport = Some(self.build(secret.as_ref()));
-            state.fetched = Some(Instant::now());
+                    Failure {
+                        class: Class::Auth,
+                        text: format!("SMTP login secret: {e}"),
+                        network: false,
+                    }
+                })?;
+            *cached = Some((s, Instant::now()));
         }
-        Ok(state.transport.clone().expect("built above"))
+        Ok(cached.as_ref().map(|(s, _)| s.clone()))
     }
 
-    /// Forgets the transport so the next send logs in with a freshly fetched secret.
-    async fn invalidate(&self) {
-        let mut state = self.state.lock().await;
-        state.transport = None;
-        state.fetched = None;
+    /// Opens a connection: TCP (no Nagle), TLS, greeting, STARTTLS, AUTH.
+    async fn open(&self) -> Result<AsyncSmtpConnection, (Step, Failure)> {
+        let secret = self.login_secret().await.map_err(|f| (Step::Auth, f))?;
+        let limit = self.config.timeout;
+        match tokio::time::timeout(limit, self.open_steps(secret.as_ref())).await {
+            Ok(r) => r,
+            Err(_) => Err((
+                Step::Connect,
+                Failure::transient(format!(
+                    "{}: no complete answer within {} (smtp.timeout)",
+                    self.relay(),
+                    humantime::format_duration(limit)
+                )),
+            )),
+        }
+    }
+
+    async fn open_steps(
+        &self,
+        secret: Option<&Secret>,
+    ) -> Result<AsyncSmtpConnection, (Step, Failure)> {
+        let c = &self.config;
+        let tcp = TcpStream::connect((c.host.as_str(), c.port))
+            .await
+            .map_err(|e| {
+                (
+                    Step::Connect,
+                    Failure::transient(format!("cannot connect to {}: {e}", self.relay())),
+                )
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn AsyncTokioStream> = match (c.tls, &self.rustls) {
+            (TlsMode::Implicit, Some(config)) => {
+                let name = rustls::pki_types::ServerName::try_from(c.server_name().to_string())
+                    .map_err(|e| {
+                        (
+                            Step::Tls,
+                            Failure::transient(format!(
+                                "{:?} is not a valid TLS server name: {e}",
+                                c.server_name()
+                            )),
+                        )
+                    })?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| {
+                        (
+                            Step::Tls,
+                            Failure::transient(crate::tls::explain_error(
+                                &e,
+                                c.server_name(),
+                                "smtp",
+                            )),
+                        )
+                    })?;
+                Box::new(TlsTcp(tls))
+            }
+            _ => Box::new(tcp),
+        };
+        let hello = hello_name(c);
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
+            .await
+            .map_err(|e| (Step::Greeting, Failure::from_lettre(&e)))?;
+        if c.tls == TlsMode::Starttls {
+            let params = self.starttls.clone().ok_or_else(|| {
+                (
+                    Step::Starttls,
+                    Failure::transient("no TLS parameters".into()),
+                )
+            })?;
+            conn.starttls(params, &hello).await.map_err(|e| {
+                let mut f = Failure::from_lettre(&e);
+                f.text = explain_lettre_tls(&e, c).unwrap_or(f.text);
+                (Step::Starttls, f)
+            })?;
+        }
+        if let (Some(user), Some(secret)) = (&c.username, secret) {
+            let creds = Credentials::new(user.clone(), secret.expose().to_string());
+            conn.auth(&[mechanism(c.auth)], &creds).await.map_err(|e| {
+                let mut f = Failure::from_lettre(&e);
+                if f.class == Class::Permanent {
+                    f.class = Class::Auth;
+                }
+                (Step::Auth, f)
+            })?;
+        }
+        Ok(conn)
+    }
+
+    /// A connection from the pool (checked with NOOP when it sat idle), or a new one.
+    async fn checkout(&self) -> Result<(AsyncSmtpConnection, bool), Failure> {
+        loop {
+            let candidate = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+            let Some((mut conn, since)) = candidate else {
+                break;
+            };
+            if since.elapsed() > self.config.pool_idle_timeout {
+                conn.abort().await;
+                continue;
+            }
+            if since.elapsed() > CHECK_AFTER && !conn.test_connected().await {
+                conn.abort().await;
+                continue;
+            }
+            return Ok((conn, true));
+        }
+        match self.open().await {
+            Ok(conn) => Ok((conn, false)),
+            Err((_, f)) => Err(f),
+        }
+    }
+
+    fn checkin(&self, conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.config.pool_size as usize {
+                idle.push((conn, Instant::now()));
+            }
+        }
+    }
+
+    /// One SMTP transaction for `envelope`.
+    async fn transaction(&self, envelope: &Envelope, body: &[u8]) -> Result<(), Failure> {
+        let (mut conn, reused) = self.checkout().await?;
+        // Size-aware limit: a large body on a slow link is not a dead relay.
+        let limit = self.config.timeout + Duration::from_millis(body.len() as u64 / 100);
+        let result = tokio::time::timeout(limit, conn.send(envelope, body)).await;
+        let failure = match result {
+            Ok(Ok(_)) => {
+                self.checkin(conn);
+                return Ok(());
+            }
+            Ok(Err(e)) => Failure::from_lettre(&e),
+            Err(_) => Failure::transient(format!(
+                "{}: no answer within {}",
+                self.relay(),
+                humantime::format_duration(limit)
+            )),
+        };
+        if reused && failure.network {
+            // A pooled connection the relay had closed meanwhile: once more on a fresh one.
+            let (mut fresh, _) = self.checkout_fresh().await?;
+            return match tokio::time::timeout(limit, fresh.send(envelope, body)).await {
+                Ok(Ok(_)) => {
+                    self.checkin(fresh);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(Failure::from_lettre(&e)),
+                Err(_) => Err(Failure::transient(format!(
+                    "{}: no answer within {}",
+                    self.relay(),
+                    humantime::format_duration(limit)
+                ))),
+            };
+        }
+        Err(failure)
+    }
+
+    async fn checkout_fresh(&self) -> Result<(AsyncSmtpConnection, bool), Failure> {
+        self.open().await.map(|c| (c, false)).map_err(|(_, f)| f)
     }
 
     async fn send_mail(&self, mail: Outgoing<'_>) -> Result<(), SendError> {
         let env = envelope(&mail)?;
-        let transport = self.current().await?;
-        let Err(e) = transport.send_raw(&env, mail.body).await else {
+        let Err(f) = self.transaction(&env, mail.body).await else {
             return Ok(());
         };
-        match classify(&e) {
-            Class::Transient => Err(SendError::Transient(describe(&e))),
+        match f.class {
+            Class::Transient => Err(SendError::Transient(f.text)),
             Class::Auth => {
-                tracing::error!(error = %describe(&e), relay = %self.relay(), "SMTP relay refused the login; check smtp.username and the password or token");
-                self.invalidate().await;
+                tracing::error!(error = %f.text, relay = %self.relay(), "SMTP relay refused the login; check smtp.username and the password or token");
+                *self.secret.lock().await = None;
                 Err(SendError::Transient(format!(
                     "relay refused the login: {}",
-                    describe(&e)
+                    f.text
                 )))
             }
-            Class::Permanent if mail.recipients.len() > 1 => {
-                self.send_one_by_one(&transport, &mail).await
-            }
+            Class::Permanent if mail.recipients.len() > 1 => self.send_one_by_one(&mail).await,
             Class::Permanent => Err(SendError::Permanent(format!(
                 "{} refused the mail to {}: {}",
                 self.relay(),
                 mail.recipients.join(", "),
-                describe(&e)
+                f.text
             ))),
         }
     }
 
     /// After a 5xx with several recipients: one envelope per recipient, so a refused address
     /// does not keep the mail from the others.
-    async fn send_one_by_one(
-        &self,
-        transport: &Lettre,
-        mail: &Outgoing<'_>,
-    ) -> Result<(), SendError> {
+    async fn send_one_by_one(&self, mail: &Outgoing<'_>) -> Result<(), SendError> {
         let mut delivered = Vec::new();
         let mut refused = Vec::new();
         let mut deferred = Vec::new();
         for rcpt in mail.recipients {
-            let single = std::slice::from_ref(rcpt);
             let env = envelope(&Outgoing {
                 envelope_from: mail.envelope_from,
-                recipients: single,
+                recipients: std::slice::from_ref(rcpt),
                 body: mail.body,
             })?;
-            match transport.send_raw(&env, mail.body).await {
-                Ok(_) => delivered.push(rcpt.clone()),
-                Err(e) => match classify(&e) {
-                    Class::Permanent => refused.push(format!("{rcpt}: {}", describe(&e))),
-                    _ => deferred.push(format!("{rcpt}: {}", describe(&e))),
-                },
+            match self.transaction(&env, mail.body).await {
+                Ok(()) => delivered.push(rcpt.clone()),
+                Err(f) if f.class == Class::Permanent => {
+                    refused.push(format!("{rcpt}: {}", f.text))
+                }
+                Err(f) => deferred.push(format!("{rcpt}: {}", f.text)),
             }
         }
         if refused.is_empty() && deferred.is_empty() {
             return Ok(());
         }
-        if delivered.is_empty() && !deferred.is_empty() {
+        if delivered.is_empty() && refused.is_empty() {
             // Nobody has it yet: retrying the whole mail later duplicates nothing.
             return Err(SendError::Transient(deferred.join("; ")));
         }
-        // Someone has it: a retry would send it to them again, so a person decides.
+        // Someone has it, or someone never will: a person decides what to resend.
         let mut parts = Vec::new();
         if !delivered.is_empty() {
             parts.push(format!("delivered to {}", delivered.join(", ")));
@@ -193,7 +373,7 @@ impl SmtpTransport {
         }
         if !deferred.is_empty() {
             parts.push(format!(
-                "not delivered (temporary) for {}",
+                "not delivered (temporary error) for {}",
                 deferred.join("; ")
             ));
         }
@@ -204,89 +384,73 @@ impl SmtpTransport {
         )))
     }
 
-    fn relay(&self) -> String {
-        format!("{}:{}", self.config.host, self.config.port)
-    }
-
     /// Connects, secures, greets and logs in like a send would, without sending anything (for
-    /// `trialdesk check`). Each step passed or failed is reported in order.
+    /// `trialdesk check`). Each step passed, and the first failure, are reported in order.
     pub async fn probe(config: &SmtpConfig, base_dir: &Path) -> Vec<ProbeStep> {
-        let mut steps = Vec::new();
         let relay = format!("{}:{}", config.host, config.port);
-        let tls = match tls_parameters(config, base_dir) {
+        let transport = match SmtpTransport::new(config, base_dir) {
             Ok(t) => t,
-            Err(e) => {
-                steps.push(ProbeStep::fail("TLS setup", e.to_string()));
-                return steps;
-            }
+            Err(e) => return vec![ProbeStep::fail("smtp setup", format!("{e:#}"))],
         };
-        let hello = hello_name(config);
-        let wrapper = match config.tls {
-            TlsMode::Implicit => tls.clone(),
-            _ => None,
+        let connect = format!("smtp connect to {relay} (tls: {})", config.tls.as_str());
+        let tls_line = || {
+            ProbeStep::ok(
+                &format!("smtp TLS ({})", config.tls.as_str()),
+                format!("certificate valid for {}", config.server_name()),
+            )
         };
-        let mut conn = match AsyncSmtpConnection::connect_tokio1(
-            (config.host.as_str(), config.port),
-            Some(config.timeout),
-            &hello,
-            wrapper,
-            None,
-        )
-        .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                steps.push(ProbeStep::fail(
-                    &format!("connect to {relay} (tls: {})", config.tls.as_str()),
-                    explain_connect(&e, config),
+        let auth_what = match &config.username {
+            Some(u) => format!("smtp AUTH {} as {u}", config.auth.as_str()),
+            None => "smtp login".to_string(),
+        };
+        let mut steps = Vec::new();
+        match transport.open().await {
+            Ok(mut conn) => {
+                steps.push(ProbeStep::ok(
+                    &connect,
+                    format!("EHLO answered by {}", conn.server_info().name()),
                 ));
-                return steps;
-            }
-        };
-        steps.push(ProbeStep::ok(
-            &format!("connect to {relay} (tls: {})", config.tls.as_str()),
-            format!("EHLO answered by {}", conn.server_info().name()),
-        ));
-        if config.tls == TlsMode::Starttls {
-            match tls {
-                Some(params) => match conn.starttls(params, &hello).await {
-                    Ok(()) => steps.push(ProbeStep::ok(
-                        "STARTTLS",
-                        format!("certificate valid for {}", config.server_name()),
-                    )),
-                    Err(e) => {
-                        steps.push(ProbeStep::fail("STARTTLS", explain_connect(&e, config)));
-                        return steps;
-                    }
-                },
-                None => {
-                    steps.push(ProbeStep::fail("STARTTLS", "no TLS parameters".into()));
-                    return steps;
+                if config.tls != TlsMode::None {
+                    steps.push(tls_line());
                 }
+                steps.push(ProbeStep::ok(
+                    &auth_what,
+                    if config.username.is_some() {
+                        "accepted".into()
+                    } else {
+                        "no smtp.username: sending without AUTH".into()
+                    },
+                ));
+                let _ = conn.quit().await;
             }
-        }
-        match config.credential(base_dir) {
-            Ok(None) => steps.push(ProbeStep::ok(
-                "login",
-                "no smtp.username: sending without AUTH".into(),
-            )),
-            Ok(Some(credential)) => {
-                let user = config.username.clone().unwrap_or_default();
-                match current_secret(&credential, config.timeout).await {
-                    Err(e) => steps.push(ProbeStep::fail("login secret", e.to_string())),
-                    Ok(secret) => {
-                        let creds = Credentials::new(user.clone(), secret.expose().to_string());
-                        let what = format!("AUTH {} as {user}", config.auth.as_str());
-                        match conn.auth(&[mechanism(config.auth)], &creds).await {
-                            Ok(_) => steps.push(ProbeStep::ok(&what, "accepted".into())),
-                            Err(e) => steps.push(ProbeStep::fail(&what, describe(&e))),
+            Err((step, f)) => {
+                let tcp_open = ProbeStep::ok(&connect, "TCP connection open".into());
+                let greeted = ProbeStep::ok(&connect, "EHLO answered".into());
+                match step {
+                    Step::Connect => {}
+                    Step::Tls => steps.push(tcp_open),
+                    Step::Greeting => {
+                        steps.push(tcp_open);
+                        if config.tls == TlsMode::Implicit {
+                            steps.push(tls_line());
+                        }
+                    }
+                    Step::Starttls => steps.push(greeted),
+                    Step::Auth => {
+                        steps.push(greeted);
+                        if config.tls != TlsMode::None {
+                            steps.push(tls_line());
                         }
                     }
                 }
+                let what = match step {
+                    Step::Connect | Step::Greeting => connect.clone(),
+                    Step::Tls | Step::Starttls => format!("smtp TLS ({})", config.tls.as_str()),
+                    Step::Auth => auth_what,
+                };
+                steps.push(ProbeStep::fail(&what, f.text));
             }
-            Err(e) => steps.push(ProbeStep::fail("login secret", e.to_string())),
         }
-        let _ = conn.quit().await;
         steps
     }
 }
@@ -306,6 +470,42 @@ impl Transport for SmtpTransport {
     }
 }
 
+/// Implicit-TLS stream handed to lettre.
+#[derive(Debug)]
+struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for TlsTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for TlsTcp {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
 fn mechanism(auth: AuthMechanism) -> Mechanism {
     match auth {
         AuthMechanism::Plain => Mechanism::Plain,
@@ -321,30 +521,43 @@ fn hello_name(config: &SmtpConfig) -> ClientId {
     }
 }
 
-fn tls_parameters(config: &SmtpConfig, base_dir: &Path) -> anyhow::Result<Option<TlsParameters>> {
-    if config.tls == TlsMode::None {
-        return Ok(None);
+/// rustls for implicit TLS, lettre's parameters for STARTTLS; both trust the built-in public
+/// roots plus `smtp.ca_file`.
+fn tls_setup(
+    config: &SmtpConfig,
+    base_dir: &Path,
+) -> anyhow::Result<(Option<Arc<rustls::ClientConfig>>, Option<TlsParameters>)> {
+    let ca = config.ca_file.as_ref().map(|p| base_dir.join(p));
+    match config.tls {
+        TlsMode::None => Ok((None, None)),
+        TlsMode::Implicit => {
+            let c = crate::tls::client_config(ca.as_deref())
+                .map_err(|e| anyhow::anyhow!("config key `smtp.ca_file`: {e}"))?;
+            Ok((Some(c), None))
+        }
+        TlsMode::Starttls => {
+            let mut builder = TlsParameters::builder(config.server_name().to_string());
+            if let Some(path) = &ca {
+                let pem = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "config key `smtp.ca_file`: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| {
+                    anyhow::anyhow!(
+                        "config key `smtp.ca_file`: {} is not PEM: {e}",
+                        path.display()
+                    )
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+            let params = builder
+                .build_rustls()
+                .map_err(|e| anyhow::anyhow!("config key `smtp.tls`: cannot set up TLS: {e}"))?;
+            Ok((None, Some(params)))
+        }
     }
-    let mut builder = TlsParameters::builder(config.server_name().to_string());
-    if let Some(ca) = &config.ca_file {
-        let path = base_dir.join(ca);
-        let pem = std::fs::read(&path).map_err(|e| {
-            anyhow::anyhow!(
-                "config key `smtp.ca_file`: cannot read {}: {e}",
-                path.display()
-            )
-        })?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| {
-            anyhow::anyhow!(
-                "config key `smtp.ca_file`: {} is not PEM: {e}",
-                path.display()
-            )
-        })?;
-        builder = builder.add_root_certificate(cert);
-    }
-    Ok(Some(builder.build_rustls().map_err(|e| {
-        anyhow::anyhow!("config key `smtp.tls`: cannot set up TLS: {e}")
-    })?))
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> Class {
@@ -361,8 +574,8 @@ fn classify(e: &lettre::transport::smtp::Error) -> Class {
         };
     }
     if e.is_client() {
-        // The only client-side refusals about the mail itself: the relay cannot carry it.
         let text = e.to_string();
+        // The only client-side refusal about the mail itself: the relay cannot carry it.
         if text.contains("non-ascii") {
             return Class::Permanent;
         }
@@ -373,7 +586,7 @@ fn classify(e: &lettre::transport::smtp::Error) -> Class {
     Class::Transient
 }
 
-/// The error with its whole cause chain (lettre keeps the server's answer in the source).
+/// The error with its cause chain (lettre keeps the server's answer in the source).
 fn describe(e: &lettre::transport::smtp::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -388,14 +601,23 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
     text
 }
 
-fn explain_connect(e: &lettre::transport::smtp::Error, config: &SmtpConfig) -> String {
+/// A certificate problem inside a lettre error, in the words `check` uses for IMAP.
+fn explain_lettre_tls(e: &lettre::transport::smtp::Error, config: &SmtpConfig) -> Option<String> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<rustls::Error>() {
             let io = std::io::Error::other(r.clone());
-            return crate::tls::explain_error(&io, config.server_name(), "smtp");
+            return Some(crate::tls::explain_error(&io, config.server_name(), "smtp"));
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+            {
+                return Some(crate::tls::explain_error(io, config.server_name(), "smtp"));
+            }
         }
         source = s.source();
     }
-    describe(e)
+    None
 }

@@ -95,10 +95,12 @@ impl Store {
         message_key: &str,
     ) -> Result<Option<(i64, Option<String>, String)>, StoreError> {
         Ok(dispatch!(self, |pool| {
-            sqlx::query_as("SELECT id, sender, subject FROM inbound_messages WHERE message_key = $1")
-                .bind(message_key)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT id, sender, subject FROM inbound_messages WHERE message_key = $1",
+            )
+            .bind(message_key)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 

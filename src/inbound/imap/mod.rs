@@ -366,10 +366,11 @@ impl ImapSource {
         if matches!(e, SourceError::Store(_)) {
             return;
         }
-        if self.live.take().is_some() {
+        self.live = None;
+        // `connected` rather than `live`: during IDLE the session is out of `live`.
+        if self.status.connected.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, "IMAP connection lost; reconnecting");
         }
-        self.status.connected.store(false, Ordering::Relaxed);
         self.status.push.store(false, Ordering::Relaxed);
         self.status.set_error(&e.to_string());
     }
