@@ -6,18 +6,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::mailstack::{request, sql_count, unique, E2e, Setup, Stack};
 use common::Reply;
 use rand::Rng;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Partner mailboxes across the fixture partners' domains, each with a loan it owns.
 fn partners(n: usize) -> Vec<(String, &'static str)> {
@@ -196,7 +191,7 @@ async fn wait_sql_zero(env: &E2e, sql: &'static str, limit: Duration) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_during_a_backlog_loses_nothing_and_answers_once() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let stack = Stack::get();
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     // 30 partners × 10 requests: within the per-recipient limit of 10 per 10 minutes.
@@ -290,7 +285,7 @@ async fn kill_9_at_random_points_during_a_backlog_loses_nothing_and_answers_once
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_mid_run_is_reconnected_and_nothing_is_lost() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let stack = Stack::get();
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     let partners = partners(4);
@@ -359,7 +354,7 @@ async fn dovecot_restarted_mid_run_is_reconnected_and_nothing_is_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let stack = Stack::get();
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     let partners = partners(2);
@@ -422,7 +417,7 @@ async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_uidvalidity_rereads_the_mailbox_and_answers_nothing_twice() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let stack = Stack::get();
     let mut setup = Setup::plain(&stack);
     setup.imap_extra = "after_processing = \"flag_seen\"".into();

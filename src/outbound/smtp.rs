@@ -230,6 +230,17 @@ impl SmtpTransport {
                 if f.class == Class::Permanent {
                     f.class = Class::Auth;
                 }
+                if f.class == Class::Auth {
+                    f.text = format!(
+                        "{} (check smtp.username and the {})",
+                        f.text,
+                        if c.auth == AuthMechanism::Xoauth2 {
+                            "token"
+                        } else {
+                            "password"
+                        }
+                    );
+                }
                 (Step::Auth, f)
             })?;
         }

@@ -305,11 +305,13 @@ pub struct Setup {
     pub mail_extra: String,
     pub imap_port: u16,
     pub imap_tls: &'static str,
-    /// Lines added to `[imap]`.
+    /// Lines added to `[imap]`; `{helpdesk}` stands for the test's helpdesk address.
     pub imap_extra: String,
+    /// Whether `[imap]` logs in with the stack's password (off for XOAUTH2).
+    pub imap_password: bool,
     pub smtp_port: u16,
     pub smtp_tls: &'static str,
-    /// Lines added to `[smtp]`.
+    /// Lines added to `[smtp]`; `{helpdesk}` as above.
     pub smtp_extra: String,
     /// Whole further sections.
     pub extra: String,
@@ -322,6 +324,7 @@ impl Setup {
             imap_port: stack.imap_port,
             imap_tls: "none",
             imap_extra: String::new(),
+            imap_password: true,
             smtp_port: stack.smtp_port,
             smtp_tls: "none",
             smtp_extra: String::new(),
@@ -366,7 +369,7 @@ host = "127.0.0.1"
 port = {imap_port}
 tls = "{imap_tls}"
 username = "{helpdesk}"
-password = "{password}"
+{password}
 mailbox = "INBOX"
 reconnect_min = "200ms"
 reconnect_max = "2s"
@@ -408,11 +411,15 @@ max_fetch_silence = "1m"
             mail_extra = setup.mail_extra,
             imap_port = setup.imap_port,
             imap_tls = setup.imap_tls,
-            imap_extra = setup.imap_extra,
-            password = stack.password,
+            imap_extra = setup.imap_extra.replace("{helpdesk}", &helpdesk),
+            password = if setup.imap_password {
+                format!("password = \"{}\"", stack.password)
+            } else {
+                String::new()
+            },
             smtp_port = setup.smtp_port,
             smtp_tls = setup.smtp_tls,
-            smtp_extra = setup.smtp_extra,
+            smtp_extra = setup.smtp_extra.replace("{helpdesk}", &helpdesk),
             templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
             extra = setup.extra,
         );

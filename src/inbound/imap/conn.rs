@@ -363,8 +363,9 @@ async fn login(
             stage: Stage::Login,
             message: if refused {
                 format!(
-                    "{} as {user} refused: {e} (check imap.username and the {})",
+                    "{} as {user} refused: {} (check imap.username and the {})",
                     config.auth.as_str(),
+                    server_text(&e),
                     if config.auth == AuthMechanism::Xoauth2 {
                         "token"
                     } else {
@@ -377,6 +378,28 @@ async fn login(
             auth: refused,
         }
     })
+}
+
+/// The server's own words in an async-imap error (`NO [AUTHENTICATIONFAILED] Authentication
+/// failed.`), instead of the crate's debug rendering of the response.
+pub fn server_text(e: &async_imap::error::Error) -> String {
+    use async_imap::error::Error as E;
+    let (kind, m) = match e {
+        E::No(m) => ("NO", m),
+        E::Bad(m) => ("BAD", m),
+        other => return other.to_string(),
+    };
+    // async-imap renders the response with Debug: `... info: Some("text")` or
+    // `... information: Some("text") }`.
+    let info = ["information: Some(\"", "info: Some(\""]
+        .iter()
+        .find_map(|marker| m.split_once(marker))
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(text, _)| text.replace("\\\"", "\""));
+    match info {
+        Some(text) => format!("{kind} {text}"),
+        None => format!("{kind} {m}"),
+    }
 }
 
 /// Drains a stream of IMAP results, each item within `limit`.

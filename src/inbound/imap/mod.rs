@@ -761,7 +761,10 @@ pub async fn probe(config: &ImapConfig, base_dir: &Path) -> Vec<ProbeStep> {
         }
         Ok(Err(e)) => steps.push(ProbeStep::fail(
             &format!("imap mailbox {:?}", config.mailbox),
-            format!("cannot open it: {e} (check imap.mailbox)"),
+            format!(
+                "cannot open it: {} (check imap.mailbox)",
+                conn::server_text(&e)
+            ),
         )),
         Err(_) => steps.push(ProbeStep::fail(
             &format!("imap mailbox {:?}", config.mailbox),
@@ -936,8 +939,10 @@ fn store_err(e: crate::store::StoreError) -> SourceError {
 fn imap_err(what: &'static str) -> impl Fn(async_imap::error::Error) -> SourceError {
     move |e| {
         use async_imap::error::Error as E;
-        match e {
-            E::No(m) | E::Bad(m) => SourceError::Protocol(format!("{what}: {m}")),
+        match &e {
+            E::No(_) | E::Bad(_) => {
+                SourceError::Protocol(format!("{what}: {}", conn::server_text(&e)))
+            }
             other => SourceError::Unavailable(format!("{what}: {other}")),
         }
     }
