@@ -37,6 +37,9 @@
 //! one typed configuration tree; [`worker`] is the loop shape every background task shares
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
 //! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
+//! [`health`] computes `/healthz` (and the lines of `trialdesk check`) from the workers'
+//! counters; [`tls`] and [`mailauth`] give the IMAP source and the SMTP transport their TLS
+//! trust and their login secrets (passwords, XOAUTH2 tokens fetched at each connect).
 
 pub mod app;
 pub mod classify;

@@ -496,3 +496,56 @@ async fn changed_uidvalidity_rereads_the_mailbox_and_answers_nothing_twice() {
     let (ok, out, _) = env.cli(&["run", "--once"]);
     assert!(ok && out.contains("read 0 mail(s)"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_turns_503_while_the_mailbox_is_unreachable_and_recovers() {
+    let _serial = SERIAL.lock().await;
+    let stack = Stack::get();
+    let mut setup = Setup::plain(&stack);
+    setup.imap_extra = "poll_interval = \"1s\"".into();
+    let env = E2e::new(&stack, setup).await;
+    // Tighten the safety net and the silence limit for this test only.
+    let config = std::fs::read_to_string(&env.config_path)
+        .unwrap()
+        .replace(
+            "safety_poll_interval = \"20s\"",
+            "safety_poll_interval = \"1s\"",
+        )
+        .replace("max_fetch_silence = \"1m\"", "max_fetch_silence = \"3s\"");
+    std::fs::write(&env.config_path, config).unwrap();
+    let mut td = env.spawn();
+    let json = td.wait_connected(Duration::from_secs(30));
+    assert_eq!(json["status"], "ok", "{json}");
+
+    stack.ctl("stop-dovecot", &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (code, json) = loop {
+        let (code, json) = td.health().expect("healthz answers");
+        if code == 503 || Instant::now() > deadline {
+            break (code, json);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stack.ctl("start-dovecot", &[]);
+    assert_eq!(code, 503, "{json}");
+    assert_eq!(json["status"], "unhealthy");
+    let reason = json["reasons"][0].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("no successful fetch"), "{reason}");
+    assert!(
+        reason.contains("cannot connect"),
+        "the IMAP error is named: {reason}"
+    );
+    assert_eq!(json["imap"]["connected"], false, "{json}");
+
+    // Back: reconnected and healthy again without a restart of trialdesk.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, json)) = td.health() {
+            assert_eq!(json["imap"]["connected"], true, "{json}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover:\n{}", env.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(td.terminate(Duration::from_secs(20)).success());
+}

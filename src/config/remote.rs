@@ -579,3 +579,91 @@ fn default_pool_size() -> u32 {
 fn default_pool_idle() -> Duration {
     Duration::from_secs(60)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::config::{AfterProcessing, AuthMechanism, Config, ConfigError, TlsMode};
+
+    fn parse(extra: &str) -> Result<Config, ConfigError> {
+        let text = format!("[database]\nurl = \"sqlite://x\"\n{extra}");
+        Config::from_toml_str(&text, Path::new("t.toml"), PathBuf::from("/etc/td"), &[])
+    }
+
+    fn err(extra: &str) -> String {
+        parse(extra).unwrap_err().to_string()
+    }
+
+    const IMAP: &str = "[mail]\nsource = \"imap\"\n";
+
+    #[test]
+    fn imap_defaults_are_production_ones() {
+        let c = parse(&format!("{IMAP}[imap]\nhost = \"imap.example.com\"\nusername = \"h@example.com\"\npassword_env = \"X\"\n")).unwrap();
+        assert_eq!((c.imap.port, c.imap.tls), (993, TlsMode::Implicit));
+        assert_eq!(c.imap.auth, AuthMechanism::Login);
+        assert_eq!(c.imap.after_processing, AfterProcessing::Move);
+        assert_eq!(c.imap.folder_answered, "trialdesk/answered");
+        assert!(c.imap.idle);
+        assert_eq!((c.smtp.port, c.smtp.tls), (587, TlsMode::Starttls));
+    }
+
+    #[test]
+    fn imap_is_checked_only_when_used() {
+        // A Maildir setup needs no IMAP login.
+        parse("[imap]\nport = 1\n").unwrap();
+        assert!(err(IMAP).contains("imap.username"));
+        assert!(err(&format!("{IMAP}[imap]\nusername = \"u\"\n")).contains("imap.password"));
+    }
+
+    #[test]
+    fn xoauth2_takes_exactly_one_token_source_and_no_password() {
+        let base = format!("{IMAP}[imap]\nusername = \"u\"\nauth = \"xoauth2\"\n");
+        assert!(err(&base).contains("imap.oauth2_token_command"));
+        assert!(err(&format!(
+            "{base}password = \"p\"\noauth2_token_file = \"t\"\n"
+        ))
+        .contains("imap.auth"));
+        assert!(err(&format!(
+            "{base}oauth2_token_file = \"t\"\noauth2_token_command = \"c\"\n"
+        ))
+        .contains("exactly one"));
+        let c = parse(&format!("{base}oauth2_token_file = \"tok\"\n")).unwrap();
+        match c.imap.credential(&c.base_dir).unwrap() {
+            crate::config::Credential::TokenFile(p) => assert_eq!(p, PathBuf::from("/etc/td/tok")),
+            other => panic!("{other:?}"),
+        }
+        let pw = format!(
+            "{IMAP}[imap]\nusername = \"u\"\npassword = \"p\"\noauth2_token_file = \"t\"\n"
+        );
+        assert!(err(&pw).contains("need auth = \"xoauth2\""));
+    }
+
+    #[test]
+    fn idle_renewal_stays_under_the_rfc_limit() {
+        let e = err(&format!(
+            "{IMAP}[imap]\nusername = \"u\"\npassword = \"p\"\nidle_renew = \"30m\"\n"
+        ));
+        assert!(e.contains("imap.idle_renew"), "{e}");
+    }
+
+    #[test]
+    fn smtp_credentials_need_a_username() {
+        let e = err("[mail]\ntransport = \"smtp\"\n[smtp]\npassword = \"p\"\n");
+        assert!(e.contains("smtp.username"), "{e}");
+        parse("[mail]\ntransport = \"smtp\"\n[smtp]\nhost = \"relay\"\nport = 25\n").unwrap();
+    }
+
+    #[test]
+    fn health_silence_must_exceed_the_fetch_interval() {
+        let e = err(&format!(
+            "{IMAP}[imap]\nusername = \"u\"\npassword = \"p\"\nsafety_poll_interval = \"5m\"\n[health]\nmax_fetch_silence = \"2m\"\n"
+        ));
+        assert!(e.contains("health.max_fetch_silence"), "{e}");
+    }
+
+    #[test]
+    fn unknown_imap_key_is_named() {
+        assert!(err("[imap]\nafter_processing = \"delete\"\n").contains("imap.after_processing"));
+    }
+}

@@ -423,3 +423,37 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_keeps_the_servers_words() {
+        use async_imap::error::Error as E;
+        let e = E::No(
+            "code: None, info: Some(\"[AUTHENTICATIONFAILED] Authentication failed.\")".into(),
+        );
+        assert_eq!(
+            server_text(&e),
+            "NO [AUTHENTICATIONFAILED] Authentication failed."
+        );
+        let e = E::Bad(
+            "outcome: Outcome { code: None, information: Some(\"Say \\\"what\\\"\") }".into(),
+        );
+        assert_eq!(server_text(&e), "BAD Say \"what\"");
+        assert_eq!(server_text(&E::No("odd".into())), "NO odd");
+        assert_eq!(server_text(&E::ConnectionLost), "connection lost");
+    }
+
+    #[test]
+    fn capability_summary_names_what_is_missing() {
+        let caps = Caps {
+            idle: true,
+            move_: false,
+            uidplus: true,
+            all: vec![],
+        };
+        assert_eq!(caps.summary(), "IDLE, no MOVE, UIDPLUS");
+    }
+}

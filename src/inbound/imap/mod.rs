@@ -2,13 +2,14 @@
 //!
 //! # Exactly once
 //! trialdesk never relies on `\Seen` (people and other clients set it). Per mailbox the store
-//! keeps the UIDVALIDITY and a *floor*: every UID below it is handled or gone; UIDs handled
-//! above it (behind a mail that was set aside) are listed one by one. A UID becomes handled
-//! only in [`MailSource::ack`], which runs after the decision and its reply are committed,
-//! and only after the mail was filed (moved or flagged). So:
-//! - a crash before the commit: the mail is still unhandled and offered again;
+//! keeps the UIDVALIDITY and a *floor*: every UID below it is handled or gone. A mail is
+//! handled in [`MailSource::ack`], which runs only after its decision and reply are committed:
+//! it is moved out of the mailbox (or, with `flag_seen`, flagged and its UID recorded as
+//! handled, since it stays). Each round lists the UIDs from the floor up and raises the floor
+//! to the first one not handled. So:
+//! - a crash before the commit: the mail is still there and offered again;
 //! - a crash after the commit but before filing: offered again, the pipeline recognises its
-//!   message key (`Duplicate`), and it is filed then;
+//!   message key (`Duplicate`), and it is filed then, into the folder of its recorded outcome;
 //! - a new UIDVALIDITY: the mailbox is read again from the start and the pipeline dedupes.
 //!
 //! # Push
@@ -386,6 +387,9 @@ impl ImapSource {
         let mailbox_name = self.config.mailbox.clone();
         let live = self.ensure_connected().await?;
         let uidvalidity = live.uidvalidity;
+        // Announcements so far are about to be covered by this listing; dropping them keeps
+        // the (bounded) channel free for those that arrive after it.
+        while live.session.unsolicited_responses.try_recv().is_ok() {}
         let state = store
             .imap_mailbox_state(&account, &mailbox)
             .await
@@ -539,6 +543,10 @@ impl ImapSource {
             return Ok(());
         }
         let set = uid.to_string();
+        // A moved mail is gone from the mailbox; only a mail that stays (flag_seen, or a
+        // \Deleted copy left behind without UIDPLUS) must be remembered as handled. Skipping
+        // the write keeps SQLite's single writer free for the pipeline and the sender.
+        let remember = mode == AfterProcessing::FlagSeen || !(live.caps.move_ || live.caps.uidplus);
         match mode {
             AfterProcessing::FlagSeen => {
                 timed(limit, "UID STORE", async {
@@ -585,6 +593,9 @@ impl ImapSource {
                 }
                 tracing::debug!(origin = %mail.origin, folder = %folder, "filed");
             }
+        }
+        if !remember {
+            return Ok(());
         }
         store
             .imap_mark_done(
