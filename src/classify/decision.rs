@@ -1,6 +1,21 @@
-//! The decision table (STUB: to be implemented).
-use super::{Action, Decision, Inspection, Kind, Lookup};
-use crate::domain::Language;
+//! The decision table: inspection + store facts → kind, action, answers.
+//!
+//! | situation                                   | kind             | action             |
+//! |---------------------------------------------|------------------|--------------------|
+//! | machine-generated (wins over everything)    | automated        | ignore             |
+//! | over `max_message_bytes`                    | (by subject)     | review `oversize`  |
+//! | sender domain belongs to no partner         | (by subject)     | review             |
+//! | trusted `dmarc=fail`                        | (by subject)     | review             |
+//! | subject is no tracking request              | other            | review             |
+//! | more numbers than `max_loan_numbers`        | (by subject)     | review             |
+//! | tracking request from the partner's domain  | tracking_request | reply              |
+//!
+//! A loan owned by another partner is answered as "not found" (the sender cannot tell it
+//! from an unknown number) and flagged for staff, but the reply still goes out.
+
+use super::sender::{address_domain, reply_target};
+use super::{Action, Decision, Inspection, Kind, LoanAnswer, Lookup, ReviewReason};
+use crate::domain::{Language, Partner};
 
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     let kind = if inspection.automated.is_some() {
@@ -10,18 +25,422 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     } else {
         Kind::Other
     };
+    let from_domain = inspection
+        .from
+        .as_ref()
+        .and_then(|m| address_domain(&m.address))
+        .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
+    // Defence in depth: only believe the store's partner if it really owns the From domain.
+    let partner: Option<&Partner> = lookup
+        .partner
+        .as_ref()
+        .filter(|p| from_domain.as_deref().is_some_and(|d| p.owns_domain(d)));
+    let language = inspection
+        .request_language
+        .or(partner.map(|p| p.language))
+        .unwrap_or(Language::En);
+
+    let mut reasons: Vec<String> = inspection
+        .findings
+        .iter()
+        .filter(|f| f.starts_with("automated:"))
+        .cloned()
+        .collect();
+    reasons.push(match inspection.request_language {
+        Some(l) => format!("subject:alias:{l}"),
+        None if inspection.subject.trim().is_empty() => "subject:empty".to_string(),
+        None => "subject:not_tracking".to_string(),
+    });
+    match (partner, &from_domain) {
+        (Some(p), _) => reasons.push(format!("sender:partner:{}", p.partner_id)),
+        (None, Some(d)) => reasons.push(format!("sender:unknown_domain:{d}")),
+        (None, None) => reasons.push("sender:missing".to_string()),
+    }
+    reasons.extend(
+        inspection
+            .findings
+            .iter()
+            .filter(|f| !f.starts_with("automated:"))
+            .cloned(),
+    );
+
+    if kind == Kind::Automated {
+        return Decision {
+            kind,
+            action: Action::Ignore,
+            language,
+            partner_id: partner.map(|p| p.partner_id.clone()),
+            reasons,
+            review: Vec::new(),
+            loans: Vec::new(),
+            reply_to: None,
+        };
+    }
+
+    let mut review = Vec::new();
+    if inspection.oversize {
+        review.push(ReviewReason::Oversize);
+    }
+    if partner.is_none() {
+        review.push(ReviewReason::UnknownSender);
+    }
+    if inspection.dmarc_fail {
+        review.push(ReviewReason::DmarcFail);
+    }
+    if kind == Kind::Other {
+        review.push(ReviewReason::OtherSubject);
+    }
+    if inspection.loan_numbers_truncated {
+        review.push(ReviewReason::TooManyNumbers);
+    }
+
+    let mut loans = Vec::with_capacity(inspection.loan_numbers.len());
+    for n in &inspection.loan_numbers {
+        let shipment = lookup.shipments.iter().find(|s| &s.loan_number == n);
+        let (visible, status) = match (partner, shipment) {
+            (Some(p), Some(s)) if s.partner_id == p.partner_id => (Some(s.clone()), "found"),
+            (Some(_), Some(_)) => {
+                if !review.contains(&ReviewReason::LoanOfOtherPartner) {
+                    review.push(ReviewReason::LoanOfOtherPartner);
+                }
+                (None, "other_partner")
+            }
+            (None, Some(_)) => (None, "exists"),
+            (_, None) => (None, "not_found"),
+        };
+        reasons.push(format!("loan:{n}:{status}"));
+        loans.push(LoanAnswer {
+            loan_number: n.clone(),
+            shipment: visible,
+        });
+    }
+
+    let action = if review
+        .iter()
+        .any(|r| *r != ReviewReason::LoanOfOtherPartner)
+    {
+        Action::Review
+    } else {
+        Action::Reply
+    };
+
+    let reply_to = reply_target(inspection.from.as_ref(), &inspection.reply_to, partner);
+    if !inspection.reply_to.is_empty() {
+        let used = reply_to.as_ref() != inspection.from.as_ref();
+        reasons.push(if used {
+            "reply_to:partner_domain".to_string()
+        } else {
+            "reply_to:ignored_outside_partner".to_string()
+        });
+    }
+
     Decision {
         kind,
-        action: if kind == Kind::Automated {
-            Action::Ignore
-        } else {
-            Action::Review
-        },
-        language: inspection.request_language.unwrap_or(Language::En),
-        partner_id: lookup.partner.as_ref().map(|p| p.partner_id.clone()),
-        reasons: vec![],
-        review: vec![],
-        loans: vec![],
-        reply_to: inspection.from.clone(),
+        action,
+        language,
+        partner_id: partner.map(|p| p.partner_id.clone()),
+        reasons,
+        review,
+        loans,
+        reply_to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Mailbox;
+    use crate::domain::{LoanNumber, Shipment, ShipmentStatus};
+
+    fn ins() -> Inspection {
+        Inspection {
+            message_id: Some("m@x".into()),
+            message_key: "mid:m@x".into(),
+            subject: "试用终端追踪请求".into(),
+            from: Some(mb("wangwei@huadong.example.cn")),
+            reply_to: vec![],
+            references: vec![],
+            date: None,
+            automated: None,
+            request_language: Some(Language::Zh),
+            loan_numbers: vec![ln("D20261001")],
+            loan_numbers_truncated: false,
+            dmarc_fail: false,
+            oversize: false,
+            text: String::new(),
+            notes: vec![],
+            findings: vec![],
+        }
+    }
+
+    fn mb(a: &str) -> Mailbox {
+        Mailbox {
+            name: None,
+            address: a.into(),
+        }
+    }
+
+    fn ln(s: &str) -> LoanNumber {
+        LoanNumber::from_normalized(s.into())
+    }
+
+    fn partner(id: &str, domain: &str, language: Language) -> Partner {
+        Partner {
+            partner_id: id.into(),
+            name: id.into(),
+            domains: vec![domain.into()],
+            admin_emails: vec![],
+            language,
+        }
+    }
+
+    fn p01() -> Partner {
+        partner("P01", "huadong.example.cn", Language::Zh)
+    }
+
+    fn shipment(n: &str, partner_id: &str) -> Shipment {
+        Shipment {
+            loan_number: ln(n),
+            partner_id: partner_id.into(),
+            customer: "c".into(),
+            status: ShipmentStatus::Shipped,
+            carrier: None,
+            tracking_number: None,
+            shipped_on: None,
+            eta: None,
+            delivered_on: None,
+            items: vec![],
+        }
+    }
+
+    fn lookup(partner: Option<Partner>, shipments: Vec<Shipment>) -> Lookup {
+        Lookup { partner, shipments }
+    }
+
+    #[test]
+    fn decision_table() {
+        struct Case {
+            name: &'static str,
+            ins: Inspection,
+            lookup: Lookup,
+            kind: Kind,
+            action: Action,
+            review: Vec<ReviewReason>,
+        }
+        let ok = lookup(Some(p01()), vec![shipment("D20261001", "P01")]);
+        let cases = vec![
+            Case {
+                name: "authorised tracking request",
+                ins: ins(),
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Reply,
+                review: vec![],
+            },
+            Case {
+                name: "no numbers still replies",
+                ins: Inspection {
+                    loan_numbers: vec![],
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Reply,
+                review: vec![],
+            },
+            Case {
+                name: "automated wins",
+                ins: Inspection {
+                    automated: Some("auto_submitted".into()),
+                    oversize: true,
+                    dmarc_fail: true,
+                    ..ins()
+                },
+                lookup: lookup(None, vec![]),
+                kind: Kind::Automated,
+                action: Action::Ignore,
+                review: vec![],
+            },
+            Case {
+                name: "unknown sender",
+                ins: ins(),
+                lookup: lookup(None, vec![shipment("D20261001", "P01")]),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::UnknownSender],
+            },
+            Case {
+                name: "store partner not owning the domain is not believed",
+                ins: Inspection {
+                    from: Some(mb("ops@mail.huadong.example.cn")),
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::UnknownSender],
+            },
+            Case {
+                name: "dmarc fail",
+                ins: Inspection {
+                    dmarc_fail: true,
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::DmarcFail],
+            },
+            Case {
+                name: "other subject",
+                ins: Inspection {
+                    request_language: None,
+                    subject: "RMA 标签丢失".into(),
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::Other,
+                action: Action::Review,
+                review: vec![ReviewReason::OtherSubject],
+            },
+            Case {
+                name: "too many numbers",
+                ins: Inspection {
+                    loan_numbers_truncated: true,
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::TooManyNumbers],
+            },
+            Case {
+                name: "oversize",
+                ins: Inspection {
+                    oversize: true,
+                    ..ins()
+                },
+                lookup: ok.clone(),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::Oversize],
+            },
+            Case {
+                name: "loan of other partner: reply and flag",
+                ins: ins(),
+                lookup: lookup(Some(p01()), vec![shipment("D20261001", "P02")]),
+                kind: Kind::TrackingRequest,
+                action: Action::Reply,
+                review: vec![ReviewReason::LoanOfOtherPartner],
+            },
+            Case {
+                name: "no From at all",
+                ins: Inspection {
+                    from: None,
+                    ..ins()
+                },
+                lookup: lookup(None, vec![]),
+                kind: Kind::TrackingRequest,
+                action: Action::Review,
+                review: vec![ReviewReason::UnknownSender],
+            },
+        ];
+        for c in cases {
+            let d = decide(&c.ins, &c.lookup);
+            assert_eq!(d.kind, c.kind, "{}", c.name);
+            assert_eq!(d.action, c.action, "{}", c.name);
+            assert_eq!(d.review, c.review, "{}", c.name);
+            if d.action == Action::Review {
+                assert!(!d.review.is_empty(), "{}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn other_partner_data_never_shown() {
+        let i = Inspection {
+            loan_numbers: vec![ln("D1"), ln("D2"), ln("D3")],
+            ..ins()
+        };
+        let d = decide(
+            &i,
+            &lookup(
+                Some(p01()),
+                vec![shipment("D1", "P01"), shipment("D2", "P02")],
+            ),
+        );
+        let shown: Vec<_> = d.loans.iter().map(|l| l.shipment.is_some()).collect();
+        assert_eq!(shown, [true, false, false]);
+        assert!(d.reasons.contains(&"loan:D1:found".to_string()));
+        assert!(d.reasons.contains(&"loan:D2:other_partner".to_string()));
+        assert!(d.reasons.contains(&"loan:D3:not_found".to_string()));
+        // Unknown sender: nothing is shown.
+        let d = decide(&i, &lookup(None, vec![shipment("D1", "P01")]));
+        assert!(d.loans.iter().all(|l| l.shipment.is_none()));
+        assert!(d.reasons.contains(&"loan:D1:exists".to_string()));
+    }
+
+    #[test]
+    fn language_and_reasons() {
+        let d = decide(&ins(), &lookup(Some(p01()), vec![]));
+        assert_eq!(d.language, Language::Zh);
+        assert_eq!(d.partner_id.as_deref(), Some("P01"));
+        assert!(d.reasons.contains(&"subject:alias:zh".to_string()));
+        assert!(d.reasons.contains(&"sender:partner:P01".to_string()));
+
+        let other = Inspection {
+            request_language: None,
+            subject: String::new(),
+            from: Some(mb("x@nordwind.example.de")),
+            ..ins()
+        };
+        let d = decide(
+            &other,
+            &lookup(
+                Some(partner("P02", "nordwind.example.de", Language::De)),
+                vec![],
+            ),
+        );
+        assert_eq!(d.language, Language::De);
+        assert!(d.reasons.contains(&"subject:empty".to_string()));
+
+        let d = decide(
+            &Inspection {
+                request_language: None,
+                from: Some(mb("x@unknown.example")),
+                findings: vec!["automated:auto_submitted".into(), "numbers:none".into()],
+                automated: Some("auto_submitted".into()),
+                ..ins()
+            },
+            &lookup(None, vec![]),
+        );
+        assert_eq!(d.language, Language::En);
+        assert_eq!(
+            d.reasons.first().map(String::as_str),
+            Some("automated:auto_submitted")
+        );
+        assert!(d
+            .reasons
+            .contains(&"sender:unknown_domain:unknown.example".to_string()));
+        assert!(d.reply_to.is_none());
+        assert!(d.loans.is_empty());
+    }
+
+    #[test]
+    fn reply_to_rules() {
+        let with_rt = |rt: &str| Inspection {
+            reply_to: vec![mb(rt)],
+            ..ins()
+        };
+        let d = decide(
+            &with_rt("boss@huadong.example.cn"),
+            &lookup(Some(p01()), vec![]),
+        );
+        assert_eq!(d.reply_to.unwrap().address, "boss@huadong.example.cn");
+        let d = decide(&with_rt("thief@evil.example"), &lookup(Some(p01()), vec![]));
+        assert_eq!(d.reply_to.unwrap().address, "wangwei@huadong.example.cn");
+        assert!(d
+            .reasons
+            .contains(&"reply_to:ignored_outside_partner".to_string()));
     }
 }

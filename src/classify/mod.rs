@@ -26,6 +26,10 @@ use crate::domain::{Language, LoanNumber, Partner, Shipment};
 
 pub use sender::address_domain;
 
+/// Header on every mail trialdesk sends (value `reply`, `reminder`, …): mail carrying it that
+/// comes back in is our own and is never answered.
+pub const OWN_MAIL_HEADER: &str = "X-Trialdesk";
+
 /// A display name and address, as found in From / Reply-To.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mailbox {
@@ -86,7 +90,8 @@ pub struct Inspection {
     pub references: Vec<String>,
     /// Unix seconds from the Date header, when it parses.
     pub date: Option<i64>,
-    /// Why the mail is machine-generated (never answered), e.g. `auto-submitted`.
+    /// Why the mail is machine-generated (never answered), e.g. `auto_submitted`,
+    /// `sender:mailer-daemon`, `report:delivery-status`, `own_mail_returned`.
     pub automated: Option<String>,
     /// The reply language picked by the matched tracking-request alias; `None` when the
     /// subject is not a tracking request.
@@ -103,6 +108,9 @@ pub struct Inspection {
     pub text: String,
     /// Problems met while parsing (malformed MIME, undecodable charset, no From, ...).
     pub notes: Vec<String>,
+    /// Machine-readable findings of the inspection (`automated:…`, `dmarc:fail:<authserv-id>`,
+    /// `numbers:from_quotes` …), copied into [`Decision::reasons`].
+    pub findings: Vec<String>,
 }
 
 /// What kind of mail this is.
@@ -221,7 +229,8 @@ pub struct Decision {
     /// Reply language (alias → partner → en); also set for mail that is not answered.
     pub language: Language,
     pub partner_id: Option<String>,
-    /// Short machine-readable reasons, e.g. `subject:zh`, `sender:unknown_domain`.
+    /// Short machine-readable reasons, e.g. `automated:auto_submitted`, `subject:alias:zh`,
+    /// `sender:unknown_domain:example.org`, `loan:D1234567:other_partner`, `numbers:from_quotes`.
     pub reasons: Vec<String>,
     /// Why a person should look at it; non-empty for `Review`, and possibly for `Reply`
     /// (a loan of another partner is answered as not found *and* flagged).
