@@ -247,7 +247,8 @@ fn parse_override_value(raw: &str) -> toml::Value {
     }
 }
 
-pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// A `ConfigError::Invalid` for `key`.
+pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
         message: message.into(),

@@ -138,17 +138,16 @@ impl ImapSource {
         base_dir: &Path,
         store: Store,
         max_message_bytes: u64,
-    ) -> Result<ImapSource, SourceError> {
-        let credential = config
-            .credential(base_dir)
-            .map_err(|e| SourceError::Auth(e.to_string()))?;
+    ) -> Result<ImapSource, crate::config::ConfigError> {
+        let credential = config.credential(base_dir)?;
         let tls = match config.tls {
             TlsMode::None => None,
             _ => {
                 let ca = config.ca_file.as_ref().map(|p| base_dir.join(p));
-                Some(crate::tls::client_config(ca.as_deref()).map_err(|e| {
-                    SourceError::Unavailable(format!("config key `imap.ca_file`: {e}"))
-                })?)
+                Some(
+                    crate::tls::client_config(ca.as_deref())
+                        .map_err(|e| crate::config::invalid("imap.ca_file", e))?,
+                )
             }
         };
         Ok(ImapSource {
