@@ -320,7 +320,8 @@ async fn dovecot_restarted_mid_run_is_reconnected_and_nothing_is_lost() {
     assert_eq!(stack.count(&env.helpdesk, "INBOX").await, 0);
     let health = td.wait_connected(Duration::from_secs(30));
     assert_eq!(health["status"], "ok", "{health}");
-    let got = wait_answers(&stack, &partners, &sent, Duration::from_secs(60)).await;
+    // Postfix retries what it deferred while Dovecot was down on its own schedule.
+    let got = wait_answers(&stack, &partners, &sent, Duration::from_secs(150)).await;
     let status = td.terminate(Duration::from_secs(20));
     assert!(status.success());
     // Copies of one reply can appear when Dovecot died after storing a mail Postfix was
