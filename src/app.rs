@@ -17,6 +17,7 @@ use crate::outbound::file::FileTransport;
 use crate::outbound::smtp::SmtpTransport;
 use crate::outbound::{Composer, Sender, Templates, Transport};
 use crate::pipeline::{Evaluator, InboundWorker, Pipeline};
+use crate::reminders::{ReminderSettings, Scheduler};
 use crate::store::Store;
 
 /// The shared parts every command builds on.
@@ -26,6 +27,9 @@ pub struct App {
     pub store: Store,
     pub rules: Arc<Rules>,
     pub clock: SharedClock,
+    /// Poke (`notify_one`) after changing trials in this process: the reminder scheduler
+    /// re-plans at once instead of at its next wake-up.
+    pub reminders_changed: Arc<Notify>,
 }
 
 impl App {
@@ -38,6 +42,7 @@ impl App {
             store,
             rules: Arc::new(rules),
             clock: Arc::new(SystemClock),
+            reminders_changed: Arc::new(Notify::new()),
         })
     }
 
@@ -92,6 +97,19 @@ impl App {
             worker_id(),
             self.clock.clone(),
             queued,
+        ))
+    }
+
+    /// The reminder scheduler; `queued` wakes the sender when a reminder is queued.
+    pub fn scheduler(&self, queued: Arc<Notify>) -> anyhow::Result<Scheduler> {
+        Ok(Scheduler::new(
+            self.store.clone(),
+            self.templates()?,
+            self.composer()?,
+            self.clock.clone(),
+            ReminderSettings::from_config(&self.config)?,
+            queued,
+            self.reminders_changed.clone(),
         ))
     }
 
@@ -168,7 +186,11 @@ impl App {
     pub async fn run_forever(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         let queued = Arc::new(Notify::new());
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
-        let sender = Arc::new(self.sender(queued)?);
+        let sender = Arc::new(self.sender(queued.clone())?);
+        let scheduler = match self.config.reminders.enabled {
+            true => Some(self.scheduler(queued)?),
+            false => None,
+        };
         // Bound first: a port in use is a config error, reported before anything runs.
         let listener = if self.config.web.enabled {
             let addr = self.config.web.listen;
@@ -222,6 +244,10 @@ impl App {
             let sender = sender.clone();
             let cancel = cancel.clone();
             tracker.spawn(async move { sender.run(cancel).await });
+        }
+        if let Some(scheduler) = scheduler {
+            let cancel = cancel.clone();
+            tracker.spawn(async move { scheduler.run(cancel).await });
         }
         tracker.close();
         tracker.wait().await;

@@ -33,6 +33,10 @@
 //! 5. [`outbound::Sender`] delivers the outbox through a [`outbound::Transport`], retrying
 //!    transient failures with backoff and dead-lettering permanent ones into the review queue.
 //!
+//! Reminders: [`reminders`] plans the trial-lifecycle mail in each trial's time zone and queues
+//! each reminder exactly once (a unique key inserted in the transaction that fills the outbox);
+//! its scheduler sleeps until the next send moment, beside the inbound worker and the sender.
+//!
 //! Beside the flow: [`import`] loads partners, shipments and trials from CSV; [`config`] is the
 //! one typed configuration tree; [`worker`] is the loop shape every background task shares
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
@@ -53,6 +57,7 @@ pub mod inbound;
 pub mod mailauth;
 pub mod outbound;
 pub mod pipeline;
+pub mod reminders;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

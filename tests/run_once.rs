@@ -150,11 +150,11 @@ async fn run_once_answers_reviews_and_ignores_then_sends_nothing_twice() {
         !zh.text.contains("D20261009"),
         "quoted number must not be answered"
     );
+    // minijinja escapes `/` as `&#x2f;` in HTML, which every client decodes.
+    let html = zh.html.replace("&#x2f;", "/");
     assert!(
-        zh.html
-            .contains("<a href=\"https://ems.example/t?no=EA920049643CN\">EA920049643CN</a>"),
-        "{}",
-        zh.html
+        html.contains("<a href=\"https://ems.example/t?no=EA920049643CN\">EA920049643CN</a>"),
+        "{html}"
     );
 
     // The review queue holds the unknown sender and the other question, nothing else.

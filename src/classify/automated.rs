@@ -106,16 +106,29 @@ fn own_mail(rules: &Rules, s: &Signals<'_>) -> Option<String> {
 }
 
 /// Is this Message-ID (without brackets) one trialdesk generated?
+/// Whether a Message-ID is one trialdesk generated: exactly our domain (a subdomain is
+/// somebody else's host) and the shape of `outbound::compose` ids, `td.<millis>.<16 hex>`.
 pub fn is_own_message_id(rules: &Rules, id: &str) -> bool {
     let domain = rules.own_message_id_domain.trim();
     if domain.is_empty() {
         return false;
     }
-    let Some((_, right)) = id.trim().trim_matches(['<', '>']).rsplit_once('@') else {
+    let Some((left, right)) = id.trim().trim_matches(['<', '>']).rsplit_once('@') else {
         return false;
     };
-    let right = right.to_ascii_lowercase();
-    right == domain || right.ends_with(&format!(".{domain}"))
+    if !right.eq_ignore_ascii_case(domain) {
+        return false;
+    }
+    let mut parts = left.split('.');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(prefix), Some(millis), Some(random), None)
+            if prefix == super::OWN_MESSAGE_ID_PREFIX.trim_end_matches('.')
+                && !millis.is_empty()
+                && millis.bytes().all(|b| b.is_ascii_digit())
+                && random.len() == 16
+                && random.bytes().all(|b| b.is_ascii_hexdigit())
+    )
 }
 
 const AUTORESPONDER_HEADERS: &[&str] = &[
@@ -1058,10 +1071,19 @@ mod tests {
             Some("own_mail_returned")
         );
         assert_eq!(run(&[], "FW: Notice", p, text), None);
-        assert!(is_own_message_id(&rules(), "reply-1@helpdesk.example.com"));
         assert!(is_own_message_id(
             &rules(),
-            "reply-1@mx.HELPDESK.example.com"
+            "td.1764118800000.0123456789abcdef@helpdesk.example.com"
+        ));
+        assert!(is_own_message_id(
+            &rules(),
+            "<td.1764118800000.0123456789abcdef@HELPDESK.example.com>"
+        ));
+        // Other shapes, and subdomains (another host), are not ours.
+        assert!(!is_own_message_id(&rules(), "reply-1@helpdesk.example.com"));
+        assert!(!is_own_message_id(
+            &rules(),
+            "td.1764118800000.0123456789abcdef@mx.helpdesk.example.com"
         ));
         assert!(!is_own_message_id(
             &rules(),

@@ -30,6 +30,9 @@ pub use sender::address_domain;
 /// comes back in is our own and is never answered.
 pub const OWN_MAIL_HEADER: &str = "X-Trialdesk";
 
+/// Local-part prefix of the Message-IDs trialdesk generates (`td.<millis>.<16 hex>@domain`).
+pub const OWN_MESSAGE_ID_PREFIX: &str = "td.";
+
 /// A display name and address, as found in From / Reply-To.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mailbox {
@@ -259,7 +262,3 @@ pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     decision::decide(inspection, lookup)
 }
-
-/// Every mail trialdesk sends carries this header (value: `auto-reply`, `reminder`,
-/// `staff-reply`), so our own mail coming back is recognised and never answered.
-pub const OWN_MAIL_HEADER: &str = "X-Trialdesk";

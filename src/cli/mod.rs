@@ -4,6 +4,7 @@
 mod check;
 mod explain;
 mod queue;
+mod reminders;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,16 @@ pub enum Command {
     /// Connect to the database, the mail source and the transport with the configured
     /// settings and say what works (sends nothing, changes nothing).
     Check,
+    /// Trial-lifecycle reminders: the plan for a date, or queue what is due.
+    Reminders {
+        #[command(subcommand)]
+        command: reminders::RemindersCommand,
+    },
+    /// Trials: extend one once by 30 days.
+    Trials {
+        #[command(subcommand)]
+        command: reminders::TrialsCommand,
+    },
 }
 
 /// Runs a parsed command. Returns the process exit code.
@@ -111,6 +122,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if failed > 0 {
                 anyhow::bail!("{failed} check(s) failed");
             }
+        }
+        Command::Reminders { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            reminders::run(&app, command).await?;
+        }
+        Command::Trials { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            reminders::run_trials(&app, command).await?;
         }
         Command::Migrate => {
             crate::telemetry::init(&config.logging);

@@ -151,11 +151,12 @@ impl Config {
 
     /// Resolves a path from the config against the config file's directory.
     pub fn resolve_path(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
+        let joined = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base_dir.join(p)
-        }
+        };
+        normalize(&joined)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -198,6 +199,25 @@ impl Config {
         }
         self.health.validate(fetch_interval)
     }
+}
+
+/// Removes `.` and `name/..` lexically (no symlink resolution: the paths may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !matches!(out.components().next_back(), Some(Component::Normal(_))) || !out.pop()
+                {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `TRIALDESK__IMAP__PASSWORD=x` sets `imap.password`. Sections and keys are lower-cased.
@@ -318,6 +338,10 @@ mod tests {
             PathBuf::from("/etc/td/templates")
         );
         assert_eq!(c.resolve_path(Path::new("/abs")), PathBuf::from("/abs"));
+        assert_eq!(
+            c.resolve_path(Path::new("../demo/./out")),
+            PathBuf::from("/etc/demo/out")
+        );
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub struct Draft<'a> {
     pub date: jiff::Timestamp,
 }
 
+/// A mail that starts no thread and answers none (reminders): one or more recipients, all in
+/// `To:` (they are colleagues of one organisation, so they may see each other).
+#[derive(Debug, Clone)]
+pub struct Notice<'a> {
+    pub to: &'a [crate::classify::Mailbox],
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+    pub kind: OwnMailKind,
+    pub date: jiff::Timestamp,
+}
+
 /// A composed mail.
 #[derive(Debug, Clone)]
 pub struct Composed {
@@ -97,7 +109,8 @@ impl Composer {
     pub fn new_message_id(&self, now: jiff::Timestamp) -> String {
         let random: u64 = rand::random();
         format!(
-            "td.{}.{:016x}@{}",
+            "{}{}.{:016x}@{}",
+            crate::classify::OWN_MESSAGE_ID_PREFIX,
             now.as_millisecond(),
             random,
             self.message_id_domain
@@ -105,43 +118,12 @@ impl Composer {
     }
 
     pub fn compose(&self, draft: &Draft<'_>) -> Result<Composed, ComposeError> {
-        let to_address = draft
-            .to
-            .address
-            .parse()
-            .map_err(|e: lettre::address::AddressError| ComposeError::Address {
-                address: draft.to.address.clone(),
-                message: e.to_string(),
-            })?;
-        let to = LettreMailbox::new(
-            draft.to.name.clone().filter(|n| !n.trim().is_empty()),
-            to_address,
-        );
-        let message_id = self.new_message_id(draft.date);
-        let mut builder = lettre::Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(draft.subject)
-            .message_id(Some(format!("<{message_id}>")))
-            .date(
-                std::time::SystemTime::UNIX_EPOCH
-                    + std::time::Duration::from_millis(draft.date.as_millisecond().max(0) as u64),
-            )
-            .header(OwnMarker(draft.kind.marker().to_string()));
-        match draft.kind {
-            OwnMailKind::AutoReply => {
-                builder = builder
-                    .header(AutoSubmitted("auto-replied".into()))
-                    .header(AutoResponseSuppress("All".into()))
-                    .header(Precedence("auto_reply".into()));
-            }
-            OwnMailKind::Reminder => {
-                builder = builder
-                    .header(AutoSubmitted("auto-generated".into()))
-                    .header(AutoResponseSuppress("All".into()));
-            }
-            OwnMailKind::StaffReply => {}
-        }
+        let (message_id, mut builder) = self.builder(
+            std::slice::from_ref(draft.to),
+            draft.subject,
+            draft.kind,
+            draft.date,
+        )?;
         if let Some(parent) = draft.in_reply_to {
             builder = builder.in_reply_to(format!("<{parent}>"));
             let refs = thread_references(draft.references, parent);
@@ -162,6 +144,76 @@ impl Composer {
             message_id,
             bytes: message.formatted(),
         })
+    }
+
+    /// Composes a [`Notice`].
+    pub fn compose_notice(&self, notice: &Notice<'_>) -> Result<Composed, ComposeError> {
+        if notice.to.is_empty() {
+            return Err(ComposeError::Build(
+                "a mail needs at least one recipient".into(),
+            ));
+        }
+        let (message_id, builder) =
+            self.builder(notice.to, notice.subject, notice.kind, notice.date)?;
+        let message = builder
+            .multipart(MultiPart::alternative_plain_html(
+                notice.text.to_string(),
+                notice.html.to_string(),
+            ))
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(Composed {
+            message_id,
+            bytes: message.formatted(),
+        })
+    }
+
+    /// Headers every mail of ours carries: From, To, Subject, Message-ID, Date and the
+    /// loop-prevention markers of its kind.
+    fn builder(
+        &self,
+        to: &[crate::classify::Mailbox],
+        subject: &str,
+        kind: OwnMailKind,
+        date: jiff::Timestamp,
+    ) -> Result<(String, lettre::message::MessageBuilder), ComposeError> {
+        let message_id = self.new_message_id(date);
+        let mut builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(format!("<{message_id}>")))
+            .date(
+                std::time::SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_millis(date.as_millisecond().max(0) as u64),
+            )
+            .header(OwnMarker(kind.marker().to_string()));
+        for mailbox in to {
+            let address = mailbox
+                .address
+                .parse()
+                .map_err(|e: lettre::address::AddressError| ComposeError::Address {
+                    address: mailbox.address.clone(),
+                    message: e.to_string(),
+                })?;
+            builder = builder.to(LettreMailbox::new(
+                mailbox.name.clone().filter(|n| !n.trim().is_empty()),
+                address,
+            ));
+        }
+        match kind {
+            OwnMailKind::AutoReply => {
+                builder = builder
+                    .header(AutoSubmitted("auto-replied".into()))
+                    .header(AutoResponseSuppress("All".into()))
+                    .header(Precedence("auto_reply".into()));
+            }
+            OwnMailKind::Reminder => {
+                builder = builder
+                    .header(AutoSubmitted("auto-generated".into()))
+                    .header(AutoResponseSuppress("All".into()));
+            }
+            OwnMailKind::StaffReply => {}
+        }
+        Ok((message_id, builder))
     }
 }
 
@@ -304,6 +356,52 @@ mod tests {
         assert_eq!(refs.last().unwrap(), "parent@x");
         let dup = thread_references(&["a@x".into(), "a@x".into(), "bad id".into()], "a@x");
         assert_eq!(dup, vec!["a@x"]);
+    }
+
+    #[test]
+    fn notice_goes_to_every_recipient_and_is_marked_as_a_reminder() {
+        let to = [
+            Mailbox {
+                name: None,
+                address: "a@x.example".into(),
+            },
+            Mailbox {
+                name: None,
+                address: "b@x.example".into(),
+            },
+        ];
+        let c = composer()
+            .compose_notice(&Notice {
+                to: &to,
+                subject: "试用将于 2026-12-03 到期",
+                text: "t",
+                html: "<p>t</p>",
+                kind: OwnMailKind::Reminder,
+                date: "2026-11-26T01:00:00Z".parse().unwrap(),
+            })
+            .unwrap();
+        let m = parse(&c.bytes);
+        let got: Vec<&str> = m.to().unwrap().iter().filter_map(|a| a.address()).collect();
+        assert_eq!(got, vec!["a@x.example", "b@x.example"]);
+        assert_eq!(m.subject(), Some("试用将于 2026-12-03 到期"));
+        assert_eq!(
+            m.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-generated")
+        );
+        assert_eq!(
+            m.header_raw(OWN_MAIL_HEADER).map(str::trim),
+            Some("reminder")
+        );
+        assert!(m.in_reply_to().is_empty() && m.header_raw("Precedence").is_none());
+        let empty = Notice {
+            to: &[],
+            subject: "s",
+            text: "t",
+            html: "h",
+            kind: OwnMailKind::Reminder,
+            date: jiff::Timestamp::UNIX_EPOCH,
+        };
+        assert!(composer().compose_notice(&empty).is_err());
     }
 
     #[test]

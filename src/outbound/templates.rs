@@ -50,6 +50,71 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/tracking_reply.de.html"),
     ),
     ("layout.html", include_str!("../../templates/layout.html")),
+    // Trial reminders: one template per audience, the kind is a variable.
+    (
+        "reminder_customer_admins.zh.txt",
+        include_str!("../../templates/reminder_customer_admins.zh.txt"),
+    ),
+    (
+        "reminder_customer_admins.zh.html",
+        include_str!("../../templates/reminder_customer_admins.zh.html"),
+    ),
+    (
+        "reminder_customer_admins.en.txt",
+        include_str!("../../templates/reminder_customer_admins.en.txt"),
+    ),
+    (
+        "reminder_customer_admins.en.html",
+        include_str!("../../templates/reminder_customer_admins.en.html"),
+    ),
+    (
+        "reminder_customer_admins.ja.txt",
+        include_str!("../../templates/reminder_customer_admins.ja.txt"),
+    ),
+    (
+        "reminder_customer_admins.ja.html",
+        include_str!("../../templates/reminder_customer_admins.ja.html"),
+    ),
+    (
+        "reminder_customer_admins.de.txt",
+        include_str!("../../templates/reminder_customer_admins.de.txt"),
+    ),
+    (
+        "reminder_customer_admins.de.html",
+        include_str!("../../templates/reminder_customer_admins.de.html"),
+    ),
+    (
+        "reminder_partner_admins.zh.txt",
+        include_str!("../../templates/reminder_partner_admins.zh.txt"),
+    ),
+    (
+        "reminder_partner_admins.zh.html",
+        include_str!("../../templates/reminder_partner_admins.zh.html"),
+    ),
+    (
+        "reminder_partner_admins.en.txt",
+        include_str!("../../templates/reminder_partner_admins.en.txt"),
+    ),
+    (
+        "reminder_partner_admins.en.html",
+        include_str!("../../templates/reminder_partner_admins.en.html"),
+    ),
+    (
+        "reminder_partner_admins.ja.txt",
+        include_str!("../../templates/reminder_partner_admins.ja.txt"),
+    ),
+    (
+        "reminder_partner_admins.ja.html",
+        include_str!("../../templates/reminder_partner_admins.ja.html"),
+    ),
+    (
+        "reminder_partner_admins.de.txt",
+        include_str!("../../templates/reminder_partner_admins.de.txt"),
+    ),
+    (
+        "reminder_partner_admins.de.html",
+        include_str!("../../templates/reminder_partner_admins.de.html"),
+    ),
 ];
 
 /// How often the folder is checked for edits.

@@ -1,3 +1,4 @@
+use super::outbox::insert_outbox;
 use super::{dispatch, to_json, BeginWrite, Store, StoreError};
 
 /// A mail as taken in from a source.
@@ -170,23 +171,7 @@ impl Store {
             .await?;
             let mut outbox_ids = Vec::with_capacity(outbox.len());
             for mail in outbox {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO outbox (purpose, inbound_id, message_id, envelope_from, \
-                     recipients, rate_key, subject, body, state, attempts, next_attempt_at, \
-                     created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9) RETURNING id",
-                )
-                .bind(&mail.purpose)
-                .bind(inbound_id)
-                .bind(&mail.message_id)
-                .bind(&mail.envelope_from)
-                .bind(to_json(&mail.recipients))
-                .bind(&mail.rate_key)
-                .bind(&mail.subject)
-                .bind(&mail.body)
-                .bind(now_ms)
-                .fetch_one(&mut *tx)
-                .await?;
+                let id: i64 = insert_outbox!(&mut *tx, mail, Some(inbound_id), now_ms).await?;
                 outbox_ids.push(id);
             }
             if let Some(item) = review {

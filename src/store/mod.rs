@@ -12,6 +12,7 @@ mod imap_state;
 mod inbound;
 mod outbox;
 mod partners;
+mod reminders;
 mod review;
 mod shipments;
 mod trials;
@@ -29,6 +30,7 @@ use crate::config::DatabaseConfig;
 pub use imap_state::ImapMailboxState;
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use outbox::{OutboxRow, OutboxState};
+pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{ReviewFilter, ReviewItem, ReviewOrder};
 
 /// Errors at the database boundary.

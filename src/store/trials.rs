@@ -51,7 +51,9 @@ impl TrialRow {
 }
 
 impl Store {
-    /// Inserts or replaces trials (by trial id) in one transaction.
+    /// Inserts or replaces trials (by trial id) in one transaction. `planned_since` (when the
+    /// current expiry date became known, for missed-reminder accounting) is set on insert and
+    /// whenever the expiry date changes.
     pub async fn upsert_trials(&self, trials: &[Trial], now_ms: i64) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -59,7 +61,7 @@ impl Store {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO trials (trial_id, partner_id, customer, customer_admin_emails, \
                      services, starts_on, expires_on, extended, converted, timezone, language, \
-                     updated_at) ",
+                     updated_at, planned_since) ",
                 );
                 qb.push_values(chunk, |mut b, t| {
                     let services: Vec<String> =
@@ -75,6 +77,7 @@ impl Store {
                         .push_bind(t.converted)
                         .push_bind(t.timezone.clone())
                         .push_bind(t.language.code())
+                        .push_bind(now_ms)
                         .push_bind(now_ms);
                 });
                 qb.push(
@@ -84,7 +87,9 @@ impl Store {
                      services = excluded.services, starts_on = excluded.starts_on, \
                      expires_on = excluded.expires_on, extended = excluded.extended, \
                      converted = excluded.converted, timezone = excluded.timezone, \
-                     language = excluded.language, updated_at = excluded.updated_at",
+                     language = excluded.language, updated_at = excluded.updated_at, \
+                     planned_since = CASE WHEN trials.expires_on = excluded.expires_on \
+                     THEN trials.planned_since ELSE excluded.planned_since END",
                 );
                 qb.build().execute(&mut *tx).await?;
             }
@@ -105,6 +110,33 @@ impl Store {
             .await?
         });
         row.map(TrialRow::into_trial).transpose()
+    }
+
+    /// Moves a trial's expiry date from `old` to `new` and marks it extended, only if it is
+    /// still unextended, unconverted and at `old` (so two concurrent extensions cannot both
+    /// win). Returns whether it changed.
+    pub async fn extend_trial(
+        &self,
+        trial_id: &str,
+        old: jiff::civil::Date,
+        new: jiff::civil::Date,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE trials SET expires_on = $1, extended = TRUE, planned_since = $2, \
+                 updated_at = $2 WHERE trial_id = $3 AND expires_on = $4 AND NOT extended \
+                 AND NOT converted",
+            )
+            .bind(new.to_string())
+            .bind(now_ms)
+            .bind(trial_id)
+            .bind(old.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
     }
 
     pub async fn trial_count(&self) -> Result<i64, StoreError> {

@@ -1,0 +1,244 @@
+//! Reminder rows: which trials are near a reminder date, and the exactly-once record of each
+//! reminder (queued with its mail, missed, or failed) keyed by (trial, kind, audience, expiry).
+
+use super::outbox::insert_outbox;
+use super::{
+    dispatch, from_json, parse_field, to_json, BeginWrite, NewOutbox, NewReview, Store, StoreError,
+};
+use crate::domain::Language;
+
+/// A non-converted trial whose expiry date lies in a scanned range, with its recipients and
+/// whether each audience already has a row for this kind and expiry date. Only trials with at
+/// least one audience still open are returned.
+#[derive(Debug, Clone)]
+pub struct ReminderCandidate {
+    pub trial_id: String,
+    pub expires_on: jiff::civil::Date,
+    pub timezone: String,
+    /// Unix ms since which the current expiry date is known.
+    pub planned_since: i64,
+    pub customer_admin_emails: Vec<String>,
+    pub partner_admin_emails: Vec<String>,
+    /// The customer admins' language (the trial's) and the partner admins' (the partner's).
+    pub trial_language: Language,
+    pub partner_language: Language,
+    pub customer_recorded: bool,
+    pub partner_recorded: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    trial_id: String,
+    expires_on: String,
+    timezone: String,
+    planned_since: i64,
+    customer_admin_emails: String,
+    partner_admin_emails: String,
+    trial_language: String,
+    partner_language: String,
+    customer_recorded: bool,
+    partner_recorded: bool,
+}
+
+/// One range scan on `trials_active_expiry` (its predicate `NOT converted` is repeated word for
+/// word so both planners match the partial index) and, per trial, one probe of the reminders'
+/// unique key per audience; trials with both audiences recorded are dropped in SQL.
+const CANDIDATES: &str = "SELECT t.trial_id, t.expires_on, t.timezone, \
+     t.planned_since, t.customer_admin_emails, p.admin_emails AS partner_admin_emails, \
+     t.language AS trial_language, p.language AS partner_language, \
+     rc.id IS NOT NULL AS customer_recorded, rp.id IS NOT NULL AS partner_recorded \
+     FROM trials t JOIN partners p ON p.partner_id = t.partner_id \
+     LEFT JOIN reminders rc ON rc.trial_id = t.trial_id AND rc.kind = $3 \
+       AND rc.audience = 'customer_admins' AND rc.expires_on = t.expires_on \
+     LEFT JOIN reminders rp ON rp.trial_id = t.trial_id AND rp.kind = $3 \
+       AND rp.audience = 'partner_admins' AND rp.expires_on = t.expires_on \
+     WHERE NOT t.converted AND t.expires_on >= $1 AND t.expires_on <= $2 \
+     AND (NOT $4 OR t.services LIKE '%\"calling\"%') \
+     AND (rc.id IS NULL OR rp.id IS NULL)";
+
+/// One reminder to record.
+#[derive(Debug, Clone)]
+pub struct NewReminder {
+    pub trial_id: String,
+    pub kind: String,
+    pub audience: String,
+    /// The expiry date the reminder was planned from (part of the unique key).
+    pub expires_on: jiff::civil::Date,
+    pub due_on: jiff::civil::Date,
+    pub recipients: Vec<String>,
+    pub language: String,
+}
+
+/// What recording a reminder did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReminderOutcome {
+    /// First time: the row (and its mail or review item) was written.
+    Recorded { reminder_id: i64 },
+    /// A row for the key exists already (another tick or instance), or the trial no longer has
+    /// this expiry date or was converted meanwhile: nothing was written.
+    Skipped,
+}
+
+/// A stored reminder row, for staff and tests.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ReminderRow {
+    pub id: i64,
+    pub trial_id: String,
+    pub kind: String,
+    pub audience: String,
+    pub expires_on: String,
+    pub due_on: String,
+    /// `queued`, `missed` or `failed`.
+    pub state: String,
+    /// JSON list.
+    pub recipients: String,
+    pub language: String,
+    pub outbox_id: Option<i64>,
+    pub created_at: i64,
+}
+
+// Inserts the row only while the trial still has this expiry date and is not converted, so a
+// re-import or extension racing with a tick never gets a stale reminder recorded. SQLite needs
+// the WHERE for INSERT … SELECT … ON CONFLICT to parse.
+const INSERT_REMINDER: &str = "INSERT INTO reminders (trial_id, kind, audience, expires_on, \
+     due_on, state, recipients, language, created_at) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM trials \
+     WHERE trial_id = $1 AND expires_on = $4 AND NOT converted) \
+     ON CONFLICT (trial_id, kind, audience, expires_on) DO NOTHING RETURNING id";
+
+impl Store {
+    /// Trials with expiry dates in `[from, to]` that still lack a row for `kind` for at least
+    /// one audience. `calling_only` keeps trials with the calling service.
+    pub async fn reminder_candidates(
+        &self,
+        kind: &str,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+        calling_only: bool,
+    ) -> Result<Vec<ReminderCandidate>, StoreError> {
+        let rows: Vec<CandidateRow> = dispatch!(self, |pool| {
+            sqlx::query_as(CANDIDATES)
+                .bind(from.to_string())
+                .bind(to.to_string())
+                .bind(kind)
+                .bind(calling_only)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReminderCandidate {
+                    expires_on: super::parse_date("trials", Some(&r.expires_on))?.ok_or_else(
+                        || StoreError::Corrupt {
+                            table: "trials",
+                            message: format!("trial {} has no expiry date", r.trial_id),
+                        },
+                    )?,
+                    customer_admin_emails: from_json("trials", &r.customer_admin_emails)?,
+                    partner_admin_emails: from_json("partners", &r.partner_admin_emails)?,
+                    trial_language: parse_field("trials", &r.trial_language)?,
+                    partner_language: parse_field("partners", &r.partner_language)?,
+                    trial_id: r.trial_id,
+                    timezone: r.timezone,
+                    planned_since: r.planned_since,
+                    customer_recorded: r.customer_recorded,
+                    partner_recorded: r.partner_recorded,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a reminder as queued and queues its mail, in ONE transaction. The unique key
+    /// decides: a second tick, a restart or another instance finds the row and writes nothing.
+    pub async fn queue_reminder(
+        &self,
+        reminder: &NewReminder,
+        mail: &NewOutbox,
+        now_ms: i64,
+    ) -> Result<ReminderOutcome, StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(INSERT_REMINDER)
+                .bind(&reminder.trial_id)
+                .bind(&reminder.kind)
+                .bind(&reminder.audience)
+                .bind(reminder.expires_on.to_string())
+                .bind(reminder.due_on.to_string())
+                .bind("queued")
+                .bind(to_json(&reminder.recipients))
+                .bind(&reminder.language)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(reminder_id) = inserted else {
+                tx.rollback().await?;
+                return Ok(ReminderOutcome::Skipped);
+            };
+            let outbox_id: i64 = insert_outbox!(&mut *tx, mail, None, now_ms).await?;
+            sqlx::query("UPDATE reminders SET outbox_id = $1 WHERE id = $2")
+                .bind(outbox_id)
+                .bind(reminder_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(ReminderOutcome::Recorded { reminder_id })
+        })
+    }
+
+    /// Records a reminder that will not be sent (`missed`: its window ended; `failed`: it could
+    /// not be rendered or addressed) together with its review item, in ONE transaction.
+    pub async fn record_unsent_reminder(
+        &self,
+        reminder: &NewReminder,
+        state: &str,
+        review: &NewReview,
+        now_ms: i64,
+    ) -> Result<ReminderOutcome, StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(INSERT_REMINDER)
+                .bind(&reminder.trial_id)
+                .bind(&reminder.kind)
+                .bind(&reminder.audience)
+                .bind(reminder.expires_on.to_string())
+                .bind(reminder.due_on.to_string())
+                .bind(state)
+                .bind(to_json(&reminder.recipients))
+                .bind(&reminder.language)
+                .bind(now_ms)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(reminder_id) = inserted else {
+                tx.rollback().await?;
+                return Ok(ReminderOutcome::Skipped);
+            };
+            sqlx::query(
+                "INSERT INTO review_items (reason, reasons, detail, reminder_id, state, \
+                 created_at) VALUES ($1, $2, $3, $4, 'open', $5)",
+            )
+            .bind(&review.reason)
+            .bind(to_json(&review.reasons))
+            .bind(&review.detail)
+            .bind(reminder_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(ReminderOutcome::Recorded { reminder_id })
+        })
+    }
+
+    /// Every reminder row of a trial (or of all trials), oldest first.
+    pub async fn reminders(&self, trial_id: Option<&str>) -> Result<Vec<ReminderRow>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, trial_id, kind, audience, expires_on, due_on, state, recipients, \
+                 language, outbox_id, created_at FROM reminders \
+                 WHERE ($1 IS NULL OR trial_id = $1) ORDER BY id",
+            )
+            .bind(trial_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
