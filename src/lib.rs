@@ -41,6 +41,9 @@
 //! one typed configuration tree; [`worker`] is the loop shape every background task shares
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
 //! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
+//! [`health`] computes `/healthz` (and the lines of `trialdesk check`) from the workers'
+//! counters; [`tls`] and [`mailauth`] give the IMAP source and the SMTP transport their TLS
+//! trust and their login secrets (passwords, XOAUTH2 tokens fetched at each connect).
 
 pub mod app;
 pub mod classify;
@@ -48,12 +51,15 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod health;
 pub mod import;
 pub mod inbound;
+pub mod mailauth;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;
 pub mod review;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;

@@ -9,6 +9,7 @@
 
 mod classify;
 mod database;
+mod health;
 mod mail;
 mod ops;
 mod outbound;
@@ -21,10 +22,11 @@ use serde::Deserialize;
 
 pub use classify::ClassifyConfig;
 pub use database::DatabaseConfig;
+pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
-pub use remote::{ImapConfig, SmtpConfig, TlsMode};
+pub use remote::{AfterProcessing, AuthMechanism, Credential, ImapConfig, SmtpConfig, TlsMode};
 pub use secret::Secret;
 
 /// Errors reading or validating the configuration; each names the key at fault.
@@ -72,6 +74,8 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -162,6 +166,7 @@ impl Config {
         self.outbox.validate()?;
         self.reminders.validate()?;
         self.web.validate()?;
+        self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
                 return Err(ConfigError::Invalid {
@@ -171,6 +176,29 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// `[imap]`/`[smtp]` are checked only when selected, so a Maildir setup needs neither;
+    /// `[health]` against the selected source's fetch interval.
+    fn validate_remote(&self) -> Result<(), ConfigError> {
+        let fetch_interval = match self.mail.source {
+            SourceKind::Imap => {
+                self.imap.validate()?;
+                // Without IDLE on the server, polling takes over even when `idle = true`.
+                if self.imap.idle {
+                    self.imap.safety_poll_interval.max(self.imap.poll_interval)
+                } else {
+                    self.imap.poll_interval
+                }
+            }
+            SourceKind::Maildir => self.maildir.poll_interval,
+        };
+        if self.mail.transport == TransportKind::Smtp {
+            self.smtp.validate()?;
+        }
+        self.health.validate(fetch_interval)
     }
 }
 
@@ -240,7 +268,8 @@ fn parse_override_value(raw: &str) -> toml::Value {
     }
 }
 
-pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// A `ConfigError::Invalid` for `key`.
+pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
         message: message.into(),
