@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -10,8 +10,11 @@ use tokio_util::task::TaskTracker;
 use crate::classify::Rules;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, SourceKind, TransportKind};
+use crate::inbound::imap::ImapSource;
 use crate::inbound::maildir::MaildirSource;
+use crate::inbound::MailSource;
 use crate::outbound::file::FileTransport;
+use crate::outbound::smtp::SmtpTransport;
 use crate::outbound::{Composer, Sender, Templates, Transport};
 use crate::pipeline::{Evaluator, InboundWorker, Pipeline};
 use crate::reminders::{ReminderSettings, Scheduler};
@@ -79,9 +82,10 @@ impl App {
                 })?;
                 Ok(Arc::new(t))
             }
-            TransportKind::Smtp => bail!(
-                "config key `mail.transport`: the smtp transport is not available in this build"
-            ),
+            TransportKind::Smtp => Ok(Arc::new(SmtpTransport::new(
+                &self.config.smtp,
+                &self.config.base_dir,
+            )?)),
         }
     }
 
@@ -128,6 +132,16 @@ impl App {
         .with_context(|| format!("config key `maildir.path` ({})", path.display()))
     }
 
+    fn imap_source(&self) -> anyhow::Result<ImapSource> {
+        ImapSource::new(
+            &self.config.imap,
+            &self.config.base_dir,
+            self.store.clone(),
+            self.config.mail.max_message_bytes as u64,
+        )
+        .context("config section `[imap]`")
+    }
+
     /// `run --once`: drain the source, then send what is due, and report.
     pub async fn run_once(&self) -> anyhow::Result<RunSummary> {
         let queued = Arc::new(Notify::new());
@@ -142,7 +156,13 @@ impl App {
                 (description, worker.stats())
             }
             SourceKind::Imap => {
-                bail!("config key `mail.source`: the imap source is not available in this build")
+                let source = self.imap_source()?;
+                let description = source.describe();
+                let mut worker = InboundWorker::new(source, pipeline);
+                let drained = worker.drain().await;
+                worker.source_mut().close().await;
+                drained?;
+                (description, worker.stats())
             }
         };
         sender.drain().await?;
@@ -181,17 +201,58 @@ impl App {
             true => Some(self.scheduler(queued)?),
             false => None,
         };
+        // Bound first: a port in use is a config error, reported before anything runs.
+        let listener = match self.config.web.enabled {
+            true => Some(self.web_listener().await?),
+            false => None,
+        };
         let tracker = TaskTracker::new();
-        match self.config.mail.source {
+        let started_ms = self.clock.now().as_millisecond();
+        let (source, inbound, imap) = match self.config.mail.source {
             SourceKind::Maildir => {
                 let source = self.maildir_source()?;
-                tracing::info!(source = %crate::inbound::MailSource::describe(&source), "reading mail");
+                let description = source.describe();
+                tracing::info!(source = %description, "reading mail");
                 let worker = InboundWorker::new(source, pipeline);
+                let stats = worker.stats();
                 tracker.spawn(worker.run(cancel.clone()));
+                (description, stats, None)
             }
             SourceKind::Imap => {
-                bail!("config key `mail.source`: the imap source is not available in this build")
+                let source = self.imap_source()?;
+                let description = source.describe();
+                let status = source.status();
+                tracing::info!(source = %description, "reading mail");
+                let imap = &self.config.imap;
+                let worker = InboundWorker::new(source, pipeline)
+                    .with_backoff(imap.reconnect_min, imap.reconnect_max);
+                let stats = worker.stats();
+                tracker.spawn(worker.run(cancel.clone()));
+                (description, stats, Some(status))
             }
+        };
+        let health = crate::health::HealthState {
+            config: self.config.health.clone(),
+            inbound,
+            sender: sender.stats(),
+            imap,
+            started_ms,
+            source,
+            transport: self.transport()?.describe(),
+        };
+        if let Some(listener) = listener {
+            // The review pages and, outside their sign-in guard, /healthz.
+            let router = self
+                .web_router(queued_for_web)?
+                .merge(crate::health::router(health));
+            tracing::info!(listen = %self.config.web.listen, "serving the review pages and /healthz");
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                if let Err(e) = crate::review::web::serve(listener, router, cancel.clone()).await {
+                    tracing::error!(error = %e, "web listener stopped; shutting down");
+                    cancel.cancel();
+                }
+            });
         }
         {
             let sender = sender.clone();
@@ -205,18 +266,6 @@ impl App {
         if let Some(retention) = self.retention() {
             let cancel = cancel.clone();
             tracker.spawn(async move { retention.run(cancel).await });
-        }
-        if self.config.web.enabled {
-            // Bound here, before anything runs, so a taken port stops the start with its name.
-            let listener = self.web_listener().await?;
-            let router = self.web_router(queued_for_web)?;
-            let cancel = cancel.clone();
-            tracker.spawn(async move {
-                if let Err(e) = crate::review::web::serve(listener, router, cancel.clone()).await {
-                    tracing::error!(error = %e, "review pages stopped; shutting down");
-                    cancel.cancel();
-                }
-            });
         }
         tracker.close();
         tracker.wait().await;

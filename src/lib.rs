@@ -41,6 +41,9 @@
 //! one typed configuration tree; [`worker`] is the loop shape every background task shares
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
 //! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
+//! [`health`] computes `/healthz` (and the lines of `trialdesk check`) from the workers'
+//! counters; [`tls`] and [`mailauth`] give the IMAP source and the SMTP transport their TLS
+//! trust and their login secrets (passwords, XOAUTH2 tokens fetched at each connect).
 
 pub mod app;
 pub mod classify;
@@ -50,8 +53,10 @@ pub mod config;
 pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod import;
 pub mod inbound;
+pub mod mailauth;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;
@@ -59,4 +64,5 @@ pub mod retention;
 pub mod review;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;

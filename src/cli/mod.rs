@@ -1,6 +1,7 @@
 //! The command line: parsing and one function per command. Output for people goes to stdout,
 //! logs to stderr, so `--json` output can be piped.
 
+mod check;
 mod explain;
 mod ops;
 mod queue;
@@ -61,6 +62,9 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Connect to the database, the mail source and the transport with the configured
+    /// settings and say what works (sends nothing, changes nothing).
+    Check,
     /// Trial-lifecycle reminders: the plan for a date, or queue what is due.
     Reminders {
         #[command(subcommand)]
@@ -130,6 +134,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_quiet(&config.logging);
             let app = App::open(config).await?;
             queue::run(&app, command).await?;
+        }
+        Command::Check => {
+            crate::telemetry::init_quiet(&config.logging);
+            let failed = check::run(&config, &mut std::io::stdout().lock()).await?;
+            if failed > 0 {
+                anyhow::bail!("{failed} check(s) failed");
+            }
         }
         Command::Reminders { command } => {
             crate::telemetry::init_quiet(&config.logging);

@@ -9,6 +9,7 @@
 
 mod classify;
 mod database;
+mod health;
 mod mail;
 mod ops;
 mod outbound;
@@ -21,10 +22,11 @@ use serde::Deserialize;
 
 pub use classify::ClassifyConfig;
 pub use database::DatabaseConfig;
+pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
-pub use remote::{ImapConfig, SmtpConfig, TlsMode};
+pub use remote::{AfterProcessing, AuthMechanism, Credential, ImapConfig, SmtpConfig, TlsMode};
 pub use secret::Secret;
 
 /// Errors reading or validating the configuration; each names the key at fault.
@@ -74,6 +76,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -172,6 +176,7 @@ impl Config {
         self.reminders.validate()?;
         self.retention.validate()?;
         self.web.validate()?;
+        self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
                 return Err(ConfigError::Invalid {
@@ -201,10 +206,37 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
 /// Keys whose values are secrets: `password`, `session_secret`, `…_token` (not `password_env`,
 /// `password_file` or `oauth2_token_command`, which only say where a secret is).
 fn is_secret_key(dotted: &str) -> bool {
-    let last = dotted.rsplit('.').next().unwrap_or(dotted).to_ascii_lowercase();
+    let last = dotted
+        .rsplit('.')
+        .next()
+        .unwrap_or(dotted)
+        .to_ascii_lowercase();
     ["password", "secret", "token"]
         .iter()
         .any(|w| last == *w || last.ends_with(&format!("_{w}")))
+}
+
+impl Config {
+    /// `[imap]`/`[smtp]` are checked only when selected, so a Maildir setup needs neither;
+    /// `[health]` against the selected source's fetch interval.
+    fn validate_remote(&self) -> Result<(), ConfigError> {
+        let fetch_interval = match self.mail.source {
+            SourceKind::Imap => {
+                self.imap.validate()?;
+                // Without IDLE on the server, polling takes over even when `idle = true`.
+                if self.imap.idle {
+                    self.imap.safety_poll_interval.max(self.imap.poll_interval)
+                } else {
+                    self.imap.poll_interval
+                }
+            }
+            SourceKind::Maildir => self.maildir.poll_interval,
+        };
+        if self.mail.transport == TransportKind::Smtp {
+            self.smtp.validate()?;
+        }
+        self.health.validate(fetch_interval)
+    }
 }
 
 /// Removes `.` and `name/..` lexically (no symlink resolution: the paths may not exist yet).
@@ -273,7 +305,8 @@ fn parse_override_value(raw: &str) -> toml::Value {
     }
 }
 
-pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// A `ConfigError::Invalid` for `key`.
+pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
         message: message.into(),

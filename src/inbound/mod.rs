@@ -3,6 +3,7 @@
 //! IMAP: moved to a folder per outcome). A crash between commit and acknowledgement means
 //! the mail is offered again; the store recognises it by its key and it is only acknowledged.
 
+pub mod imap;
 pub mod maildir;
 
 use std::future::Future;
@@ -23,6 +24,9 @@ pub enum SourceError {
     Auth(String),
     #[error("mail server protocol error: {0}")]
     Protocol(String),
+    /// The source's own bookkeeping in the database failed (IMAP UID state).
+    #[error("mail source bookkeeping failed: {0}")]
+    Store(String),
 }
 
 /// One mail as read from the source.
@@ -72,6 +76,11 @@ pub trait MailSource: Send {
     fn wait(&mut self) -> impl Future<Output = ()> + Send;
 
     fn describe(&self) -> String;
+
+    /// Ends the session politely on shutdown (IMAP LOGOUT). Nothing to do by default.
+    fn close(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Reads at most `limit` bytes of a mail, stopping after the header section when the mail is

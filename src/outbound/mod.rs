@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod file;
 pub mod sender;
+pub mod smtp;
 pub mod templates;
 
 use std::future::Future;

@@ -104,6 +104,7 @@ impl Sender {
     #[tracing::instrument(skip_all, fields(outbox_id = row.id, message_id = %row.message_id, attempt = row.attempts))]
     async fn send_one(&self, row: &OutboxRow) -> Result<(), StoreError> {
         let recipients = row.recipient_list()?;
+        let started = std::time::Instant::now();
         let result = self
             .transport
             .send(Outgoing {
@@ -115,10 +116,12 @@ impl Sender {
         let now = self.clock.now().as_millisecond();
         match result {
             Ok(()) => {
+                let send_ms = started.elapsed().as_millis() as u64;
                 self.store.mark_sent(row.id, &self.worker_id, now).await?;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 self.stats.last_success_ms.store(now, Ordering::Relaxed);
-                tracing::info!(to = ?recipients, purpose = %row.purpose, "sent");
+                let record_ms = started.elapsed().as_millis() as u64 - send_ms;
+                tracing::info!(to = ?recipients, purpose = %row.purpose, send_ms, record_ms, "sent");
             }
             Err(SendError::Transient(e)) if row.attempts < i64::from(self.config.max_attempts) => {
                 let delay = retry_delay(&self.config, row.attempts);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Pipeline, PipelineError, Processed};
 use crate::classify::Action;
-use crate::inbound::{MailSource, SourceError};
+use crate::inbound::{Disposition, MailSource, SourceError};
 use crate::worker::Outcome;
 
 /// Counters for summaries, health and metrics.
@@ -47,6 +47,8 @@ pub struct InboundWorker<S: MailSource> {
     pipeline: Arc<Pipeline>,
     stats: Arc<InboundStats>,
     quarantine: HashMap<String, Instant>,
+    /// Delays after a failed round (source unreachable, database down).
+    backoff: (Duration, Duration),
 }
 
 impl<S: MailSource> InboundWorker<S> {
@@ -56,7 +58,30 @@ impl<S: MailSource> InboundWorker<S> {
             pipeline,
             stats: Arc::new(InboundStats::default()),
             quarantine: HashMap::new(),
+            backoff: (Duration::from_millis(500), Duration::from_secs(60)),
         }
+    }
+
+    /// Sets the first and the longest delay after a failed round (e.g. IMAP reconnects).
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = (first, max);
+        self
+    }
+
+    /// Where a mail already recorded earlier is filed: by the outcome recorded then (a crash
+    /// between commit and filing must not put an answered mail among the ignored ones).
+    async fn recorded_disposition(&self, inbound_id: i64) -> Result<Disposition, PipelineError> {
+        let action = self
+            .pipeline
+            .store()
+            .inbound(inbound_id)
+            .await?
+            .map(|r| r.action);
+        Ok(match action.as_deref() {
+            Some("reply") => Disposition::Answered,
+            Some("review") => Disposition::Review,
+            _ => Disposition::Ignored,
+        })
     }
 
     pub fn stats(&self) -> Arc<InboundStats> {
@@ -109,7 +134,13 @@ impl<S: MailSource> InboundWorker<S> {
                         },
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    self.source.ack(mail, processed.disposition()).await?;
+                    let disposition = match &processed {
+                        Processed::Duplicate { inbound_id } => {
+                            self.recorded_disposition(*inbound_id).await?
+                        }
+                        recorded => recorded.disposition(),
+                    };
+                    self.source.ack(mail, disposition).await?;
                 }
                 Err(e) if e.is_transient() => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -135,8 +166,7 @@ impl<S: MailSource> InboundWorker<S> {
 
     /// Runs until cancelled, waiting on the source when idle.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut backoff =
-            crate::worker::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut backoff = crate::worker::Backoff::new(self.backoff.0, self.backoff.1);
         while !cancel.is_cancelled() {
             match self.step(&cancel).await {
                 Ok(Outcome::Done) => backoff.reset(),
@@ -157,6 +187,7 @@ impl<S: MailSource> InboundWorker<S> {
                 }
             }
         }
+        self.source.close().await;
         tracing::debug!("inbound worker stopped");
     }
 }

@@ -9,6 +9,7 @@
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
 mod audit;
+mod imap_state;
 mod inbound;
 mod maintenance;
 mod outbox;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{
 use crate::config::DatabaseConfig;
 
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
+pub use imap_state::ImapMailboxState;
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use maintenance::BackupError;
 pub use outbox::{OutboxRow, OutboxState};
@@ -199,6 +201,24 @@ impl Store {
         Ok(())
     }
 
+    /// Migrations known to this build that the database has not applied (for `check`), and
+    /// how many it has applied.
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<i64>) = match &self.backend {
+            Backend::Sqlite(pool) => (&SQLITE_MIGRATIONS, applied_versions(pool).await?),
+            Backend::Postgres(pool) => (&POSTGRES_MIGRATIONS, applied_versions(pool).await?),
+        };
+        let pending = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        Ok(MigrationStatus {
+            applied: applied.len(),
+            pending,
+        })
+    }
+
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
@@ -220,6 +240,34 @@ impl Store {
 
     pub async fn close(&self) {
         dispatch!(self, |pool| pool.close().await)
+    }
+}
+
+/// What `Store::migration_status` found.
+#[derive(Debug, Clone)]
+pub struct MigrationStatus {
+    pub applied: usize,
+    /// `"<version> <description>"` of each migration not yet applied.
+    pub pending: Vec<String>,
+}
+
+/// Versions recorded by sqlx; none when the bookkeeping table does not exist yet.
+async fn applied_versions<'c, E>(executor: E) -> Result<Vec<i64>, StoreError>
+where
+    E: sqlx::Executor<'c>,
+    i64: sqlx::Type<E::Database> + for<'r> sqlx::Decode<'r, E::Database>,
+    for<'q> <E::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<E::Database>,
+    usize: sqlx::ColumnIndex<<E::Database as sqlx::Database>::Row>,
+{
+    match sqlx::query_scalar::<_, i64>(
+        "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+    )
+    .fetch_all(executor)
+    .await
+    {
+        Ok(v) => Ok(v),
+        Err(sqlx::Error::Database(e)) if e.message().contains("_sqlx_migrations") => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -5,6 +5,8 @@
 //! same tests run on both backends.
 #![allow(dead_code)]
 
+pub mod mailstack;
+
 use std::path::{Path, PathBuf};
 
 use trialdesk::app::App;

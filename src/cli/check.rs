@@ -1,0 +1,115 @@
+//! `trialdesk check`: connects to the database, the mail source and the transport with the
+//! configured settings and says plainly what works and what does not. Sends no mail, changes
+//! nothing (no migration, no folder created), never prints a secret. Exit status 1 when
+//! anything failed.
+
+use std::io::Write;
+
+use crate::config::{Config, SourceKind, TransportKind};
+use crate::health::ProbeStep;
+use crate::store::Store;
+
+/// Runs every check and prints one line per step. Returns how many failed.
+pub async fn run(config: &Config, out: &mut impl Write) -> std::io::Result<usize> {
+    let mut steps = database(config).await;
+    steps.extend(source(config).await);
+    steps.extend(transport(config).await);
+    let mut failed = 0;
+    for s in &steps {
+        if !s.ok {
+            failed += 1;
+        }
+        writeln!(
+            out,
+            "{} {}: {}",
+            if s.ok { "✓" } else { "✗" },
+            s.what,
+            s.detail
+        )?;
+    }
+    if failed == 0 {
+        writeln!(out, "all {} checks passed", steps.len())?;
+    } else {
+        writeln!(out, "{failed} of {} checks failed", steps.len())?;
+    }
+    Ok(failed)
+}
+
+async fn database(config: &Config) -> Vec<ProbeStep> {
+    let what = format!("database {}", config.database.redacted_url());
+    let store = match Store::connect(&config.database, &config.base_dir).await {
+        Ok(s) => s,
+        Err(e) => return vec![ProbeStep::fail(&what, e.to_string())],
+    };
+    let mut steps = Vec::new();
+    match store.ping().await {
+        Ok(()) => steps.push(ProbeStep::ok(
+            &what,
+            format!("reachable ({})", store.backend_name()),
+        )),
+        Err(e) => {
+            steps.push(ProbeStep::fail(&what, e.to_string()));
+            store.close().await;
+            return steps;
+        }
+    }
+    match store.migration_status().await {
+        Ok(m) if m.pending.is_empty() => steps.push(ProbeStep::ok(
+            "database schema",
+            format!("up to date ({} migrations applied)", m.applied),
+        )),
+        Ok(m) => steps.push(ProbeStep::ok(
+            "database schema",
+            format!(
+                "{} migration(s) to apply ({}); `trialdesk run` and `trialdesk migrate` apply them",
+                m.pending.len(),
+                m.pending.join(", ")
+            ),
+        )),
+        Err(e) => steps.push(ProbeStep::fail("database schema", e.to_string())),
+    }
+    store.close().await;
+    steps
+}
+
+async fn source(config: &Config) -> Vec<ProbeStep> {
+    match config.mail.source {
+        SourceKind::Imap => crate::inbound::imap::probe(&config.imap, &config.base_dir).await,
+        SourceKind::Maildir => {
+            let path = config.resolve_path(&config.maildir.path);
+            let what = format!("maildir {}", path.display());
+            if path.join("new").is_dir() {
+                vec![ProbeStep::ok(&what, "present".into())]
+            } else if path.exists() {
+                vec![ProbeStep::fail(
+                    &what,
+                    "exists but has no new/ folder".into(),
+                )]
+            } else {
+                vec![ProbeStep::ok(&what, "missing; created at first run".into())]
+            }
+        }
+    }
+}
+
+async fn transport(config: &Config) -> Vec<ProbeStep> {
+    match config.mail.transport {
+        TransportKind::Smtp => {
+            crate::outbound::smtp::SmtpTransport::probe(&config.smtp, &config.base_dir).await
+        }
+        TransportKind::File => {
+            let dir = config.resolve_path(&config.outbox.dir);
+            let what = format!("outbox folder {}", dir.display());
+            match std::fs::create_dir_all(&dir).and_then(|_| tempfile_probe(&dir)) {
+                Ok(()) => vec![ProbeStep::ok(&what, "writable".into())],
+                Err(e) => vec![ProbeStep::fail(&what, e.to_string())],
+            }
+        }
+    }
+}
+
+fn tempfile_probe(dir: &std::path::Path) -> std::io::Result<()> {
+    let p = dir.join(format!(".trialdesk-check-{}", std::process::id()));
+    std::fs::write(&p, b"")?;
+    std::fs::remove_file(&p)
+}

@@ -1,0 +1,303 @@
+//! Health: is trialdesk doing its job? `GET /healthz` answers 200 with a JSON report when it
+//! is, 503 with the reasons when it is not, for a load balancer, a container orchestrator or a
+//! monitoring probe.
+//!
+//! Unhealthy means: no successful fetch from the mail source for longer than
+//! `health.max_fetch_silence` (whether fetches fail, or nothing runs at all: a stuck fetch is
+//! the classic helpdesk failure that goes unnoticed for days), or sends failing without a
+//! single success for longer than `health.max_send_failure`. The IMAP connection state and
+//! last error are reported alongside so the cause is visible in the same place.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::config::HealthConfig;
+use crate::inbound::imap::{ImapStatus, ImapStatusSnapshot};
+use crate::outbound::SenderStats;
+use crate::pipeline::InboundStats;
+
+/// What health is computed from; cheap to clone.
+#[derive(Clone)]
+pub struct HealthState {
+    pub config: HealthConfig,
+    pub inbound: Arc<InboundStats>,
+    pub sender: Arc<SenderStats>,
+    /// Present when the source is IMAP.
+    pub imap: Option<Arc<ImapStatus>>,
+    /// Unix ms when the workers started: silence is measured from here before a first fetch.
+    pub started_ms: i64,
+    pub source: String,
+    pub transport: String,
+}
+
+/// The JSON body of `/healthz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// `ok` or `unhealthy`.
+    pub status: &'static str,
+    /// Why it is unhealthy (empty when ok).
+    pub reasons: Vec<String>,
+    pub checked_at: String,
+    pub inbound: InboundReport,
+    pub outbound: OutboundReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundReport {
+    pub source: String,
+    pub last_fetch_ok: Option<String>,
+    pub last_fetch_error: Option<String>,
+    pub fetched: u64,
+    pub replied: u64,
+    pub review: u64,
+    pub ignored: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboundReport {
+    pub transport: String,
+    pub last_send_ok: Option<String>,
+    pub last_send_error: Option<String>,
+    pub sent: u64,
+    pub retried: u64,
+    pub dead: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImapReport {
+    pub connected: bool,
+    pub connected_since: Option<String>,
+    pub consecutive_failures: u32,
+    /// IDLE push in use (otherwise polling).
+    pub push: bool,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub capabilities: String,
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    if ms <= 0 {
+        return None;
+    }
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .map(|t| t.to_string())
+}
+
+fn ago(now_ms: i64, then_ms: i64) -> String {
+    let secs = ((now_ms - then_ms).max(0) / 1000) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+impl HealthState {
+    /// Computes the report at `now_ms`.
+    pub fn report(&self, now_ms: i64) -> HealthReport {
+        let r = Ordering::Relaxed;
+        let fetch_ok = self.inbound.last_fetch_ok_ms.load(r);
+        let fetch_err = self.inbound.last_fetch_error_ms.load(r);
+        let send_ok = self.sender.last_success_ms.load(r);
+        let send_err = self.sender.last_failure_ms.load(r);
+        let imap: Option<ImapStatusSnapshot> = self.imap.as_ref().map(|s| s.snapshot());
+        let mut reasons = Vec::new();
+
+        let silence_limit = self.config.max_fetch_silence.as_millis() as i64;
+        let fetch_ref = if fetch_ok > 0 {
+            fetch_ok
+        } else {
+            self.started_ms
+        };
+        if now_ms - fetch_ref > silence_limit {
+            let mut reason = if fetch_ok > 0 {
+                format!(
+                    "no successful fetch from the mail source for {} (limit {})",
+                    ago(now_ms, fetch_ok),
+                    humantime::format_duration(self.config.max_fetch_silence)
+                )
+            } else {
+                format!(
+                    "no successful fetch from the mail source since start {} ago (limit {})",
+                    ago(now_ms, self.started_ms),
+                    humantime::format_duration(self.config.max_fetch_silence)
+                )
+            };
+            if let Some(e) = imap.as_ref().and_then(|i| i.last_error.clone()) {
+                reason.push_str(&format!("; last IMAP error: {e}"));
+            } else if fetch_err > fetch_ok {
+                reason.push_str(&format!(
+                    "; fetches failing since {} ago",
+                    ago(now_ms, fetch_err)
+                ));
+            }
+            reasons.push(reason);
+        }
+
+        let failure_limit = self.config.max_send_failure.as_millis() as i64;
+        if send_err > send_ok {
+            let since = if send_ok > 0 {
+                send_ok
+            } else {
+                self.started_ms
+            };
+            if now_ms - since > failure_limit {
+                reasons.push(format!(
+                    "sending has been failing for {} without a success (limit {})",
+                    ago(now_ms, since),
+                    humantime::format_duration(self.config.max_send_failure)
+                ));
+            }
+        }
+
+        HealthReport {
+            status: if reasons.is_empty() {
+                "ok"
+            } else {
+                "unhealthy"
+            },
+            reasons,
+            checked_at: rfc3339(now_ms).unwrap_or_default(),
+            inbound: InboundReport {
+                source: self.source.clone(),
+                last_fetch_ok: rfc3339(fetch_ok),
+                last_fetch_error: rfc3339(fetch_err),
+                fetched: self.inbound.fetched.load(r),
+                replied: self.inbound.replied.load(r),
+                review: self.inbound.review.load(r),
+                ignored: self.inbound.ignored.load(r),
+                duplicates: self.inbound.duplicates.load(r),
+                failed: self.inbound.failed.load(r),
+            },
+            outbound: OutboundReport {
+                transport: self.transport.clone(),
+                last_send_ok: rfc3339(send_ok),
+                last_send_error: rfc3339(send_err),
+                sent: self.sender.sent.load(r),
+                retried: self.sender.retried.load(r),
+                dead: self.sender.dead.load(r),
+            },
+            imap: imap.map(|i| ImapReport {
+                connected: i.connected,
+                connected_since: i.connected_since_ms.and_then(rfc3339),
+                consecutive_failures: i.consecutive_failures,
+                push: i.push,
+                last_error: i.last_error,
+                last_error_at: i.last_error_ms.and_then(rfc3339),
+                capabilities: i.capabilities,
+            }),
+        }
+    }
+}
+
+async fn healthz(State(state): State<HealthState>) -> impl IntoResponse {
+    let report = state.report(jiff::Timestamp::now().as_millisecond());
+    let code = if report.reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(report))
+}
+
+/// `GET /healthz`. Merge it into the web app's router.
+pub fn router(state: HealthState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// One line of `trialdesk check`: a step of connecting to a server, passed or failed.
+#[derive(Debug, Clone)]
+pub struct ProbeStep {
+    pub ok: bool,
+    pub what: String,
+    pub detail: String,
+}
+
+impl ProbeStep {
+    pub fn ok(what: &str, detail: String) -> Self {
+        ProbeStep {
+            ok: true,
+            what: what.to_string(),
+            detail,
+        }
+    }
+
+    pub fn fail(what: &str, detail: String) -> Self {
+        ProbeStep {
+            ok: false,
+            what: what.to_string(),
+            detail,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn state() -> HealthState {
+        HealthState {
+            config: HealthConfig {
+                max_fetch_silence: Duration::from_secs(60),
+                max_send_failure: Duration::from_secs(120),
+            },
+            inbound: Arc::new(InboundStats::default()),
+            sender: Arc::new(SenderStats::default()),
+            imap: None,
+            started_ms: 1_000_000,
+            source: "test".into(),
+            transport: "test".into(),
+        }
+    }
+
+    #[test]
+    fn healthy_right_after_start_then_silent_fetching_is_unhealthy() {
+        let s = state();
+        assert_eq!(s.report(1_000_000 + 30_000).status, "ok");
+        let r = s.report(1_000_000 + 61_000);
+        assert_eq!(r.status, "unhealthy");
+        assert!(r.reasons[0].contains("since start"), "{:?}", r.reasons);
+        s.inbound
+            .last_fetch_ok_ms
+            .store(1_050_000, Ordering::Relaxed);
+        assert_eq!(s.report(1_100_000).status, "ok");
+        s.inbound
+            .last_fetch_error_ms
+            .store(1_100_000, Ordering::Relaxed);
+        let r = s.report(1_111_000);
+        assert_eq!(r.status, "unhealthy");
+        assert!(r.reasons[0].contains("1m 1s"), "{:?}", r.reasons);
+        assert!(
+            r.reasons[0].contains("failing since 11s"),
+            "{:?}",
+            r.reasons
+        );
+    }
+
+    #[test]
+    fn failing_sends_count_only_without_success() {
+        let s = state();
+        s.inbound
+            .last_fetch_ok_ms
+            .store(1_500_000, Ordering::Relaxed);
+        s.sender.last_failure_ms.store(1_400_000, Ordering::Relaxed);
+        // Failing since start (1_000_000) for 500 s > 120 s.
+        let r = s.report(1_500_000);
+        assert_eq!(r.status, "unhealthy");
+        assert!(r.reasons[0].contains("sending"), "{:?}", r.reasons);
+        // A later success clears it.
+        s.sender.last_success_ms.store(1_450_000, Ordering::Relaxed);
+        assert_eq!(s.report(1_500_000).status, "ok");
+    }
+}

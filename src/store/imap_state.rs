@@ -1,0 +1,157 @@
+//! IMAP bookkeeping: per mailbox the UIDVALIDITY and a floor below which every UID is handled,
+//! plus the handled UIDs above the floor. The source reads it to list only unhandled mail and
+//! writes it only after a mail's decision is committed *and* the mail is filed, so a crash
+//! anywhere leaves the mail to be offered again (the pipeline then knows it by its key).
+
+use super::{dispatch, BeginWrite, Store, StoreError};
+
+/// Where trialdesk stands in one IMAP mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImapMailboxState {
+    pub uidvalidity: i64,
+    /// Every UID below this is handled or gone.
+    pub uid_floor: i64,
+}
+
+impl Store {
+    pub async fn imap_mailbox_state(
+        &self,
+        account: &str,
+        mailbox: &str,
+    ) -> Result<Option<ImapMailboxState>, StoreError> {
+        let row: Option<(i64, i64)> = dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT uidvalidity, uid_floor FROM imap_mailboxes \
+                 WHERE account = $1 AND mailbox = $2",
+            )
+            .bind(account)
+            .bind(mailbox)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(uidvalidity, uid_floor)| ImapMailboxState {
+            uidvalidity,
+            uid_floor,
+        }))
+    }
+
+    /// Starts over in a mailbox (first sight, or a new UIDVALIDITY): floor 1, no handled UIDs.
+    pub async fn imap_reset_mailbox(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM imap_done WHERE account = $1 AND mailbox = $2")
+                .bind(account)
+                .bind(mailbox)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO imap_mailboxes (account, mailbox, uidvalidity, uid_floor, updated_at) \
+                 VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (account, mailbox) DO UPDATE SET uidvalidity = $3, uid_floor = 1, \
+                 updated_at = $4",
+            )
+            .bind(account)
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Handled UIDs at or above `from_uid`.
+    pub async fn imap_done_uids(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: i64,
+        from_uid: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT uid FROM imap_done WHERE account = $1 AND mailbox = $2 \
+                 AND uidvalidity = $3 AND uid >= $4 ORDER BY uid",
+            )
+            .bind(account)
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(from_uid)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Records a UID as handled (its decision committed and the mail filed).
+    pub async fn imap_mark_done(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: i64,
+        uid: i64,
+        disposition: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO imap_done (account, mailbox, uidvalidity, uid, disposition, done_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (account, mailbox, uidvalidity, uid) DO NOTHING",
+            )
+            .bind(account)
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(uid)
+            .bind(disposition)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Raises the floor (never lowers it: another instance may be further) and forgets the
+    /// handled UIDs below it. Does nothing when the UIDVALIDITY moved on meanwhile.
+    pub async fn imap_advance_floor(
+        &self,
+        account: &str,
+        mailbox: &str,
+        uidvalidity: i64,
+        floor: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "UPDATE imap_mailboxes SET uid_floor = $4, updated_at = $5 \
+                 WHERE account = $1 AND mailbox = $2 AND uidvalidity = $3 AND uid_floor < $4",
+            )
+            .bind(account)
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(floor)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM imap_done WHERE account = $1 AND mailbox = $2 \
+                 AND uidvalidity = $3 AND uid < $4",
+            )
+            .bind(account)
+            .bind(mailbox)
+            .bind(uidvalidity)
+            .bind(floor)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
