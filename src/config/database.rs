@@ -2,8 +2,9 @@ use serde::Deserialize;
 
 use super::{invalid, ConfigError};
 
-/// `[database]`: where decisions, the outbox and partner data live.
-#[derive(Debug, Clone, Deserialize)]
+/// `[database]`: where decisions, the outbox and partner data live. `Debug` shows the URL
+/// with its password masked.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH?mode=rwc` (embedded default; a relative PATH is relative to the config
@@ -15,6 +16,16 @@ pub struct DatabaseConfig {
     /// How long to wait for a connection (and, on SQLite, for the write lock).
     #[serde(default = "default_acquire_timeout", with = "humantime_serde")]
     pub acquire_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 fn default_max_connections() -> u32 {

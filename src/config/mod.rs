@@ -410,6 +410,24 @@ mod tests {
         assert!(is_secret_key("x.access_token") && is_secret_key("imap.PASSWORD"));
     }
 
+    /// `{config:?}` in a log line must not leak either.
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = parse(
+            "[database]\nurl = \"postgres://td:S3cr3t-Canary@db/td\"\n\
+             [imap]\nusername = \"u\"\npassword = \"S3cr3t-Canary\"\n\
+             [smtp]\nusername = \"u\"\npassword = \"S3cr3t-Canary\"\n",
+        )
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("Canary"), "{debug}");
+        assert!(debug.contains("postgres://td:***@db/td"), "{debug}");
+        assert_eq!(
+            c.imap.password.as_ref().map(Secret::expose),
+            Some("S3cr3t-Canary")
+        );
+    }
+
     #[test]
     fn syntax_errors_say_where() {
         let err = parse("[database]\nurl = \"sqlite://x\"\n[imap\n").unwrap_err();

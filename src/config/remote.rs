@@ -106,7 +106,7 @@ pub struct ImapConfig {
     pub auth: AuthMechanism,
     /// The password for `login`/`plain`. Prefer `password_env` or `password_file`.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Name of an environment variable holding the password.
     #[serde(default)]
     pub password_env: Option<String>,
@@ -274,7 +274,7 @@ impl ImapConfig {
         credential(
             "imap",
             self.auth,
-            self.password.as_deref(),
+            self.password.as_ref().map(Secret::expose),
             self.password_env.as_deref(),
             self.password_file.as_deref(),
             self.oauth2_token_command.as_deref(),
@@ -316,7 +316,7 @@ pub struct SmtpConfig {
     pub auth: AuthMechanism,
     /// The password for `plain`/`login`. Prefer `password_env` or `password_file`.
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[serde(default)]
     pub password_env: Option<String>,
     #[serde(default)]
@@ -417,7 +417,7 @@ impl SmtpConfig {
         credential(
             "smtp",
             self.auth,
-            self.password.as_deref(),
+            self.password.as_ref().map(Secret::expose),
             self.password_env.as_deref(),
             self.password_file.as_deref(),
             self.oauth2_token_command.as_deref(),

@@ -36,6 +36,14 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Read from config as a plain string, so a config section can hold a secret without its
+/// derived `Debug` ever printing it.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
 /// The three ways a config section may give a secret: inline, from an environment variable, or
 /// from a file (trailing newline trimmed). At most one may be set; `key` names the inline key
 /// (e.g. `imap.password`) so errors point at the config.
