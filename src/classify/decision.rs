@@ -6,6 +6,7 @@
 //! | over `max_message_bytes`                    | (by subject)     | review `oversize`  |
 //! | MIME deeper than `max_mime_depth`           | (by subject)     | review `mime_too_deep` |
 //! | more parts than `max_mime_parts`            | (by subject)     | review `too_many_parts` |
+//! | more than 1000 top-level header fields      | (by subject)     | review `too_many_headers` |
 //! | sender domain belongs to no partner         | (by subject)     | review             |
 //! | trusted `dmarc=fail`                        | (by subject)     | review             |
 //! | subject is no tracking request              | other            | review             |
@@ -88,6 +89,9 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     }
     if inspection.too_many_parts {
         review.push(ReviewReason::TooManyParts);
+    }
+    if inspection.too_many_headers {
+        review.push(ReviewReason::TooManyHeaders);
     }
     if partner.is_none() {
         review.push(ReviewReason::UnknownSender);
@@ -177,6 +181,7 @@ mod tests {
             oversize: false,
             mime_too_deep: false,
             too_many_parts: false,
+            too_many_headers: false,
             text: String::new(),
             notes: vec![],
             findings: vec![],

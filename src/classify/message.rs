@@ -71,6 +71,7 @@ fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
         oversize: raw.len() > rules.max_message_bytes,
         mime_too_deep: false,
         too_many_parts: false,
+        too_many_headers: false,
         text: String::new(),
         notes: Vec::new(),
         findings: Vec::new(),
@@ -102,7 +103,16 @@ struct Bodies {
 fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
     let mut ins = empty_inspection(raw, rules);
     let parser = MessageParser::new();
-    let parsed = if ins.oversize || mode == Mode::RawBody {
+    let header_cut = header_fields_cut(raw, MAX_HEADER_FIELDS);
+    let parsed = if let Some(cut) = header_cut {
+        ins.too_many_headers = true;
+        ins.notes.push(format!(
+            "more than {MAX_HEADER_FIELDS} header fields: only the first {MAX_HEADER_FIELDS} read, \
+             no body"
+        ));
+        ins.findings.push("headers:too_many".into());
+        parser.parse_headers(raw.get(..cut).unwrap_or(raw))
+    } else if ins.oversize || mode == Mode::RawBody {
         parser.parse_headers(raw)
     } else {
         parser.parse(raw)
@@ -124,7 +134,7 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
             rules.max_message_bytes
         ));
         ins.findings.push("oversize".into());
-    } else if mode == Mode::Mime {
+    } else if mode == Mode::Mime && !ins.too_many_headers {
         let shape = mime_shape(&msg, rules.max_mime_parts);
         if shape.depth > rules.max_mime_depth {
             ins.mime_too_deep = true;
@@ -143,7 +153,8 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
             ins.findings.push("mime:too_many_parts".into());
         }
     }
-    let headers_only = ins.oversize || ins.mime_too_deep || ins.too_many_parts;
+    let headers_only =
+        ins.oversize || ins.mime_too_deep || ins.too_many_parts || ins.too_many_headers;
 
     let headers = raw_headers(&msg);
     let root_ct = msg.root_part().content_type();
@@ -563,6 +574,36 @@ fn redecode_if_garbled<'t>(
     } else {
         Cow::Borrowed(decoded)
     }
+}
+
+/// Most header fields read at the top of a mail. Real mail has a few dozen (a long relay
+/// chain perhaps a hundred); a million tiny fields would cost some twenty times their size in
+/// parsed headers.
+const MAX_HEADER_FIELDS: usize = 1000;
+
+/// Where the header field after the first `max` starts, when the top-level header section
+/// has more than `max` fields (continuation lines belong to their field).
+fn header_fields_cut(raw: &[u8], max: usize) -> Option<usize> {
+    let mut fields = 0;
+    let mut pos = 0;
+    while pos < raw.len() {
+        let rest = raw.get(pos..).unwrap_or_default();
+        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = rest.get(..len).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match line.first() {
+            None => return None, // the blank line ending the headers
+            Some(b' ' | b'\t') => {}
+            Some(_) => {
+                fields += 1;
+                if fields > max {
+                    return Some(pos);
+                }
+            }
+        }
+        pos += len + 1;
+    }
+    None
 }
 
 /// Offset just after the blank line ending the header block (bare LF tolerated).
@@ -1167,6 +1208,35 @@ mod tests {
             Some("r299999@x.example")
         );
         assert_eq!(d.action, Reply);
+    }
+
+    #[test]
+    fn header_field_count_is_bounded() {
+        assert_eq!(
+            header_fields_cut(b"A: 1\r\n folded\r\nB: 2\r\n\r\nC: body", 2),
+            None
+        );
+        assert_eq!(
+            header_fields_cut(b"A: 1\r\n folded\r\nB: 2\r\nC: 3\r\n", 2),
+            Some(21)
+        );
+        // HEAD has 4 fields.
+        let with_junk = |n: usize| {
+            let mut raw = HEAD.to_string();
+            for i in 0..n {
+                raw.push_str(&format!("X-Junk-{i}: x\r\n"));
+            }
+            raw + "\r\n请查 D20261001\r\n"
+        };
+        let (ins, d) = run_raw(&rules(), with_junk(MAX_HEADER_FIELDS - 3).as_bytes());
+        assert!(ins.too_many_headers && ins.loan_numbers.is_empty());
+        // The first fields (From, Subject, Message-ID) were still read.
+        assert_eq!(ins.message_id.as_deref(), Some("limits@huadong.example.cn"));
+        assert_eq!((d.kind, d.action), (Tracking, Review));
+        assert_eq!(d.review, [ReviewReason::TooManyHeaders]);
+        let (ins, d) = run_raw(&rules(), with_junk(MAX_HEADER_FIELDS - 4).as_bytes());
+        assert!(!ins.too_many_headers, "{:?}", ins.notes);
+        assert_eq!((d.action, nums(&ins)), (Reply, vec!["D20261001"]));
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct Inspection {
     pub mime_too_deep: bool,
     /// The mail has more MIME parts than `max_mime_parts`: only headers were read.
     pub too_many_parts: bool,
+    /// The mail has more top-level header fields than trialdesk reads (1000): only those were
+    /// read, not the body.
+    pub too_many_headers: bool,
     /// Decoded readable text (text/plain, or HTML reduced to text), for staff and storage.
     pub text: String,
     /// Problems met while parsing (malformed MIME, undecodable charset, no From, ...).
@@ -178,13 +181,14 @@ pub enum ReviewReason {
     Oversize,
     MimeTooDeep,
     TooManyParts,
+    TooManyHeaders,
     RateLimited,
     DeadLetter,
     MissedReminder,
 }
 
 impl ReviewReason {
-    pub const ALL: [ReviewReason; 11] = [
+    pub const ALL: [ReviewReason; 12] = [
         ReviewReason::UnknownSender,
         ReviewReason::DmarcFail,
         ReviewReason::OtherSubject,
@@ -193,6 +197,7 @@ impl ReviewReason {
         ReviewReason::Oversize,
         ReviewReason::MimeTooDeep,
         ReviewReason::TooManyParts,
+        ReviewReason::TooManyHeaders,
         ReviewReason::RateLimited,
         ReviewReason::DeadLetter,
         ReviewReason::MissedReminder,
@@ -208,6 +213,7 @@ impl ReviewReason {
             ReviewReason::Oversize => "oversize",
             ReviewReason::MimeTooDeep => "mime_too_deep",
             ReviewReason::TooManyParts => "too_many_parts",
+            ReviewReason::TooManyHeaders => "too_many_headers",
             ReviewReason::RateLimited => "rate_limited",
             ReviewReason::DeadLetter => "dead_letter",
             ReviewReason::MissedReminder => "missed_reminder",
@@ -229,6 +235,7 @@ impl ReviewReason {
             ReviewReason::Oversize => "mail larger than the configured limit",
             ReviewReason::MimeTooDeep => "MIME parts nested deeper than the configured limit",
             ReviewReason::TooManyParts => "more MIME parts than the configured limit",
+            ReviewReason::TooManyHeaders => "more header fields than trialdesk reads (1000)",
             ReviewReason::RateLimited => "automatic mail to this address hit the rate limit",
             ReviewReason::DeadLetter => "delivery failed permanently",
             ReviewReason::MissedReminder => "reminder not sent within its window",

@@ -114,7 +114,7 @@ impl Stack {
             port: self.imap_port,
             tls: TlsMode::None,
             username: user.to_string(),
-            password: Some(self.password.clone()),
+            password: Some(trialdesk::config::Secret::new(self.password.clone())),
             connect_timeout: Duration::from_secs(10),
             ..ImapConfig::default()
         }
