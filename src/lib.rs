@@ -55,6 +55,7 @@ pub mod health;
 pub mod import;
 pub mod inbound;
 pub mod mailauth;
+pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;
@@ -63,3 +64,16 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod worker;
+
+/// The git revision this binary was built from (`unknown` outside a git checkout; `-dirty`
+/// with uncommitted changes), embedded by `build.rs`.
+pub const GIT_REVISION: &str = env!("TRIALDESK_GIT_REV");
+
+/// `0.1.0 (git 1a2b3c4d5e6f)`: shown by `--version`, logged at start, in `/healthz`, the
+/// metrics (`trialdesk_build_info`) and the review pages' footer.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("TRIALDESK_GIT_REV"),
+    ")"
+);
