@@ -42,8 +42,10 @@
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
 //! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
 //! [`health`] computes `/healthz` (and the lines of `trialdesk check`) from the workers'
-//! counters; [`tls`] and [`mailauth`] give the IMAP source and the SMTP transport their TLS
-//! trust and their login secrets (passwords, XOAUTH2 tokens fetched at each connect).
+//! counters, [`metrics`] serves them and the database's queue figures to Prometheus at
+//! `/metrics`, [`telemetry`] sets up the logs; [`tls`] and [`mailauth`] give the IMAP source
+//! and the SMTP transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens
+//! fetched at each connect).
 
 pub mod app;
 pub mod classify;
