@@ -8,7 +8,6 @@
 pub mod reply;
 mod worker;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -124,11 +123,9 @@ impl Evaluator {
 pub struct Pipeline {
     store: Store,
     evaluator: Evaluator,
-    templates: Arc<Templates>,
+    replies: reply::TrackingReplies,
     composer: Composer,
-    carriers: BTreeMap<String, String>,
     rate_limits: Vec<RateLimitStep>,
-    signature: String,
     clock: SharedClock,
     queued: Arc<Notify>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -147,15 +144,9 @@ impl Pipeline {
         Pipeline {
             evaluator: Evaluator::new(store.clone(), rules),
             store,
-            templates,
+            replies: reply::TrackingReplies::new(config, templates),
             composer,
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
             rate_limits: config.outbox.rate_limits.clone(),
-            signature: config.templates.signature.clone(),
             clock,
             queued,
             metrics: Arc::new(crate::metrics::Metrics::new()),
@@ -175,6 +166,11 @@ impl Pipeline {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// How tracking replies are rendered (staff answers use the same).
+    pub fn replies(&self) -> &reply::TrackingReplies {
+        &self.replies
     }
 
     /// The evaluator this pipeline decides with (staff "reprocess" re-runs it).
@@ -370,19 +366,13 @@ impl Pipeline {
             .reply_to
             .as_ref()
             .ok_or_else(|| "no address to reply to".to_string())?;
-        let context = reply::reply_context(
-            inspection,
-            decision,
-            partner,
-            &self.carriers,
-            &self.signature,
-        );
         let rendered = self
-            .templates
+            .replies
             .render(
-                "tracking_reply",
+                inspection,
+                decision,
+                partner,
                 &[decision.language, partner.language],
-                &context,
             )
             .map_err(|e| format!("reply could not be rendered: {e}"))?;
         let subject = classify::subject::reply_subject(&inspection.subject);
