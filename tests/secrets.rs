@@ -201,7 +201,8 @@ fn help_and_explain_never_show_secrets() {
         "t.toml",
         &format!(
             "[database]\nurl = \"sqlite://t.db?mode=rwc\"\n[imap]\npassword = \"{CANARY}\"\n\
-             [smtp]\npassword_env = \"TRIALDESK_CANARY_PASSWORD\"\n"
+             [smtp]\npassword_env = \"TRIALDESK_CANARY_PASSWORD\"\n\
+             [metrics]\ntoken = \"{CANARY}\"\n"
         ),
     );
     let env = [

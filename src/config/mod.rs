@@ -11,6 +11,7 @@ mod classify;
 mod database;
 mod health;
 mod mail;
+mod metrics;
 mod ops;
 mod outbound;
 mod remote;
@@ -24,6 +25,7 @@ pub use classify::ClassifyConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
+pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
 pub use remote::{AfterProcessing, AuthMechanism, Credential, ImapConfig, SmtpConfig, TlsMode};
@@ -78,6 +80,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -416,7 +420,8 @@ mod tests {
         let c = parse(
             "[database]\nurl = \"postgres://td:S3cr3t-Canary@db/td\"\n\
              [imap]\nusername = \"u\"\npassword = \"S3cr3t-Canary\"\n\
-             [smtp]\nusername = \"u\"\npassword = \"S3cr3t-Canary\"\n",
+             [smtp]\nusername = \"u\"\npassword = \"S3cr3t-Canary\"\n\
+             [metrics]\ntoken = \"S3cr3t-Canary\"\n",
         )
         .unwrap();
         let debug = format!("{c:?}");
