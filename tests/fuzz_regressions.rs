@@ -67,7 +67,7 @@ fn every_finding_passes_its_target_checks() {
             );
         }
     }
-    assert!(replayed >= 6, "{replayed}");
+    assert!(replayed >= 7, "{replayed}");
 }
 
 #[test]
@@ -86,6 +86,11 @@ fn inbound_findings_have_their_outcomes() {
                 assert_eq!(ins.references.len(), 100);
                 assert_eq!(ins.references[0], "r0@x.example");
                 assert_eq!(ins.loan_numbers.len(), 1);
+            }
+            "from_domain_trailing_dot.eml" => {
+                assert_eq!(d.action, trialdesk::classify::Action::Reply);
+                let to = d.reply_to.expect("reply target").address;
+                assert_eq!(to, "wangzhe@huadong.example.cn");
             }
             other => panic!("add the expected outcome of {other} here"),
         }

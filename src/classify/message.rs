@@ -721,9 +721,16 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     out
 }
 
+/// A mailbox with its address in canonical form: lower-cased, the domain without the
+/// trailing dot of a fully qualified name (`a@example.cn.` is `a@example.cn`: one sender for
+/// the partner check, the reply address and the per-recipient rate limit).
 fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailbox> {
     let address = address?.trim().trim_matches(['<', '>']).trim();
-    if sender::address_domain(address).is_none() || address.chars().any(char::is_whitespace) {
+    let address = match address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.trim_end_matches('.')),
+        None => address.to_string(),
+    };
+    if sender::address_domain(&address).is_none() || address.chars().any(char::is_whitespace) {
         return None;
     }
     Some(Mailbox {
@@ -1237,6 +1244,21 @@ mod tests {
         let (ins, d) = run_raw(&rules(), with_junk(MAX_HEADER_FIELDS - 4).as_bytes());
         assert!(!ins.too_many_headers, "{:?}", ins.notes);
         assert_eq!((d.action, nums(&ins)), (Reply, vec!["D20261001"]));
+    }
+
+    /// Found by the fuzzer: a From domain with a trailing dot was the partner's (same DNS
+    /// name) but the reply went to the dotted form, a second rate-limit key for one sender.
+    #[test]
+    fn trailing_dot_of_the_domain_is_dropped() {
+        let raw = "From: Wang <WangWei@Huadong.Example.CN.>\r\n\
+                   Reply-To: <ops@huadong.example.cn.>\r\n\
+                   Subject: =?UTF-8?B?6K+V55So57uI56uv6L+96Liq6K+35rGC?=\r\n\r\nD20261001\r\n";
+        let (ins, d) = run_raw(&rules(), raw.as_bytes());
+        assert_eq!(ins.from.unwrap().address, "wangwei@huadong.example.cn");
+        assert_eq!(d.reply_to.unwrap().address, "ops@huadong.example.cn");
+        assert_eq!(d.action, Reply);
+        let (ins, _) = run_raw(&rules(), b"From: <a@.>\r\nSubject: x\r\n\r\nx");
+        assert_eq!(ins.from, None);
     }
 
     #[test]
