@@ -84,6 +84,26 @@ pub struct ImapReport {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub capabilities: String,
+    /// Which instance reads the mailbox (when reading is leased, i.e. `trialdesk run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseReport>,
+}
+
+/// The mailbox lease as `/healthz` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseReport {
+    pub name: String,
+    /// `holder` (this instance reads the mailbox) or `standby` (another one does).
+    pub role: &'static str,
+    /// This instance, as named in the lease.
+    pub instance: String,
+    /// The instance reading the mailbox, if any.
+    pub holder: Option<String>,
+    pub holder_since: Option<String>,
+    /// When the holder's lease ends unless renewed.
+    pub expires_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
 }
 
 fn rfc3339(ms: i64) -> Option<String> {
@@ -117,7 +137,29 @@ impl HealthState {
         } else {
             self.started_ms
         };
-        if now_ms - fetch_ref > silence_limit {
+        let lease = imap.as_ref().and_then(|i| i.lease.clone());
+        // A standby does not fetch (another instance reads the mailbox): it is healthy while
+        // it can reach the database to take over.
+        let standby = lease.as_ref().is_some_and(|l| !l.held);
+        if let Some(l) = &lease {
+            let ok = if l.last_ok_ms > 0 {
+                l.last_ok_ms
+            } else {
+                self.started_ms
+            };
+            if now_ms - ok > silence_limit {
+                reasons.push(format!(
+                    "cannot reach the database for the mailbox lease for {} (limit {}){}",
+                    ago(now_ms, ok),
+                    humantime::format_duration(self.config.max_fetch_silence),
+                    l.last_error
+                        .as_ref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if !standby && now_ms - fetch_ref > silence_limit {
             let mut reason = if fetch_ok > 0 {
                 format!(
                     "no successful fetch from the mail source for {} (limit {})",
@@ -193,6 +235,16 @@ impl HealthState {
                 last_error: i.last_error,
                 last_error_at: i.last_error_ms.and_then(rfc3339),
                 capabilities: i.capabilities,
+                lease: i.lease.map(|l| LeaseReport {
+                    name: l.name,
+                    role: if l.held { "holder" } else { "standby" },
+                    instance: l.me,
+                    holder: l.holder,
+                    holder_since: l.holder_since_ms.and_then(rfc3339),
+                    expires_at: l.expires_at_ms.and_then(rfc3339),
+                    last_error: l.last_error,
+                    last_error_at: l.last_error_ms.and_then(rfc3339),
+                }),
             }),
         }
     }

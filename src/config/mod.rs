@@ -8,6 +8,7 @@
 //! against the directory of the config file, not the working directory.
 
 mod classify;
+mod cluster;
 mod database;
 mod health;
 mod mail;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use classify::ClassifyConfig;
+pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
@@ -76,6 +78,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -166,6 +170,7 @@ impl Config {
         self.outbox.validate()?;
         self.reminders.validate()?;
         self.web.validate()?;
+        self.cluster.validate()?;
         self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
