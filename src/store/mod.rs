@@ -190,7 +190,12 @@ impl Store {
                 .map_err(connect_err)?;
             Backend::Sqlite(pool)
         } else {
-            let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+            // trialdesk never waits on anything but the database inside a transaction. A
+            // session idle in one (a paused or hung instance) would hold its row locks and
+            // stall the others; the server ends it instead.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(connect_err)?
+                .options([("idle_in_transaction_session_timeout", "30s")]);
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
