@@ -12,6 +12,13 @@
 //!   message key (`Duplicate`), and it is filed then, into the folder of its recorded outcome;
 //! - a new UIDVALIDITY: the mailbox is read again from the start and the pipeline dedupes.
 //!
+//! # Several instances
+//! With [`ImapSource::with_lease`] (what `trialdesk run` does) the mailbox is read only while
+//! this process holds the mailbox lease ([`crate::lease`]): without it the source logs out,
+//! `fetch` returns nothing and `wait` returns when the lease is ours; an IDLE is abandoned the
+//! moment the lease is lost, and a mail processed meanwhile is not filed (the new holder sees it
+//! again, knows its key, and files it).
+//!
 //! # Push
 //! With IDLE (RFC 2177) [`MailSource::wait`] returns as soon as the server reports new mail
 //! (`EXISTS`), and in any case after `safety_poll_interval` (a lost notification, or a
