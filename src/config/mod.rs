@@ -12,6 +12,7 @@ mod cluster;
 mod database;
 mod health;
 mod mail;
+mod metrics;
 mod ops;
 mod outbound;
 mod remote;
@@ -26,6 +27,7 @@ pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
+pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
 pub use remote::{AfterProcessing, AuthMechanism, Credential, ImapConfig, SmtpConfig, TlsMode};
@@ -80,6 +82,8 @@ pub struct Config {
     pub health: HealthConfig,
     #[serde(default)]
     pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -35,7 +35,7 @@ pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use leases::{LeaseClaim, LeaseRow};
-pub use outbox::{OutboxRow, OutboxState};
+pub use outbox::{OutboxRow, OutboxState, PendingMail};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{
     Closing, Cursor, DecisionRow, HistoryFilter, ReprocessOutcome, ReprocessRecord, ReviewFilter,
