@@ -336,7 +336,14 @@ async fn assert_all_done_once(w: &World, app: &App) -> usize {
 fn sent_by(env: &E2e, names: &[&str]) -> Vec<(String, usize)> {
     names
         .iter()
-        .map(|n| (n.to_string(), env.log_of(n).matches(" sent to=").count()))
+        .map(|n| {
+            let sent = env
+                .log_of(n)
+                .lines()
+                .filter(|l| l.contains("trialdesk::outbound::sender: sent "))
+                .count();
+            (n.to_string(), sent)
+        })
         .collect()
 }
 
@@ -446,7 +453,7 @@ async fn two_instances_share_a_backlog_and_a_day_of_reminders_across_kill_9_of_t
 async fn three_instances_replace_a_hung_holder_when_its_lease_ends_and_it_stops_reading_on_waking()
 {
     let _serial = SERIAL.lock().await;
-    let w = world(15, 10, 20).await;
+    let w = world(30, 10, 40).await;
     let app = w.env.app().await;
     let mut fleet = Fleet::start(&w.env, &["a", "b", "c"]);
     let holder = wait_holder(&app, None, Duration::from_secs(30)).await;
