@@ -355,4 +355,69 @@ mod tests {
         s.sender.last_success_ms.store(1_450_000, Ordering::Relaxed);
         assert_eq!(s.report(1_500_000).status, "ok");
     }
+
+    /// A standby (another instance reads the mailbox) does not fetch: healthy while it reaches
+    /// the database for the lease; the holder is judged by its fetches.
+    #[tokio::test]
+    async fn a_standby_is_judged_by_its_lease_rounds_not_by_fetches() {
+        use crate::lease::{Lease, LeaseSettings};
+        let db = crate::config::DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let store = crate::store::Store::open(&db, std::path::Path::new("."))
+            .await
+            .unwrap();
+        let settings = LeaseSettings {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(1),
+        };
+        let holder = Lease::new(store.clone(), "imap:h".into(), settings);
+        let standby = Lease::new(store.clone(), "imap:h".into(), settings);
+        holder.round().await;
+        standby.round().await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        let report = |lease: &Lease, at: i64| {
+            let imap = Arc::new(ImapStatus::default());
+            imap.set_lease(lease.handle());
+            let mut s = state();
+            s.started_ms = now;
+            s.imap = Some(imap);
+            s.report(at)
+        };
+        let r = report(&standby, now + 30_000);
+        assert_eq!(r.status, "ok", "{:?}", r.reasons);
+        let lease = r.imap.unwrap().lease.unwrap();
+        assert_eq!(lease.role, "standby");
+        assert_eq!(lease.holder, Some(holder.handle().snapshot().me));
+        assert_eq!(
+            report(&holder, now + 30_000)
+                .imap
+                .unwrap()
+                .lease
+                .unwrap()
+                .role,
+            "holder"
+        );
+        // Two minutes on: the holder has not fetched, the standby has not reached the database
+        // (nothing ran the rounds): both say why.
+        let r = report(&holder, now + 120_000);
+        assert!(
+            r.reasons.iter().any(|m| m.contains("no successful fetch")),
+            "{:?}",
+            r.reasons
+        );
+        let r = report(&standby, now + 120_000);
+        assert!(
+            !r.reasons.iter().any(|m| m.contains("no successful fetch")),
+            "{:?}",
+            r.reasons
+        );
+        assert!(
+            r.reasons.iter().any(|m| m.contains("mailbox lease")),
+            "{:?}",
+            r.reasons
+        );
+    }
 }

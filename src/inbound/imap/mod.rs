@@ -112,6 +112,13 @@ impl ImapStatus {
         }
     }
 
+    /// Reports `lease` (the one deciding whether this instance reads the mailbox).
+    pub fn set_lease(&self, lease: LeaseHandle) {
+        if let Ok(mut l) = self.lease.lock() {
+            *l = Some(lease);
+        }
+    }
+
     fn set_error(&self, message: &str) {
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some((now_ms(), message.to_string()));
@@ -194,9 +201,7 @@ impl ImapSource {
     /// `fetch` returns nothing, and `wait` returns when the lease is ours. An IDLE in progress
     /// is abandoned (the connection dropped) the moment the lease is lost.
     pub fn with_lease(mut self, lease: LeaseHandle) -> ImapSource {
-        if let Ok(mut l) = self.status.lease.lock() {
-            *l = Some(lease.clone());
-        }
+        self.status.set_lease(lease.clone());
         self.lease = Some(lease);
         self
     }
