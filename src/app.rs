@@ -256,7 +256,7 @@ impl App {
                 let source = self.imap_source()?.with_lease(lease.handle());
                 let description = source.describe();
                 let status = source.status();
-                tracing::info!(source = %description, lease = %lease.handle().name(), "reading mail while holding the mailbox lease");
+                tracing::info!(source = %description, lease = %lease.handle().name(), "reading mail whenever this instance holds the mailbox lease");
                 let imap = &self.config.imap;
                 let worker = InboundWorker::new(source, pipeline)
                     .with_backoff(imap.reconnect_min, imap.reconnect_max);

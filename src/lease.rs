@@ -307,6 +307,11 @@ impl LeaseHandle {
         self.rx.borrow().held()
     }
 
+    /// Whether a first round has run (before it, "not held" means "not known yet").
+    pub fn decided(&self) -> bool {
+        self.rx.borrow().rounds > 0
+    }
+
     /// Who holds the lease by the last look (this process or another).
     pub fn holder(&self) -> Option<String> {
         let s = self.rx.borrow();

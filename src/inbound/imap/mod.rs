@@ -219,7 +219,8 @@ impl ImapSource {
         }
         self.status.connected.store(false, Ordering::Relaxed);
         self.status.push.store(false, Ordering::Relaxed);
-        if !self.standing_by {
+        let decided = self.lease.as_ref().is_some_and(LeaseHandle::decided);
+        if !self.standing_by && decided {
             self.standing_by = true;
             let holder = self
                 .lease
@@ -229,7 +230,7 @@ impl ImapSource {
             if had_session {
                 tracing::warn!(holder = %holder, "mailbox lease no longer ours: stopped reading the mailbox");
             } else {
-                tracing::info!(holder = %holder, "mailbox lease held elsewhere: standing by");
+                tracing::debug!(holder = %holder, "mailbox lease held elsewhere: standing by");
             }
         }
     }
