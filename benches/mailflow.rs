@@ -344,9 +344,21 @@ enabled = false
         })
     }
 
+    /// Starts `trialdesk run`; `TRIALDESK_BENCH_WRAP="perf record -g -o FILE --"` runs it
+    /// under a profiler.
     fn spawn(&self, bin: &Path) -> Result<Child> {
         let log = std::fs::File::create(self.dir.path().join("trialdesk.log"))?;
-        Ok(Command::new(bin)
+        let wrap = std::env::var("TRIALDESK_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.args(words).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        Ok(cmd
             .arg("--config")
             .arg(&self.config)
             .arg("run")
@@ -408,6 +420,17 @@ fn proc_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
@@ -450,9 +473,13 @@ fn stage_inbox(stack: &Stack, template: &Template, user: &str) -> Result<()> {
     let maildir = stack.maildir(user);
     stack.make_maildir(&maildir)?;
     template.link_into(&maildir)?;
-    let status = stack.doveadm(&["mailbox", "status", "-u", user, "messages", "INBOX"])?;
+    let status = stack.doveadm(&[
+        "-f", "flow", "mailbox", "status", "-u", user, "messages", "INBOX",
+    ])?;
     ensure!(
-        status.trim() == format!("messages={}", template.files.len()),
+        status
+            .trim()
+            .ends_with(&format!("messages={}", template.files.len())),
         "Dovecot sees {status:?} in {user}'s INBOX"
     );
     Ok(())
@@ -542,9 +569,13 @@ async fn trialdesk_backlog(
         bail!("{e}\n{}", instance.log_tail());
     }
     let peak_kb = proc_kb(pid, "VmHWM:");
+    let cpu_s = cpu_seconds(pid);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle_kb = proc_kb(pid, "VmRSS:");
     terminate(&mut child)?;
+    if let Ok(keep) = std::env::var("TRIALDESK_BENCH_KEEP_LOG") {
+        let _ = std::fs::copy(instance.dir.path().join("trialdesk.log"), keep);
+    }
     let sent = instance
         .sql_count("SELECT COUNT(*) FROM outbox WHERE state = 'sent'")
         .await?;
@@ -560,13 +591,14 @@ async fn trialdesk_backlog(
         template.replies
     );
     eprintln!(
-        "trialdesk: {} mails, {sent} replies delivered in {total_s:.2}s; peak RSS {} MB, idle {} MB; {review} review items",
+        "trialdesk: {} mails, {sent} replies delivered in {total_s:.2}s (CPU {cpu_s:.2}s); peak RSS {} MB, idle {} MB; {review} review items",
         template.files.len(),
         peak_kb / 1024,
         idle_kb / 1024
     );
     Ok(json!({
         "seconds": total_s,
+        "cpu_s": cpu_s,
         "peak_rss_kb": peak_kb,
         "idle_rss_kb": idle_kb,
         "sent": sent,
@@ -624,6 +656,7 @@ async fn backlog(args: &[String], stack: &Stack, bin: &Path, out: &mut Out) -> R
             "replies": template.replies,
             "baseline_s": bare_s,
             "trialdesk_s": td["seconds"],
+            "trialdesk_cpu_s": td["cpu_s"],
             "peak_rss_kb": td["peak_rss_kb"],
             "idle_rss_kb": td["idle_rss_kb"],
             "review_items": td["review"],
