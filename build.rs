@@ -1,9 +1,25 @@
 //! Embeds the git revision in `trialdesk --version`, so a running binary can be traced to its
-//! source. Falls back to "unknown" outside a git checkout (e.g. a source tarball).
+//! source. `TRIALDESK_GIT_REV` in the build environment wins (container builds, packagers);
+//! otherwise git is asked, and outside a git checkout (a source tarball) it is "unknown".
 
 use std::process::Command;
 
 fn main() {
+    // Given from outside (a container build without `.git`, a packager): taken as is.
+    if let Some(rev) = std::env::var("TRIALDESK_GIT_REV")
+        .ok()
+        .map(|r| r.trim().to_string())
+        .filter(|r| {
+            !r.is_empty()
+                && r.len() <= 64
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._+".contains(&b))
+        })
+    {
+        println!("cargo:rustc-env=TRIALDESK_GIT_REV={rev}");
+        println!("cargo:rerun-if-env-changed=TRIALDESK_GIT_REV");
+        return;
+    }
     let rev = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

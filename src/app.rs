@@ -30,6 +30,8 @@ pub struct App {
     /// Poke (`notify_one`) after changing trials in this process: the reminder scheduler
     /// re-plans at once instead of at its next wake-up.
     pub reminders_changed: Arc<Notify>,
+    /// This process's counters and histograms, served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -43,6 +45,7 @@ impl App {
             rules: Arc::new(rules),
             clock: Arc::new(SystemClock),
             reminders_changed: Arc::new(Notify::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 
@@ -70,7 +73,8 @@ impl App {
             self.composer()?,
             self.clock.clone(),
             queued,
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     pub fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
@@ -97,7 +101,8 @@ impl App {
             worker_id(),
             self.clock.clone(),
             queued,
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     /// The reminder scheduler; `queued` wakes the sender when a reminder is queued.
@@ -110,7 +115,8 @@ impl App {
             ReminderSettings::from_config(&self.config)?,
             queued,
             self.reminders_changed.clone(),
-        ))
+        )
+        .with_metrics(self.metrics.clone()))
     }
 
     fn maildir_source(&self) -> anyhow::Result<MaildirSource> {
@@ -184,6 +190,7 @@ impl App {
 
     /// `run`: every worker until SIGINT/SIGTERM, then a graceful stop.
     pub async fn run_forever(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(version = crate::VERSION, "trialdesk starting");
         let queued = Arc::new(Notify::new());
         let queued_for_web = queued.clone();
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
@@ -192,7 +199,11 @@ impl App {
             true => Some(self.scheduler(queued)?),
             false => None,
         };
-        // Bound first: a port in use is a config error, reported before anything runs.
+        // Bound first: a port in use is a config error, reported before anything runs (so is
+        // a metrics token that cannot be read).
+        if self.config.web.enabled && self.config.metrics.enabled {
+            self.config.metrics.token(&self.config.base_dir)?;
+        }
         let listener = match self.config.web.enabled {
             true => Some(self.web_listener().await?),
             false => None,
@@ -232,11 +243,13 @@ impl App {
             transport: self.transport()?.describe(),
         };
         if let Some(listener) = listener {
-            // The review pages and, outside their sign-in guard, /healthz.
-            let router = self
-                .web_router(queued_for_web)?
-                .merge(crate::health::router(health));
-            tracing::info!(listen = %self.config.web.listen, "serving the review pages and /healthz");
+            // The review pages and, outside their sign-in guard, /healthz and /metrics.
+            let mut router = self.web_router(queued_for_web)?;
+            if let Some(metrics) = self.metrics_router(Some(health.clone()))? {
+                router = router.merge(metrics);
+            }
+            let router = router.merge(crate::health::router(health));
+            tracing::info!(listen = %self.config.web.listen, metrics = self.config.metrics.enabled, "serving the review pages, /healthz and /metrics");
             let cancel = cancel.clone();
             tracker.spawn(async move {
                 if let Err(e) = crate::review::web::serve(listener, router, cancel.clone()).await {
@@ -269,6 +282,24 @@ impl App {
         let actions = Arc::new(crate::review::Actions::from_app(self, queued)?);
         let state = Arc::new(crate::review::web::WebState::new(self, actions)?);
         Ok(crate::review::web::router(state))
+    }
+
+    /// `GET /metrics` (None when `[metrics] enabled = false`). `health` is the workers'
+    /// state; without it only the counters and the database figures are shown.
+    pub fn metrics_router(
+        &self,
+        health: Option<crate::health::HealthState>,
+    ) -> anyhow::Result<Option<axum::Router>> {
+        if !self.config.metrics.enabled {
+            return Ok(None);
+        }
+        let token = self.config.metrics.token(&self.config.base_dir)?;
+        Ok(Some(crate::metrics::router(crate::metrics::MetricsState {
+            metrics: self.metrics.clone(),
+            store: self.store.clone(),
+            health,
+            access: crate::metrics::Access::new(token.as_ref()),
+        })))
     }
 
     /// Binds `web.listen`.

@@ -45,6 +45,8 @@ pub struct HealthReport {
     /// Why it is unhealthy (empty when ok).
     pub reasons: Vec<String>,
     pub checked_at: String,
+    /// `0.1.0 (git 1a2b3c4d5e6f)`: which build answers.
+    pub version: &'static str,
     pub inbound: InboundReport,
     pub outbound: OutboundReport,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +168,7 @@ impl HealthState {
             },
             reasons,
             checked_at: rfc3339(now_ms).unwrap_or_default(),
+            version: crate::VERSION,
             inbound: InboundReport {
                 source: self.source.clone(),
                 last_fetch_ok: rfc3339(fetch_ok),

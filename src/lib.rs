@@ -42,8 +42,10 @@
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
 //! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
 //! [`health`] computes `/healthz` (and the lines of `trialdesk check`) from the workers'
-//! counters; [`tls`] and [`mailauth`] give the IMAP source and the SMTP transport their TLS
-//! trust and their login secrets (passwords, XOAUTH2 tokens fetched at each connect).
+//! counters, [`metrics`] serves them and the database's queue figures to Prometheus at
+//! `/metrics`, [`telemetry`] sets up the logs; [`tls`] and [`mailauth`] give the IMAP source
+//! and the SMTP transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens
+//! fetched at each connect).
 
 pub mod app;
 pub mod classify;
@@ -55,6 +57,7 @@ pub mod health;
 pub mod import;
 pub mod inbound;
 pub mod mailauth;
+pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;
@@ -63,3 +66,16 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod worker;
+
+/// The git revision this binary was built from (`unknown` outside a git checkout; `-dirty`
+/// with uncommitted changes), embedded by `build.rs`.
+pub const GIT_REVISION: &str = env!("TRIALDESK_GIT_REV");
+
+/// `0.1.0 (git 1a2b3c4d5e6f)`: shown by `--version`, logged at start, in `/healthz`, the
+/// metrics (`trialdesk_build_info`) and the review pages' footer.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("TRIALDESK_GIT_REV"),
+    ")"
+);

@@ -68,7 +68,7 @@ pub async fn run_loop<S, SF, W, WF, E>(
     SF: Future<Output = Result<Outcome, E>>,
     W: FnMut() -> WF,
     WF: Future<Output = ()>,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     while !cancel.is_cancelled() {
         match step().await {
@@ -82,7 +82,7 @@ pub async fn run_loop<S, SF, W, WF, E>(
             }
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(worker = name, error = %e, retry_in = ?delay, failures = backoff.failures(), "step failed; backing off");
+                tracing::warn!(worker = name, error = %crate::telemetry::ErrorChain(&e), retry_in = ?delay, failures = backoff.failures(), "step failed; backing off");
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
@@ -123,7 +123,7 @@ mod tests {
                 if steps == 3 {
                     c2.cancel();
                 }
-                async { Ok::<_, String>(Outcome::Done) }
+                async { Ok::<_, std::io::Error>(Outcome::Done) }
             },
             || async {},
         )

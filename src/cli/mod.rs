@@ -19,7 +19,7 @@ use crate::import::ImportKind;
 #[derive(Debug, Parser)]
 #[command(
     name = "trialdesk",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("TRIALDESK_GIT_REV"), ")"),
+    version = crate::VERSION,
     about = "Answers partner tracking requests for hardware trials and sends trial reminders"
 )]
 pub struct Cli {

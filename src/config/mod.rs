@@ -11,6 +11,7 @@ mod classify;
 mod database;
 mod health;
 mod mail;
+mod metrics;
 mod ops;
 mod outbound;
 mod remote;
@@ -24,6 +25,7 @@ pub use classify::ClassifyConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
+pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
 pub use remote::{AfterProcessing, AuthMechanism, Credential, ImapConfig, SmtpConfig, TlsMode};
@@ -76,6 +78,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

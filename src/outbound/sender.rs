@@ -39,6 +39,7 @@ pub struct Sender {
     stats: Arc<SenderStats>,
     /// Woken when mail is queued, so replies leave at once rather than at the next poll.
     queued: Arc<Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Longest sleep between looks at the outbox when nothing is due: rows queued by another
@@ -62,7 +63,14 @@ impl Sender {
             clock,
             stats: Arc::new(SenderStats::default()),
             queued,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Counts send attempts and their latency into `metrics` (the app's).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Sender {
+        self.metrics = metrics;
+        self
     }
 
     pub fn stats(&self) -> Arc<SenderStats> {
@@ -101,9 +109,17 @@ impl Sender {
         Ok(Outcome::Done)
     }
 
-    #[tracing::instrument(skip_all, fields(outbox_id = row.id, message_id = %row.message_id, attempt = row.attempts))]
+    #[tracing::instrument(skip_all, fields(
+        outbox_id = row.id,
+        message_id = %row.message_id,
+        purpose = %row.purpose,
+        inbound_id = row.inbound_id,
+        attempt = row.attempts,
+        to = tracing::field::Empty,
+    ))]
     async fn send_one(&self, row: &OutboxRow) -> Result<(), StoreError> {
         let recipients = row.recipient_list()?;
+        tracing::Span::current().record("to", recipients.join(", "));
         let started = std::time::Instant::now();
         let result = self
             .transport
@@ -113,15 +129,19 @@ impl Sender {
                 body: &row.body,
             })
             .await;
+        let took = started.elapsed();
         let now = self.clock.now().as_millisecond();
+        use crate::metrics::SendResult;
         match result {
             Ok(()) => {
-                let send_ms = started.elapsed().as_millis() as u64;
+                self.metrics
+                    .send_attempt(&row.purpose, SendResult::Sent, took);
+                let send_ms = took.as_millis() as u64;
                 self.store.mark_sent(row.id, &self.worker_id, now).await?;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 self.stats.last_success_ms.store(now, Ordering::Relaxed);
                 let record_ms = started.elapsed().as_millis() as u64 - send_ms;
-                tracing::info!(to = ?recipients, purpose = %row.purpose, send_ms, record_ms, "sent");
+                tracing::info!(send_ms, record_ms, "sent");
             }
             Err(SendError::Transient(e)) if row.attempts < i64::from(self.config.max_attempts) => {
                 let delay = retry_delay(&self.config, row.attempts);
@@ -130,6 +150,8 @@ impl Sender {
                     .mark_retry(row.id, &self.worker_id, next, &e)
                     .await?;
                 self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .send_attempt(&row.purpose, SendResult::Retried, took);
                 self.stats.last_failure_ms.store(now, Ordering::Relaxed);
                 tracing::warn!(error = %e, retry_in = ?delay, "send failed; will retry");
             }
@@ -144,6 +166,8 @@ impl Sender {
                     .mark_dead(row.id, &self.worker_id, &reason, now)
                     .await?;
                 self.stats.dead.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .send_attempt(&row.purpose, SendResult::Dead, took);
                 self.stats.last_failure_ms.store(now, Ordering::Relaxed);
                 tracing::error!(error = %reason, "send failed for good; moved to the review queue");
             }

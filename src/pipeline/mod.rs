@@ -8,7 +8,6 @@
 pub mod reply;
 mod worker;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -124,13 +123,12 @@ impl Evaluator {
 pub struct Pipeline {
     store: Store,
     evaluator: Evaluator,
-    templates: Arc<Templates>,
+    replies: reply::TrackingReplies,
     composer: Composer,
-    carriers: BTreeMap<String, String>,
     rate_limits: Vec<RateLimitStep>,
-    signature: String,
     clock: SharedClock,
     queued: Arc<Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -146,22 +144,33 @@ impl Pipeline {
         Pipeline {
             evaluator: Evaluator::new(store.clone(), rules),
             store,
-            templates,
+            replies: reply::TrackingReplies::new(config, templates),
             composer,
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
             rate_limits: config.outbox.rate_limits.clone(),
-            signature: config.templates.signature.clone(),
             clock,
             queued,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Counts decisions and processing time into `metrics` (the app's; a pipeline built
+    /// without one counts into its own, unseen).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Pipeline {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// How tracking replies are rendered (staff answers use the same).
+    pub fn replies(&self) -> &reply::TrackingReplies {
+        &self.replies
     }
 
     /// The evaluator this pipeline decides with (staff "reprocess" re-runs it).
@@ -171,13 +180,48 @@ impl Pipeline {
 
     /// Processes one mail end to end (except the acknowledgement, which the caller does after
     /// this returns Ok).
-    #[tracing::instrument(skip_all, fields(origin = %mail.origin))]
+    #[tracing::instrument(skip_all, fields(
+        origin = %mail.origin,
+        message_id = tracing::field::Empty,
+        sender = tracing::field::Empty,
+        loans = tracing::field::Empty,
+        inbound_id = tracing::field::Empty,
+    ))]
     pub async fn process(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
+        let started = std::time::Instant::now();
+        let processed = self.process_inner(mail).await?;
+        match &processed {
+            Processed::Recorded { kind, action, .. } => {
+                self.metrics.decided(*kind, *action, started.elapsed())
+            }
+            Processed::Duplicate { .. } => self.metrics.duplicate(started.elapsed()),
+        }
+        Ok(processed)
+    }
+
+    async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
         let mut eval = self.evaluator.evaluate(&mail.bytes, mail.size).await?;
+        let span = tracing::Span::current();
+        let inspection = &eval.inspection;
+        span.record(
+            "message_id",
+            inspection
+                .message_id
+                .as_deref()
+                .unwrap_or(&inspection.message_key),
+        );
+        if let Some(from) = &inspection.from {
+            span.record("sender", from.address.as_str());
+        }
+        if !inspection.loan_numbers.is_empty() {
+            let loans: Vec<&str> = inspection.loan_numbers.iter().map(|l| l.as_str()).collect();
+            span.record("loans", loans.join(" "));
+        }
         let mut key = eval.inspection.message_key.clone();
         if let Some((inbound_id, sender, subject)) = self.store.inbound_by_key(&key).await? {
             let from = eval.inspection.from.as_ref().map(|f| f.address.as_str());
             if sender.as_deref() == from && subject == eval.inspection.subject {
+                span.record("inbound_id", inbound_id);
                 tracing::info!(message_key = %key, "already recorded; acknowledging only");
                 return Ok(Processed::Duplicate { inbound_id });
             }
@@ -195,6 +239,8 @@ impl Pipeline {
         if eval.decision.action == Action::Reply {
             match self.rate_limited(&eval.decision).await? {
                 Some(detail) => {
+                    tracing::warn!(limit = %detail, "automatic reply withheld by the rate limit; to review");
+                    self.metrics.rate_limited();
                     eval.decision.action = Action::Review;
                     push_reason(&mut eval.decision, ReviewReason::RateLimited);
                     review_detail.push(detail);
@@ -262,12 +308,13 @@ impl Pipeline {
                 if !outbox_ids.is_empty() {
                     self.queued.notify_waiters();
                 }
+                tracing::Span::current().record("inbound_id", inbound_id);
                 tracing::info!(
-                    inbound_id,
-                    kind = ?decision.kind,
-                    action = ?decision.action,
-                    sender = inspection.from.as_ref().map(|f| f.address.as_str()).unwrap_or(""),
-                    loans = ?inspection.loan_numbers.iter().map(|l| l.as_str()).collect::<Vec<_>>(),
+                    kind = decision.kind.code(),
+                    action = decision.action.code(),
+                    partner = decision.partner_id.as_deref().unwrap_or(""),
+                    review = ?decision.review.iter().map(|r| r.code()).collect::<Vec<_>>(),
+                    outbox_ids = ?outbox_ids,
                     "decided"
                 );
                 Processed::Recorded {
@@ -319,19 +366,13 @@ impl Pipeline {
             .reply_to
             .as_ref()
             .ok_or_else(|| "no address to reply to".to_string())?;
-        let context = reply::reply_context(
-            inspection,
-            decision,
-            partner,
-            &self.carriers,
-            &self.signature,
-        );
         let rendered = self
-            .templates
+            .replies
             .render(
-                "tracking_reply",
+                inspection,
+                decision,
+                partner,
                 &[decision.language, partner.language],
-                &context,
             )
             .map_err(|e| format!("reply could not be rendered: {e}"))?;
         let subject = classify::subject::reply_subject(&inspection.subject);

@@ -1,11 +1,14 @@
 //! What a tracking reply says: the template context, built from a decision. Pure.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::classify::{Decision, Inspection};
-use crate::domain::{Partner, Shipment};
+use crate::config::Config;
+use crate::domain::{Language, Partner, Shipment};
+use crate::outbound::templates::{Rendered, TemplateError, Templates};
 
 /// Context of the `tracking_reply.*` templates.
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +38,51 @@ pub struct LoanView {
     pub eta: Option<String>,
     pub delivered_on: Option<String>,
     pub items: Vec<String>,
+}
+
+/// Renders tracking replies: the templates plus the config they need (carrier links, the
+/// signature). Shared by the pipeline and staff answers so both say the same thing.
+pub struct TrackingReplies {
+    templates: Arc<Templates>,
+    /// Lower-cased carrier name → URL pattern with `{tracking_number}`.
+    carriers: BTreeMap<String, String>,
+    signature: String,
+}
+
+impl TrackingReplies {
+    pub fn new(config: &Config, templates: Arc<Templates>) -> TrackingReplies {
+        TrackingReplies {
+            templates,
+            carriers: config
+                .carriers
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+                .collect(),
+            signature: config.templates.signature.clone(),
+        }
+    }
+
+    pub fn signature(&self) -> &str {
+        &self.signature
+    }
+
+    /// `tracking_reply.<lang>.{txt,html}` in the first of `languages` that has both (then en).
+    pub fn render(
+        &self,
+        inspection: &Inspection,
+        decision: &Decision,
+        partner: &Partner,
+        languages: &[Language],
+    ) -> Result<Rendered, TemplateError> {
+        let context = reply_context(
+            inspection,
+            decision,
+            partner,
+            &self.carriers,
+            &self.signature,
+        );
+        self.templates.render("tracking_reply", languages, &context)
+    }
 }
 
 /// Builds the context. `carriers` maps lower-cased carrier names to URL patterns.
@@ -72,9 +120,12 @@ pub fn reply_context(
 
 fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> LoanView {
     let tracking_url = match (&s.carrier, &s.tracking_number) {
-        (Some(c), Some(t)) => carriers
-            .get(&c.trim().to_lowercase())
-            .map(|pattern| pattern.replace("{tracking_number}", &percent_encode(t))),
+        (Some(c), Some(t)) => carriers.get(&c.trim().to_lowercase()).map(|pattern| {
+            pattern.replace(
+                "{tracking_number}",
+                &crate::review::mail_view::percent_encode(t),
+            )
+        }),
         _ => None,
     };
     LoanView {
@@ -88,29 +139,5 @@ fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> LoanView {
         eta: s.eta.map(|d| d.to_string()),
         delivered_on: s.delivered_on.map(|d| d.to_string()),
         items: s.items.clone(),
-    }
-}
-
-/// RFC 3986 percent-encoding of everything but unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tracking_numbers_are_encoded_into_urls() {
-        assert_eq!(percent_encode("EA920049643CN"), "EA920049643CN");
-        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
     }
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Pipeline, PipelineError, Processed};
 use crate::classify::Action;
 use crate::inbound::{Disposition, MailSource, SourceError};
+use crate::telemetry::ErrorChain;
 use crate::worker::Outcome;
 
 /// Counters for summaries, health and metrics.
@@ -97,17 +98,21 @@ impl<S: MailSource> InboundWorker<S> {
         self.quarantine
             .retain(|_, since| since.elapsed() < QUARANTINE);
         let now_ms = || jiff::Timestamp::now().as_millisecond();
+        let metrics = self.pipeline.metrics().clone();
+        let started = Instant::now();
         let mails = match self.source.fetch(BATCH + self.quarantine.len()).await {
             Ok(m) => {
                 self.stats
                     .last_fetch_ok_ms
                     .store(now_ms(), Ordering::Relaxed);
+                metrics.fetch_done(started.elapsed(), true);
                 m
             }
             Err(e) => {
                 self.stats
                     .last_fetch_error_ms
                     .store(now_ms(), Ordering::Relaxed);
+                metrics.fetch_done(started.elapsed(), false);
                 return Err(e.into());
             }
         };
@@ -128,6 +133,7 @@ impl<S: MailSource> InboundWorker<S> {
                 break;
             }
             self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+            metrics.mail_fetched();
             match self.pipeline.process(mail).await {
                 Ok(processed) => {
                     let counter = match &processed {
@@ -155,13 +161,15 @@ impl<S: MailSource> InboundWorker<S> {
                 }
                 Err(e) if e.is_transient() => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    metrics.processing_failed();
                     // The database is unreachable: stop the round; the loop backs off.
                     stopped = Some(e);
                     break;
                 }
                 Err(e) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(origin = %mail.origin, error = %e, "could not process mail; set aside and retried later");
+                    metrics.processing_failed();
+                    tracing::error!(origin = %mail.origin, error = %ErrorChain(&e), "could not process mail; set aside and retried later");
                     self.quarantine.insert(mail.handle.clone(), Instant::now());
                 }
             }
@@ -197,7 +205,7 @@ impl<S: MailSource> InboundWorker<S> {
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(source = %self.source.describe(), error = %e, retry_in = ?delay, "inbound round failed; backing off");
+                    tracing::warn!(source = %self.source.describe(), error = %ErrorChain(&e), retry_in = ?delay, "inbound round failed; backing off");
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}

@@ -108,6 +108,7 @@ pub struct Scheduler {
     /// Poked (`notify_one`) when trials change in this process: re-plan now.
     changed: Arc<Notify>,
     missed_scans: Mutex<MissedScans>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// When the missed-reminder scans last ran.
@@ -152,7 +153,14 @@ impl Scheduler {
             queued,
             changed,
             missed_scans: Mutex::new(MissedScans::default()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Counts reminders queued, missed and failed into `metrics` (the app's).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Scheduler {
+        self.metrics = metrics;
+        self
     }
 
     /// One step at the clock's current instant: queue up to a batch of sendable reminders and,
@@ -392,6 +400,8 @@ impl Scheduler {
                     {
                         ReminderOutcome::Recorded { reminder_id } => {
                             report.missed += 1;
+                            self.metrics
+                                .reminder(kind.code(), crate::metrics::ReminderOutcome::Missed);
                             tracing::warn!(
                                 trial_id = %c.trial_id, kind = %kind, audience = %audience,
                                 due_on = %due, reminder_id, "reminder missed: its window is over"
@@ -468,6 +478,8 @@ impl Scheduler {
                 {
                     ReminderOutcome::Recorded { reminder_id } => {
                         report.queued += 1;
+                        self.metrics
+                            .reminder(kind.code(), crate::metrics::ReminderOutcome::Queued);
                         self.queued.notify_waiters();
                         tracing::info!(
                             reminder_id,
@@ -500,6 +512,8 @@ impl Scheduler {
                 {
                     ReminderOutcome::Recorded { reminder_id } => {
                         report.failed += 1;
+                        self.metrics
+                            .reminder(kind.code(), crate::metrics::ReminderOutcome::Failed);
                         tracing::error!(reminder_id, error = %problem, "reminder cannot be sent; moved to the review queue");
                     }
                     ReminderOutcome::Skipped => report.skipped += 1,

@@ -9,7 +9,6 @@
 //! `References` from the stored mail, both body parts — but marked `staff-reply` instead of
 //! `Auto-Submitted`, and go through the outbox (`purpose = staff_reply`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -20,8 +19,8 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::domain::{Language, LoanNumber, Partner};
 use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
-use crate::outbound::{Composer, Templates};
-use crate::pipeline::{reply, stored_decision, Pipeline, PipelineError};
+use crate::outbound::Composer;
+use crate::pipeline::{stored_decision, Pipeline, PipelineError};
 use crate::store::{
     Closing, InboundRecord, NewAudit, NewOutbox, NewReview, ReprocessOutcome, ReprocessRecord,
     ReviewItem, Store, StoreError, Via,
@@ -117,10 +116,7 @@ pub struct Actions {
     store: Store,
     pipeline: Arc<Pipeline>,
     rules: Arc<classify::Rules>,
-    templates: Arc<Templates>,
     composer: Composer,
-    carriers: BTreeMap<String, String>,
-    signature: String,
     max_loan_numbers: usize,
     clock: SharedClock,
     /// Wakes a sender in this process when mail is queued.
@@ -143,7 +139,6 @@ impl Actions {
         store: Store,
         pipeline: Arc<Pipeline>,
         rules: Arc<classify::Rules>,
-        templates: Arc<Templates>,
         composer: Composer,
         clock: SharedClock,
         queued: Arc<Notify>,
@@ -152,14 +147,7 @@ impl Actions {
             store,
             pipeline,
             rules,
-            templates,
             composer,
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
-            signature: config.templates.signature.clone(),
             max_loan_numbers: config.classify.max_loan_numbers,
             clock,
             queued,
@@ -173,7 +161,6 @@ impl Actions {
             app.store.clone(),
             Arc::new(app.pipeline(queued.clone())?),
             app.rules.clone(),
-            app.templates()?,
             app.composer()?,
             app.clock.clone(),
             queued,
@@ -348,19 +335,14 @@ impl Actions {
                     .cloned(),
             })
             .collect();
-        let context = reply::reply_context(
-            &basis.inspection,
-            &decision,
-            partner,
-            &self.carriers,
-            &self.signature,
-        );
         let rendered = self
-            .templates
+            .pipeline
+            .replies()
             .render(
-                "tracking_reply",
+                &basis.inspection,
+                &decision,
+                partner,
                 &[basis.language, partner.language],
-                &context,
             )
             .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;
         let (outbox, subject) = self.compose(&basis, &rendered.text, &rendered.html)?;
@@ -424,14 +406,15 @@ impl Actions {
             .lines()
             .take(MAX_QUOTED_LINES)
             .collect();
-        let mut plain = format!("{text}\n\n{}\n", self.signature);
+        let signature = self.pipeline.replies().signature();
+        let mut plain = format!("{text}\n\n{signature}\n");
         if !quoted.is_empty() {
             plain.push_str(&format!("\n{attribution}\n"));
             for line in &quoted {
                 plain.push_str(&format!("> {line}\n"));
             }
         }
-        let html = text_answer_html(text, &self.signature, &attribution, &quoted);
+        let html = text_answer_html(text, signature, &attribution, &quoted);
         let (outbox, subject) = self.compose(&basis, &plain, &html)?;
         Ok(PreparedReply {
             to: basis.to.address.clone(),

@@ -259,22 +259,29 @@ fn clean_line(s: &str) -> String {
     unfolded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// RFC 3986 percent-encoding of everything but unreserved characters.
+/// RFC 3986 percent-encoding of everything but unreserved characters (for URL parts built
+/// from data: query values, tracking numbers, attachment names).
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_characters() {
+        assert_eq!(
+            percent_encode("EA920049643CN-x_y.z~"),
+            "EA920049643CN-x_y.z~"
+        );
+        assert_eq!(percent_encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
 
     fn opts(remote: bool) -> SanitizeOptions {
         SanitizeOptions {

@@ -32,7 +32,7 @@ use crate::config::DatabaseConfig;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
-pub use outbox::{OutboxRow, OutboxState};
+pub use outbox::{OutboxRow, OutboxState, PendingMail};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{
     Closing, Cursor, DecisionRow, HistoryFilter, ReprocessOutcome, ReprocessRecord, ReviewFilter,

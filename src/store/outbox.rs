@@ -220,6 +220,19 @@ impl Store {
         Ok(due)
     }
 
+    /// Mails waiting to be sent, per purpose, with the oldest one's creation time (for the
+    /// metrics; the partial index `outbox_due` holds exactly these rows).
+    pub async fn outbox_pending(&self) -> Result<Vec<PendingMail>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT purpose, COUNT(*) AS count, MIN(created_at) AS oldest_created_at \
+                 FROM outbox WHERE state = 'queued' GROUP BY purpose ORDER BY purpose",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Mails queued for an inbound message, oldest first.
     pub async fn outbox_for_inbound(&self, inbound_id: i64) -> Result<Vec<OutboxRow>, StoreError> {
         Ok(dispatch!(self, |pool| {
@@ -255,4 +268,12 @@ impl Store {
                 .await?
         }))
     }
+}
+
+/// Queued mail of one purpose (see [`Store::outbox_pending`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingMail {
+    pub purpose: String,
+    pub count: i64,
+    pub oldest_created_at: i64,
 }

@@ -179,6 +179,10 @@ impl ImapSource {
         Ok(self.live.as_mut().expect("just connected"))
     }
 
+    #[tracing::instrument(name = "imap_connect", skip_all, fields(
+        server = %format!("{}:{}", self.config.host, self.config.port),
+        user = %self.config.username,
+    ))]
     async fn connect(&mut self) -> Result<Live, SourceError> {
         let result = conn::connect(&self.config, self.tls.as_ref(), &self.credential).await;
         let (mut session, caps) = match result {
@@ -683,14 +687,26 @@ impl ImapSource {
 }
 
 impl MailSource for ImapSource {
+    #[tracing::instrument(name = "imap_fetch", skip_all, fields(
+        account = %self.account,
+        mailbox = %self.config.mailbox,
+        mails = tracing::field::Empty,
+    ))]
     async fn fetch(&mut self, max: usize) -> Result<Vec<RawMail>, SourceError> {
         let result = self.fetch_inner(max).await;
-        if let Err(e) = &result {
-            self.lost(e);
+        match &result {
+            Ok(mails) => {
+                tracing::Span::current().record("mails", mails.len());
+            }
+            Err(e) => self.lost(e),
         }
         result
     }
 
+    #[tracing::instrument(name = "imap_ack", skip_all, fields(
+        origin = %mail.origin,
+        disposition = disposition_code(disposition),
+    ))]
     async fn ack(&mut self, mail: &RawMail, disposition: Disposition) -> Result<(), SourceError> {
         self.ack_all(&[(mail, disposition)]).await
     }

@@ -83,6 +83,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("json_list", json_list);
     env.add_filter("reason", reason);
     env.add_filter("size", size);
+    // Shown to signed-in staff in the footer, so a problem report names the build.
+    env.add_global("version", crate::VERSION);
     env
 });
 
