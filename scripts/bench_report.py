@@ -161,7 +161,7 @@ def main():
             summary.append((
                 f"pipeline CPU, {size} requests",
                 f"{med(full):.1f} µs/mail ({rate:,.0f} mails/s per core)",
-                spread(full, lambda x: f"{x:.1f}"),
+                spread(full, lambda x: f"{x:.1f} µs"),
                 f"mail-parser alone {med(parse):.1f} µs/mail",
                 f"{med(ratios):.2f}×", target, yes(ok),
             ))
