@@ -430,7 +430,7 @@ impl Gen {
         let attach = !self.plain_request
             && match pad {
                 None => rng.random_bool(0.05),
-                Some(t) => t > 20_000 && i % 2 == 0,
+                Some(t) => t > 20_000 && i.is_multiple_of(2),
             };
         let cte = match charset {
             Charset::Iso2022Jp => Cte::SevenBit,

@@ -41,7 +41,7 @@ use async_imap::imap_proto::{MailboxDatum, Response};
 use async_imap::types::UnsolicitedResponse;
 use futures::StreamExt;
 
-use self::conn::{collect_within, Caps, ConnectError, Session};
+use self::conn::{collect_map_within, collect_within, Caps, ConnectError, Session};
 use super::{Disposition, MailSource, RawMail, SourceError};
 use crate::config::{AfterProcessing, Credential, ImapConfig, TlsMode};
 use crate::store::Store;
@@ -410,20 +410,20 @@ impl ImapSource {
         };
         // 1. What is there from the floor up, with sizes.
         let listing = timed(limit, "UID FETCH (list)", async {
-            let fetches = collect_within(
+            let listed = collect_map_within(
                 live.session
                     .uid_fetch(format!("{floor}:*"), "(UID RFC822.SIZE)")
                     .await?,
                 limit,
+                |f| Some((f.uid?, u64::from(f.size?))),
             )
             .await
             .map_err(async_imap::error::Error::Bad)?;
-            Ok(fetches)
+            Ok(listed)
         })
         .await?;
         let mut listed: Vec<(u32, u64)> = listing
-            .iter()
-            .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
+            .into_iter()
             .filter(|(uid, _)| i64::from(*uid) >= floor)
             .collect();
         listed.sort_unstable();
