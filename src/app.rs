@@ -13,6 +13,7 @@ use crate::config::{Config, SourceKind, TransportKind};
 use crate::inbound::imap::ImapSource;
 use crate::inbound::maildir::MaildirSource;
 use crate::inbound::MailSource;
+use crate::lease::{imap_lease_name, Lease, LeaseSettings};
 use crate::outbound::file::FileTransport;
 use crate::outbound::smtp::SmtpTransport;
 use crate::outbound::{Composer, Sender, Templates, Transport};
@@ -129,6 +130,15 @@ impl App {
         .with_context(|| format!("config key `maildir.path` ({})", path.display()))
     }
 
+    /// The lease deciding which instance reads the configured mailbox.
+    pub fn imap_lease(&self) -> Lease {
+        Lease::new(
+            self.store.clone(),
+            imap_lease_name(&self.config.imap),
+            LeaseSettings::imap(&self.config.cluster),
+        )
+    }
+
     fn imap_source(&self) -> anyhow::Result<ImapSource> {
         ImapSource::new(
             &self.config.imap,
@@ -153,12 +163,31 @@ impl App {
                 (description, worker.stats())
             }
             SourceKind::Imap => {
-                let source = self.imap_source()?;
-                let description = source.describe();
+                // Read only with the mailbox lease, renewed meanwhile; a `run` elsewhere that
+                // holds it keeps reading, and this run only sends.
+                let lease = Arc::new(self.imap_lease());
+                lease.round().await;
+                let handle = lease.handle();
+                let source = self.imap_source()?.with_lease(handle.clone());
+                let mut description = source.describe();
                 let mut worker = InboundWorker::new(source, pipeline);
-                let drained = worker.drain().await;
-                worker.source_mut().close().await;
-                drained?;
+                if handle.is_held() {
+                    let stop = CancellationToken::new();
+                    let renew = tokio::spawn({
+                        let (lease, stop) = (lease.clone(), stop.clone());
+                        async move { lease.run(stop).await }
+                    });
+                    let drained = worker.drain().await;
+                    worker.source_mut().close().await;
+                    stop.cancel();
+                    let _ = renew.await;
+                    drained?;
+                } else {
+                    description = format!(
+                        "{description} — not read: {} holds the mailbox lease",
+                        handle.holder().unwrap_or_else(|| "another instance".into())
+                    );
+                }
                 (description, worker.stats())
             }
         };
@@ -221,15 +250,29 @@ impl App {
                 (description, stats, None)
             }
             SourceKind::Imap => {
-                let source = self.imap_source()?;
+                // One instance at a time reads the mailbox: the one holding the lease. The
+                // lease is given up only after the reader has stopped.
+                let lease = Arc::new(self.imap_lease());
+                let source = self.imap_source()?.with_lease(lease.handle());
                 let description = source.describe();
                 let status = source.status();
-                tracing::info!(source = %description, "reading mail");
+                tracing::info!(source = %description, lease = %lease.handle().name(), "reading mail whenever this instance holds the mailbox lease");
                 let imap = &self.config.imap;
                 let worker = InboundWorker::new(source, pipeline)
                     .with_backoff(imap.reconnect_min, imap.reconnect_max);
                 let stats = worker.stats();
-                tracker.spawn(worker.run(cancel.clone()));
+                let lease_stop = CancellationToken::new();
+                tracker.spawn({
+                    let (lease, stop) = (lease.clone(), lease_stop.clone());
+                    async move { lease.run(stop).await }
+                });
+                tracker.spawn({
+                    let cancel = cancel.clone();
+                    async move {
+                        worker.run(cancel).await;
+                        lease_stop.cancel();
+                    }
+                });
                 (description, stats, Some(status))
             }
         };

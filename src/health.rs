@@ -86,6 +86,26 @@ pub struct ImapReport {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub capabilities: String,
+    /// Which instance reads the mailbox (when reading is leased, i.e. `trialdesk run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseReport>,
+}
+
+/// The mailbox lease as `/healthz` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseReport {
+    pub name: String,
+    /// `holder` (this instance reads the mailbox) or `standby` (another one does).
+    pub role: &'static str,
+    /// This instance, as named in the lease.
+    pub instance: String,
+    /// The instance reading the mailbox, if any.
+    pub holder: Option<String>,
+    pub holder_since: Option<String>,
+    /// When the holder's lease ends unless renewed.
+    pub expires_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
 }
 
 fn rfc3339(ms: i64) -> Option<String> {
@@ -119,7 +139,29 @@ impl HealthState {
         } else {
             self.started_ms
         };
-        if now_ms - fetch_ref > silence_limit {
+        let lease = imap.as_ref().and_then(|i| i.lease.clone());
+        // A standby does not fetch (another instance reads the mailbox): it is healthy while
+        // it can reach the database to take over.
+        let standby = lease.as_ref().is_some_and(|l| !l.held);
+        if let Some(l) = &lease {
+            let ok = if l.last_ok_ms > 0 {
+                l.last_ok_ms
+            } else {
+                self.started_ms
+            };
+            if now_ms - ok > silence_limit {
+                reasons.push(format!(
+                    "cannot reach the database for the mailbox lease for {} (limit {}){}",
+                    ago(now_ms, ok),
+                    humantime::format_duration(self.config.max_fetch_silence),
+                    l.last_error
+                        .as_ref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if !standby && now_ms - fetch_ref > silence_limit {
             let mut reason = if fetch_ok > 0 {
                 format!(
                     "no successful fetch from the mail source for {} (limit {})",
@@ -196,6 +238,16 @@ impl HealthState {
                 last_error: i.last_error,
                 last_error_at: i.last_error_ms.and_then(rfc3339),
                 capabilities: i.capabilities,
+                lease: i.lease.map(|l| LeaseReport {
+                    name: l.name,
+                    role: if l.held { "holder" } else { "standby" },
+                    instance: l.me,
+                    holder: l.holder,
+                    holder_since: l.holder_since_ms.and_then(rfc3339),
+                    expires_at: l.expires_at_ms.and_then(rfc3339),
+                    last_error: l.last_error,
+                    last_error_at: l.last_error_ms.and_then(rfc3339),
+                }),
             }),
         }
     }
@@ -302,5 +354,70 @@ mod tests {
         // A later success clears it.
         s.sender.last_success_ms.store(1_450_000, Ordering::Relaxed);
         assert_eq!(s.report(1_500_000).status, "ok");
+    }
+
+    /// A standby (another instance reads the mailbox) does not fetch: healthy while it reaches
+    /// the database for the lease; the holder is judged by its fetches.
+    #[tokio::test]
+    async fn a_standby_is_judged_by_its_lease_rounds_not_by_fetches() {
+        use crate::lease::{Lease, LeaseSettings};
+        let db = crate::config::DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let store = crate::store::Store::open(&db, std::path::Path::new("."))
+            .await
+            .unwrap();
+        let settings = LeaseSettings {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(1),
+        };
+        let holder = Lease::new(store.clone(), "imap:h".into(), settings);
+        let standby = Lease::new(store.clone(), "imap:h".into(), settings);
+        holder.round().await;
+        standby.round().await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        let report = |lease: &Lease, at: i64| {
+            let imap = Arc::new(ImapStatus::default());
+            imap.set_lease(lease.handle());
+            let mut s = state();
+            s.started_ms = now;
+            s.imap = Some(imap);
+            s.report(at)
+        };
+        let r = report(&standby, now + 30_000);
+        assert_eq!(r.status, "ok", "{:?}", r.reasons);
+        let lease = r.imap.unwrap().lease.unwrap();
+        assert_eq!(lease.role, "standby");
+        assert_eq!(lease.holder, Some(holder.handle().snapshot().me));
+        assert_eq!(
+            report(&holder, now + 30_000)
+                .imap
+                .unwrap()
+                .lease
+                .unwrap()
+                .role,
+            "holder"
+        );
+        // Two minutes on: the holder has not fetched, the standby has not reached the database
+        // (nothing ran the rounds): both say why.
+        let r = report(&holder, now + 120_000);
+        assert!(
+            r.reasons.iter().any(|m| m.contains("no successful fetch")),
+            "{:?}",
+            r.reasons
+        );
+        let r = report(&standby, now + 120_000);
+        assert!(
+            !r.reasons.iter().any(|m| m.contains("no successful fetch")),
+            "{:?}",
+            r.reasons
+        );
+        assert!(
+            r.reasons.iter().any(|m| m.contains("mailbox lease")),
+            "{:?}",
+            r.reasons
+        );
     }
 }

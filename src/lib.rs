@@ -37,6 +37,13 @@
 //! each reminder exactly once (a unique key inserted in the transaction that fills the outbox);
 //! its scheduler sleeps until the next send moment, beside the inbound worker and the sender.
 //!
+//! Several instances: on PostgreSQL two or more `trialdesk run` share one database. Every
+//! instance sends (outbox rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease), schedules
+//! reminders (unique key) and serves the pages; one at a time reads the IMAP mailbox, under the
+//! [`lease`] in the database. Correctness never depends on that exclusivity (the message-key
+//! transaction above); it saves work and keeps two sessions from filing the same mail.
+//! [`dump`] moves all data between SQLite and PostgreSQL (`export` / `import dump`).
+//!
 //! Beside the flow: [`import`] loads partners, shipments and trials from CSV; [`config`] is the
 //! one typed configuration tree; [`worker`] is the loop shape every background task shares
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
@@ -53,9 +60,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod dump;
 pub mod health;
 pub mod import;
 pub mod inbound;
+pub mod lease;
 pub mod mailauth;
 pub mod metrics;
 pub mod outbound;

@@ -477,6 +477,15 @@ fn snapshot_workers(r: &mut Registry, h: &HealthState) {
             g.set(v);
             r.register(name, help, g);
         }
+        if let Some(lease) = &s.lease {
+            let g = Gauge::<i64>::default();
+            g.set(i64::from(lease.held));
+            r.register(
+                "imap_lease_held",
+                "1 while this instance holds the mailbox lease and reads the mailbox (summed over instances: 1)",
+                g,
+            );
+        }
     }
 }
 

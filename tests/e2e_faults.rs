@@ -8,145 +8,14 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::mailstack::{request, sql_count, unique, E2e, Setup, Stack};
+use common::mailstack::{
+    assert_one_answer_each, partners, request, send_requests, sql_count, unique, wait_answers, E2e,
+    Setup, Stack,
+};
 use common::Reply;
 use rand::Rng;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Partner mailboxes across the fixture partners' domains, each with a loan it owns.
-fn partners(n: usize) -> Vec<(String, &'static str)> {
-    let domains = [
-        ("pacrim.example.com", "D50261001"),
-        ("huadong.example.cn", "D20261001"),
-        ("nordwind.example.de", "D30261002"),
-        ("sakura-net.example.jp", "D40261001"),
-    ];
-    (0..n)
-        .map(|i| {
-            let (domain, loan) = domains[i % domains.len()];
-            (format!("{}@{domain}", unique(&format!("p{i}"))), loan)
-        })
-        .collect()
-}
-
-/// Sends `per_partner` requests from each partner through Postfix; returns request
-/// Message-ID → partner.
-async fn send_requests(
-    stack: &Stack,
-    helpdesk: &str,
-    partners: &[(String, &'static str)],
-    per_partner: usize,
-) -> HashMap<String, String> {
-    let mut sent = HashMap::new();
-    let mut tasks = Vec::new();
-    for chunk in partners.chunks(partners.len().div_ceil(4).max(1)) {
-        let chunk = chunk.to_vec();
-        let stack = stack.clone();
-        let helpdesk = helpdesk.to_string();
-        let mut ids = Vec::new();
-        for (p, _) in &chunk {
-            for _ in 0..per_partner {
-                ids.push((
-                    unique("req") + "@" + p.split('@').nth(1).unwrap(),
-                    p.clone(),
-                ));
-            }
-        }
-        for (id, p) in &ids {
-            sent.insert(id.clone(), p.clone());
-        }
-        let loans: HashMap<String, &str> = chunk.iter().map(|(p, l)| (p.clone(), *l)).collect();
-        tasks.push(tokio::spawn(async move {
-            for (id, p) in ids {
-                let body = format!("Please check {} for us.", loans[&p]);
-                stack
-                    .send_smtp(&p, &[&helpdesk], &request(&p, &helpdesk, &id, &body))
-                    .await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    sent
-}
-
-/// Every reply in the partners' inboxes: (In-Reply-To, Message-ID) per copy.
-async fn replies(stack: &Stack, partners: &[(String, &'static str)]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (p, _) in partners {
-        for raw in stack.messages(p, "INBOX").await {
-            let r = Reply::parse(raw);
-            assert_eq!(&r.to, p, "reply to the wrong address");
-            out.push((r.in_reply_to.unwrap_or_default(), r.message_id));
-        }
-    }
-    out
-}
-
-/// Waits until every request in `sent` has a reply in its partner's inbox (or `limit`);
-/// returns every reply copy found.
-async fn wait_answers(
-    stack: &Stack,
-    partners: &[(String, &'static str)],
-    sent: &HashMap<String, String>,
-    limit: Duration,
-) -> Vec<(String, String)> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let mut total = 0;
-        for (p, _) in partners {
-            total += stack.count(p, "INBOX").await;
-        }
-        if total >= sent.len() {
-            let got = replies(stack, partners).await;
-            let answered: HashSet<&str> = got.iter().map(|(irt, _)| irt.as_str()).collect();
-            if sent.keys().all(|k| answered.contains(k.as_str())) || Instant::now() > deadline {
-                return got;
-            }
-        } else if Instant::now() > deadline {
-            return replies(stack, partners).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// Each request answered by exactly one distinct reply; returns how many extra *copies* of
-/// replies arrived (the same message delivered twice).
-fn assert_one_answer_each(sent: &HashMap<String, String>, got: &[(String, String)]) -> usize {
-    let mut by_request: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for (irt, mid) in got {
-        by_request
-            .entry(irt.as_str())
-            .or_default()
-            .insert(mid.as_str());
-    }
-    let unanswered: Vec<&String> = sent
-        .keys()
-        .filter(|k| !by_request.contains_key(k.as_str()))
-        .collect();
-    assert!(
-        unanswered.is_empty(),
-        "{} request(s) never answered, e.g. {:?}",
-        unanswered.len(),
-        unanswered.first()
-    );
-    let twice: Vec<_> = by_request.iter().filter(|(_, ids)| ids.len() > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "requests answered twice (different replies): {twice:?}"
-    );
-    let unknown: Vec<_> = by_request
-        .keys()
-        .filter(|k| !sent.contains_key(**k))
-        .collect();
-    assert!(
-        unknown.is_empty(),
-        "replies to unknown requests: {unknown:?}"
-    );
-    got.len() - by_request.len()
-}
 
 /// Message-IDs of the mails in `mailbox` of `user`: a folder may hold two copies of one mail
 /// when the server died inside a MOVE (copied, not yet expunged) and it was moved again.

@@ -68,8 +68,49 @@ async fn database(config: &Config) -> Vec<ProbeStep> {
         )),
         Err(e) => steps.push(ProbeStep::fail("database schema", e.to_string())),
     }
+    if config.mail.source == SourceKind::Imap {
+        steps.push(mailbox_lease(config, &store).await);
+    }
     store.close().await;
     steps
+}
+
+/// Which instance reads the mailbox (several instances on one database take turns).
+async fn mailbox_lease(config: &Config, store: &Store) -> ProbeStep {
+    let name = crate::lease::imap_lease_name(&config.imap);
+    let what = "mailbox lease";
+    let secs = |ms: i64| {
+        humantime::format_duration(std::time::Duration::from_secs((ms.max(0) / 1000) as u64))
+    };
+    match store.lease(&name).await {
+        Ok(None) => ProbeStep::ok(
+            what,
+            format!("{name}: free; the first `trialdesk run` takes it"),
+        ),
+        Ok(Some(r)) if r.expired() => ProbeStep::ok(
+            what,
+            format!(
+                "{name}: free (last held by {}, expired {} ago); the first `trialdesk run` takes it",
+                r.holder,
+                secs(r.db_now - r.expires_at)
+            ),
+        ),
+        Ok(Some(r)) => ProbeStep::ok(
+            what,
+            format!(
+                "{name}: held by {} for {}, renewed {} ago, expires in {} unless renewed",
+                r.holder,
+                secs(r.db_now - r.acquired_at),
+                secs(r.db_now - r.renewed_at),
+                secs(r.expires_at - r.db_now)
+            ),
+        ),
+        // An old schema: `run` or `migrate` creates the table.
+        Err(e) if e.to_string().contains("leases") => {
+            ProbeStep::ok(what, "not set up yet (a migration is pending)".into())
+        }
+        Err(e) => ProbeStep::fail(what, e.to_string()),
+    }
 }
 
 async fn source(config: &Config) -> Vec<ProbeStep> {

@@ -48,12 +48,16 @@ pub enum Command {
         /// An RFC 5322 message (.eml).
         file: PathBuf,
     },
-    /// Import partners, shipments or trials from CSV (all-or-nothing, upsert by id).
+    /// Import partners, shipments or trials from CSV (all-or-nothing, upsert by id), or a
+    /// whole database from a dump written by `export` (into an empty database).
     Import {
         #[arg(value_enum)]
-        kind: ImportKind,
+        kind: ImportWhat,
         file: PathBuf,
     },
+    /// Write every table to FILE (`-`: standard output), to move to another database (SQLite
+    /// ⇄ PostgreSQL) with `import dump`. Reads one consistent snapshot; safe while running.
+    Export { file: PathBuf },
     /// The review queue.
     Queue {
         #[command(subcommand)]
@@ -116,8 +120,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import { kind, file } => {
             crate::telemetry::init_quiet(&config.logging);
-            let app = App::open(config).await?;
-            import(&app, kind, &file).await?;
+            match kind.csv() {
+                Some(kind) => {
+                    let app = App::open(config).await?;
+                    import(&app, kind, &file).await?;
+                }
+                None => import_dump(&config, &file).await?,
+            }
+        }
+        Command::Export { file } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let store = crate::store::Store::connect(&config.database, &config.base_dir).await?;
+            let result = crate::dump::export(&store, &file).await;
+            store.close().await;
+            let summary = result?;
+            if file != std::path::Path::new("-") {
+                println!(
+                    "exported {} rows in {} tables from {} to {}",
+                    summary.rows(),
+                    summary.tables.len(),
+                    config.database.redacted_url(),
+                    file.display()
+                );
+            }
         }
         Command::Queue { command } => {
             crate::telemetry::init_quiet(&config.logging);
@@ -167,6 +192,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `import dump FILE`: a whole database, into an empty one (migrated first).
+async fn import_dump(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(&config.database, &config.base_dir).await?;
+    let result = crate::dump::import(&store, file).await;
+    store.close().await;
+    let summary =
+        result.with_context(|| format!("nothing was imported from {}", file.display()))?;
+    println!(
+        "imported {} rows in {} tables from {} into {}",
+        summary.rows(),
+        summary.tables.len(),
+        file.display(),
+        config.database.redacted_url()
+    );
+    Ok(())
+}
+
+/// What `import` reads: a CSV of one kind, or a whole-database dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportWhat {
+    Partners,
+    Shipments,
+    Trials,
+    /// A file written by `trialdesk export`.
+    Dump,
+}
+
+impl ImportWhat {
+    fn csv(self) -> Option<ImportKind> {
+        match self {
+            ImportWhat::Partners => Some(ImportKind::Partners),
+            ImportWhat::Shipments => Some(ImportKind::Shipments),
+            ImportWhat::Trials => Some(ImportKind::Trials),
+            ImportWhat::Dump => None,
+        }
+    }
 }
 
 async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! against the directory of the config file, not the working directory.
 
 mod classify;
+mod cluster;
 mod database;
 mod health;
 mod mail;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use classify::ClassifyConfig;
+pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
@@ -78,6 +80,8 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
@@ -170,6 +174,7 @@ impl Config {
         self.outbox.validate()?;
         self.reminders.validate()?;
         self.web.validate()?;
+        self.cluster.validate()?;
         self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {

@@ -93,9 +93,31 @@ impl Sender {
         if rows.is_empty() {
             return Ok(Outcome::Idle);
         }
+        let lease_ms = self.config.lease.as_millis() as i64;
+        let mut lease_until = lease_until;
+        // After a renewal: the rows still ours (a row whose lease ran out may have been
+        // claimed, and sent, by another sender meanwhile).
+        let mut still_ours: Option<std::collections::HashSet<i64>> = None;
         let mut rows = rows.into_iter();
         for row in rows.by_ref() {
-            self.send_one(&row).await?;
+            // A slow relay must not let the lease of the rows still waiting in this batch run
+            // out: another instance would send them too. Renew at half time.
+            let now = self.clock.now().as_millisecond();
+            if now >= lease_until - lease_ms / 2 {
+                lease_until = now + lease_ms;
+                let ids = self
+                    .store
+                    .renew_outbox_leases(&self.worker_id, lease_until)
+                    .await?;
+                still_ours = Some(ids.into_iter().collect());
+            }
+            if still_ours
+                .as_ref()
+                .is_some_and(|ids| !ids.contains(&row.id))
+            {
+                continue;
+            }
+            self.send_one(&row, lease_until).await?;
             if cancel.is_cancelled() {
                 break;
             }
@@ -117,7 +139,7 @@ impl Sender {
         attempt = row.attempts,
         to = tracing::field::Empty,
     ))]
-    async fn send_one(&self, row: &OutboxRow) -> Result<(), StoreError> {
+    async fn send_one(&self, row: &OutboxRow, lease_until: i64) -> Result<(), StoreError> {
         let recipients = row.recipient_list()?;
         tracing::Span::current().record("to", recipients.join(", "));
         let started = std::time::Instant::now();
@@ -137,7 +159,7 @@ impl Sender {
                 self.metrics
                     .send_attempt(&row.purpose, SendResult::Sent, took);
                 let send_ms = took.as_millis() as u64;
-                self.store.mark_sent(row.id, &self.worker_id, now).await?;
+                self.record_sent(row, now, lease_until).await?;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 self.stats.last_success_ms.store(now, Ordering::Relaxed);
                 let record_ms = started.elapsed().as_millis() as u64 - send_ms;
@@ -173,6 +195,38 @@ impl Sender {
             }
         }
         Ok(())
+    }
+
+    /// Records a delivery. The relay has the mail now: if the database is unreachable for a
+    /// moment (restarting, failing over), keep trying while the row's lease lasts — giving up
+    /// earlier would let another sender deliver it a second time after the lease.
+    async fn record_sent(
+        &self,
+        row: &OutboxRow,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<(), StoreError> {
+        let left = Duration::from_millis((lease_until - now).max(0) as u64);
+        let deadline = tokio::time::Instant::now() + left;
+        let mut backoff =
+            crate::worker::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            match self.store.mark_sent(row.id, &self.worker_id, now).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_transient() => {
+                    let delay = backoff.next_delay();
+                    if tokio::time::Instant::now() + delay >= deadline {
+                        tracing::error!(error = %e, "sent, but cannot record it before the lease ends: another sender may send it again");
+                        return Err(e);
+                    }
+                    if backoff.failures() == 1 {
+                        tracing::warn!(error = %e, "sent, but cannot record it yet; retrying while the lease lasts");
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sleeps until the next queued mail is due, new mail is queued, or `MAX_IDLE_SLEEP`.

@@ -41,6 +41,8 @@ pub const LOOKBACK_DAYS: i32 = 60;
 
 /// Longest sleep: trials imported or extended by another process are seen at least this often.
 pub const MAX_SLEEP: Duration = Duration::from_secs(300);
+/// Sleep after failing to compute the next send moment.
+const RETRY_SLEEP: Duration = Duration::from_secs(10);
 /// Shortest sleep, so that a reminder that keeps being "due now" cannot spin the loop.
 const MIN_SLEEP: Duration = Duration::from_secs(1);
 /// How often a long-running scheduler looks for missed reminders: windows that ended since
@@ -212,9 +214,11 @@ impl Scheduler {
                 Duration::from_millis(ms.max(0) as u64 + 20)
             }
             Ok(None) => MAX_SLEEP,
+            // The database is away (restarting, failing over): look again soon rather than
+            // sleeping the longest.
             Err(e) => {
                 tracing::warn!(error = %e, "cannot compute the next reminder time");
-                MAX_SLEEP
+                RETRY_SLEEP
             }
         }
         .clamp(MIN_SLEEP, MAX_SLEEP);

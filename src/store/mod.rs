@@ -9,8 +9,10 @@
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
 mod audit;
+pub mod dump;
 mod imap_state;
 mod inbound;
+mod leases;
 mod outbox;
 mod partners;
 mod reminders;
@@ -32,6 +34,7 @@ use crate::config::DatabaseConfig;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
+pub use leases::{LeaseClaim, LeaseRow};
 pub use outbox::{OutboxRow, OutboxState, PendingMail};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{
@@ -61,6 +64,8 @@ pub enum StoreError {
 
 impl StoreError {
     /// Connection-level failures a retry may cure (database restarting, pool exhausted).
+    /// Every worker backs off and carries on after these; sqlx pools replace dead connections
+    /// by themselves (each is tested before it is handed out).
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Connect { .. } => true,
@@ -68,6 +73,7 @@ impl StoreError {
                 matches!(
                     e,
                     sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
                         | sqlx::Error::PoolTimedOut
                         | sqlx::Error::PoolClosed
                         | sqlx::Error::WorkerCrashed
@@ -75,18 +81,23 @@ impl StoreError {
                 ) || e
                     .as_database_error()
                     .and_then(|d| d.code())
-                    .is_some_and(|c| {
-                        // SQLite busy/locked; PostgreSQL serialization, deadlock, admin shutdown,
-                        // cannot-connect-now.
-                        matches!(
-                            c.as_ref(),
-                            "5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03"
-                        )
-                    })
+                    .is_some_and(|c| transient_sqlstate(c.as_ref()))
             }
             _ => false,
         }
     }
+}
+
+/// SQLite busy/locked (5, 6, 517); PostgreSQL connection exceptions (class 08), serialization
+/// failure and deadlock (40001, 40P01), too many connections (53300), the server shutting down
+/// or crashing or starting up (57P01, 57P02, 57P03), and a read-only server during failover
+/// (25006).
+fn transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "5" | "6" | "517" | "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "25006"
+        )
 }
 
 /// Which database the pool talks to.
@@ -179,7 +190,12 @@ impl Store {
                 .map_err(connect_err)?;
             Backend::Sqlite(pool)
         } else {
-            let options = PgConnectOptions::from_str(url).map_err(connect_err)?;
+            // trialdesk never waits on anything but the database inside a transaction. A
+            // session idle in one (a paused or hung instance) would hold its row locks and
+            // stall the others; the server ends it instead.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(connect_err)?
+                .options([("idle_in_transaction_session_timeout", "30s")]);
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)

@@ -145,6 +145,26 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Extends the lease of every row `worker` holds to `lease_until_ms`; returns their ids.
+    /// A row missing from the answer is no longer ours (its lease ran out and another sender
+    /// claimed it).
+    pub async fn renew_outbox_leases(
+        &self,
+        worker: &str,
+        lease_until_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_scalar(
+                "UPDATE outbox SET locked_until = $1 WHERE locked_by = $2 AND state = 'queued' \
+                 RETURNING id",
+            )
+            .bind(lease_until_ms)
+            .bind(worker)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// A transient failure: try again at `next_attempt_ms`.
     pub async fn mark_retry(
         &self,

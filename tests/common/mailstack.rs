@@ -5,7 +5,7 @@
 //!
 //! Tests that need the stack and do not find it FAIL with a message saying how to start it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -16,7 +16,7 @@ use trialdesk::app::App;
 use trialdesk::config::{Config, ImapConfig, TlsMode};
 use trialdesk::inbound::imap::conn::{connect, Session};
 
-use super::{test_database_url, FIXTURES};
+use super::{test_database_url, Reply, FIXTURES};
 
 /// The running mail stack, as described by its env file.
 #[derive(Debug, Clone)]
@@ -478,26 +478,44 @@ max_fetch_silence = "1m"
     /// Starts `trialdesk run` in the background.
     pub fn spawn(&self) -> Running {
         let log = self.dir.path().join("trialdesk.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-            .arg("--config")
-            .arg(&self.config_path)
-            .arg("run")
-            .env("RUST_LOG", "info,trialdesk=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn trialdesk run");
-        Running {
-            child: Some(child),
-            log,
-            web_port: self.web_port,
-        }
+        spawn_run(&self.config_path, log, self.web_port)
+    }
+
+    /// Starts one more `trialdesk run` instance on this test's database and mailbox, with its
+    /// own config (`trialdesk-NAME.toml`: only the web port differs) and log
+    /// (`trialdesk-NAME.log`). Spawning the same name again reuses its config and port.
+    pub fn spawn_as(&self, name: &str) -> Running {
+        let config = self.dir.path().join(format!("trialdesk-{name}.toml"));
+        let listen = |text: &str| -> u16 {
+            text.lines()
+                .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+                .and_then(|p| p.trim_end_matches('"').parse().ok())
+                .expect("web port in the test config")
+        };
+        let port = match std::fs::read_to_string(&config) {
+            Ok(text) => listen(&text),
+            Err(_) => {
+                let port = free_port();
+                let base = std::fs::read_to_string(&self.config_path).unwrap();
+                let text = base.replace(
+                    &format!("listen = \"127.0.0.1:{}\"", listen(&base)),
+                    &format!("listen = \"127.0.0.1:{port}\""),
+                );
+                std::fs::write(&config, text).unwrap();
+                port
+            }
+        };
+        spawn_run(
+            &config,
+            self.dir.path().join(format!("trialdesk-{name}.log")),
+            port,
+        )
+    }
+
+    /// The log of instance `name` (see `spawn_as`).
+    pub fn log_of(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("trialdesk-{name}.log")))
+            .unwrap_or_default()
     }
 
     /// The log of every `trialdesk run` of this test.
@@ -514,11 +532,49 @@ impl Drop for E2e {
             let base = std::env::var_os("TRIALDESK_TEST_RUN_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir);
-            let to = base.join(format!("{}.log", self.helpdesk));
-            if std::fs::copy(self.dir.path().join("trialdesk.log"), &to).is_ok() {
-                eprintln!("trialdesk log kept in {}", to.display());
+            // trialdesk.log, and trialdesk-NAME.log of each instance (`spawn_as`).
+            for entry in std::fs::read_dir(self.dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(suffix) = name
+                    .strip_prefix("trialdesk")
+                    .and_then(|n| n.strip_suffix(".log"))
+                else {
+                    continue;
+                };
+                let to = base.join(format!("{}{suffix}.log", self.helpdesk));
+                if std::fs::copy(entry.path(), &to).is_ok() {
+                    eprintln!("trialdesk log kept in {}", to.display());
+                }
             }
         }
+    }
+}
+
+/// `trialdesk --config CONFIG run`, logging to `log`.
+fn spawn_run(config: &Path, log: PathBuf, web_port: u16) -> Running {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("RUST_LOG", "info,trialdesk=debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("spawn trialdesk run");
+    Running {
+        child: Some(child),
+        log,
+        web_port,
     }
 }
 
@@ -540,6 +596,16 @@ impl Running {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, ...) to the running process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// SIGTERM, then waits (at most `limit`) for the graceful exit.
@@ -616,4 +682,141 @@ pub async fn sql_count(app: &App, sql: &'static str) -> i64 {
         Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
+}
+
+// Backlogs of tracking requests and their answers, shared by the fault tests and the
+// multi-instance tests.
+
+/// Partner mailboxes across the fixture partners' domains, each with a loan it owns.
+pub fn partners(n: usize) -> Vec<(String, &'static str)> {
+    let domains = [
+        ("pacrim.example.com", "D50261001"),
+        ("huadong.example.cn", "D20261001"),
+        ("nordwind.example.de", "D30261002"),
+        ("sakura-net.example.jp", "D40261001"),
+    ];
+    (0..n)
+        .map(|i| {
+            let (domain, loan) = domains[i % domains.len()];
+            (format!("{}@{domain}", unique(&format!("p{i}"))), loan)
+        })
+        .collect()
+}
+
+/// Sends `per_partner` requests from each partner through Postfix; returns request
+/// Message-ID → partner.
+pub async fn send_requests(
+    stack: &Stack,
+    helpdesk: &str,
+    partners: &[(String, &'static str)],
+    per_partner: usize,
+) -> HashMap<String, String> {
+    let mut sent = HashMap::new();
+    let mut tasks = Vec::new();
+    for chunk in partners.chunks(partners.len().div_ceil(4).max(1)) {
+        let chunk = chunk.to_vec();
+        let stack = stack.clone();
+        let helpdesk = helpdesk.to_string();
+        let mut ids = Vec::new();
+        for (p, _) in &chunk {
+            for _ in 0..per_partner {
+                ids.push((
+                    unique("req") + "@" + p.split('@').nth(1).unwrap(),
+                    p.clone(),
+                ));
+            }
+        }
+        for (id, p) in &ids {
+            sent.insert(id.clone(), p.clone());
+        }
+        let loans: HashMap<String, &str> = chunk.iter().map(|(p, l)| (p.clone(), *l)).collect();
+        tasks.push(tokio::spawn(async move {
+            for (id, p) in ids {
+                let body = format!("Please check {} for us.", loans[&p]);
+                stack
+                    .send_smtp(&p, &[&helpdesk], &request(&p, &helpdesk, &id, &body))
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    sent
+}
+
+/// Every reply in the partners' inboxes: (In-Reply-To, Message-ID) per copy.
+pub async fn replies(stack: &Stack, partners: &[(String, &'static str)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (p, _) in partners {
+        for raw in stack.messages(p, "INBOX").await {
+            let r = Reply::parse(raw);
+            assert_eq!(&r.to, p, "reply to the wrong address");
+            out.push((r.in_reply_to.unwrap_or_default(), r.message_id));
+        }
+    }
+    out
+}
+
+/// Waits until every request in `sent` has a reply in its partner's inbox (or `limit`);
+/// returns every reply copy found.
+pub async fn wait_answers(
+    stack: &Stack,
+    partners: &[(String, &'static str)],
+    sent: &HashMap<String, String>,
+    limit: Duration,
+) -> Vec<(String, String)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut total = 0;
+        for (p, _) in partners {
+            total += stack.count(p, "INBOX").await;
+        }
+        if total >= sent.len() {
+            let got = replies(stack, partners).await;
+            let answered: HashSet<&str> = got.iter().map(|(irt, _)| irt.as_str()).collect();
+            if sent.keys().all(|k| answered.contains(k.as_str())) || Instant::now() > deadline {
+                return got;
+            }
+        } else if Instant::now() > deadline {
+            return replies(stack, partners).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Each request answered by exactly one distinct reply; returns how many extra *copies* of
+/// replies arrived (the same message delivered twice).
+pub fn assert_one_answer_each(sent: &HashMap<String, String>, got: &[(String, String)]) -> usize {
+    let mut by_request: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (irt, mid) in got {
+        by_request
+            .entry(irt.as_str())
+            .or_default()
+            .insert(mid.as_str());
+    }
+    let unanswered: Vec<&String> = sent
+        .keys()
+        .filter(|k| !by_request.contains_key(k.as_str()))
+        .collect();
+    assert!(
+        unanswered.is_empty(),
+        "{} request(s) never answered, e.g. {:?}",
+        unanswered.len(),
+        unanswered.first()
+    );
+    let twice: Vec<_> = by_request.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "requests answered twice (different replies): {twice:?}"
+    );
+    let unknown: Vec<_> = by_request
+        .keys()
+        .filter(|k| !sent.contains_key(**k))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "replies to unknown requests: {unknown:?}"
+    );
+    got.len() - by_request.len()
 }

@@ -48,6 +48,19 @@ impl TestEnv {
     pub async fn new(extra: &str) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = test_database_url(dir.path()).await;
+        let env = TestEnv::open(dir, &url, extra).await;
+        for kind in ["partners", "shipments", "trials"] {
+            env.import(
+                kind,
+                &Path::new(FIXTURES).join("data").join(format!("{kind}.csv")),
+            )
+            .await;
+        }
+        env
+    }
+
+    /// The same config in `dir` on the database at `url` (migrated, nothing imported).
+    pub async fn open(dir: tempfile::TempDir, url: &str, extra: &str) -> TestEnv {
         let text = format!(
             "[database]\nurl = \"{url}\"\n\n[security]\ntrusted_authserv_ids = [\"mx.helpdesk.example.test\"]\n\n\
              [mail]\nsource = \"maildir\"\ntransport = \"file\"\nfrom = \"helpdesk@example.test\"\n\n\
@@ -62,19 +75,11 @@ impl TestEnv {
         std::fs::write(&config_path, text).expect("write config");
         let config = Config::load(&config_path).expect("test config loads");
         let app = App::open(config).await.expect("app opens");
-        let env = TestEnv {
+        TestEnv {
             dir,
             config_path,
             app,
-        };
-        for kind in ["partners", "shipments", "trials"] {
-            env.import(
-                kind,
-                &Path::new(FIXTURES).join("data").join(format!("{kind}.csv")),
-            )
-            .await;
         }
-        env
     }
 
     pub async fn import(&self, kind: &str, path: &Path) {

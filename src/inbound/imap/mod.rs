@@ -12,6 +12,13 @@
 //!   message key (`Duplicate`), and it is filed then, into the folder of its recorded outcome;
 //! - a new UIDVALIDITY: the mailbox is read again from the start and the pipeline dedupes.
 //!
+//! # Several instances
+//! With [`ImapSource::with_lease`] (what `trialdesk run` does) the mailbox is read only while
+//! this process holds the mailbox lease ([`crate::lease`]): without it the source logs out,
+//! `fetch` returns nothing and `wait` returns when the lease is ours; an IDLE is abandoned the
+//! moment the lease is lost, and a mail processed meanwhile is not filed (the new holder sees it
+//! again, knows its key, and files it).
+//!
 //! # Push
 //! With IDLE (RFC 2177) [`MailSource::wait`] returns as soon as the server reports new mail
 //! (`EXISTS`), and in any case after `safety_poll_interval` (a lost notification, or a
@@ -44,6 +51,7 @@ use futures::StreamExt;
 use self::conn::{collect_map_within, collect_within, Caps, ConnectError, Session};
 use super::{Disposition, MailSource, RawMail, SourceError};
 use crate::config::{AfterProcessing, Credential, ImapConfig, TlsMode};
+use crate::lease::{LeaseHandle, LeaseSnapshot};
 use crate::store::Store;
 use crate::worker::Backoff;
 
@@ -62,6 +70,8 @@ pub struct ImapStatus {
     push: AtomicBool,
     last_error: Mutex<Option<(i64, String)>>,
     capabilities: Mutex<String>,
+    /// The lease that decides which instance reads the mailbox, when there is one.
+    lease: Mutex<Option<LeaseHandle>>,
 }
 
 /// A copy of [`ImapStatus`] for reports.
@@ -74,6 +84,8 @@ pub struct ImapStatusSnapshot {
     pub last_error_ms: Option<i64>,
     pub last_error: Option<String>,
     pub capabilities: String,
+    /// Which instance reads the mailbox (present when reading is leased).
+    pub lease: Option<LeaseSnapshot>,
 }
 
 impl ImapStatus {
@@ -92,6 +104,18 @@ impl ImapStatus {
                 .lock()
                 .map(|c| c.clone())
                 .unwrap_or_default(),
+            lease: self
+                .lease
+                .lock()
+                .ok()
+                .and_then(|l| l.as_ref().map(LeaseHandle::snapshot)),
+        }
+    }
+
+    /// Reports `lease` (the one deciding whether this instance reads the mailbox).
+    pub fn set_lease(&self, lease: LeaseHandle) {
+        if let Ok(mut l) = self.lease.lock() {
+            *l = Some(lease);
         }
     }
 
@@ -126,6 +150,11 @@ pub struct ImapSource {
     /// Paces IDLE attempts that fail at once, so a server that drops every IDLE cannot make
     /// the source spin.
     idle_backoff: Backoff,
+    /// When set, the mailbox is read only while this process holds the lease (several
+    /// instances on one database); otherwise always.
+    lease: Option<LeaseHandle>,
+    /// Whether the source is standing by (lease held elsewhere), so that is said once.
+    standing_by: bool,
 }
 
 fn now_ms() -> i64 {
@@ -163,7 +192,47 @@ impl ImapSource {
             live: None,
             status: Arc::new(ImapStatus::default()),
             idle_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            lease: None,
+            standing_by: false,
         })
+    }
+
+    /// Reads the mailbox only while `lease` is held: without it the source logs out and
+    /// `fetch` returns nothing, and `wait` returns when the lease is ours. An IDLE in progress
+    /// is abandoned (the connection dropped) the moment the lease is lost.
+    pub fn with_lease(mut self, lease: LeaseHandle) -> ImapSource {
+        self.status.set_lease(lease.clone());
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Whether this process may use the mailbox now.
+    fn may_read(&self) -> bool {
+        self.lease.as_ref().is_none_or(LeaseHandle::is_held)
+    }
+
+    /// Without the lease: log out (if connected) and say so once.
+    async fn stand_by(&mut self) {
+        let had_session = self.live.is_some() || self.status.connected.load(Ordering::Relaxed);
+        if let Some(mut live) = self.live.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), live.session.logout()).await;
+        }
+        self.status.connected.store(false, Ordering::Relaxed);
+        self.status.push.store(false, Ordering::Relaxed);
+        let decided = self.lease.as_ref().is_some_and(LeaseHandle::decided);
+        if !self.standing_by && decided {
+            self.standing_by = true;
+            let holder = self
+                .lease
+                .as_ref()
+                .and_then(LeaseHandle::holder)
+                .unwrap_or_else(|| "nobody yet".into());
+            if had_session {
+                tracing::warn!(holder = %holder, "mailbox lease no longer ours: stopped reading the mailbox");
+            } else {
+                tracing::debug!(holder = %holder, "mailbox lease held elsewhere: standing by");
+            }
+        }
     }
 
     pub fn status(&self) -> Arc<ImapStatus> {
@@ -693,6 +762,11 @@ impl MailSource for ImapSource {
         mails = tracing::field::Empty,
     ))]
     async fn fetch(&mut self, max: usize) -> Result<Vec<RawMail>, SourceError> {
+        if !self.may_read() {
+            self.stand_by().await;
+            return Ok(Vec::new());
+        }
+        self.standing_by = false;
         let result = self.fetch_inner(max).await;
         match &result {
             Ok(mails) => {
@@ -712,6 +786,16 @@ impl MailSource for ImapSource {
     }
 
     async fn ack_all(&mut self, acks: &[(&RawMail, Disposition)]) -> Result<(), SourceError> {
+        if !self.may_read() {
+            self.stand_by().await;
+            // Recorded but not filed: the instance holding the lease now sees them again, finds
+            // their keys, and files them.
+            let first = acks.first().map(|(m, _)| m.origin.as_str()).unwrap_or("");
+            return Err(SourceError::Unavailable(format!(
+                "the mailbox lease ended before {} mail(s) were filed (first: {first})",
+                acks.len()
+            )));
+        }
         let result = self.ack_inner(acks).await;
         if let Err(e) = &result {
             self.lost(e);
@@ -720,6 +804,41 @@ impl MailSource for ImapSource {
     }
 
     async fn wait(&mut self) {
+        let Some(lease) = self.lease.clone() else {
+            return self.wait_for_mail().await;
+        };
+        if !lease.is_held() {
+            self.stand_by().await;
+            return lease.held().await;
+        }
+        tokio::select! {
+            _ = self.wait_for_mail() => {}
+            _ = lease.lost() => {}
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut live) = self.live.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), live.session.logout()).await;
+        }
+        self.status.connected.store(false, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "imap://{}@{}:{}/{} (tls: {})",
+            self.config.username,
+            self.config.host,
+            self.config.port,
+            self.config.mailbox,
+            self.config.tls.as_str()
+        )
+    }
+}
+
+impl ImapSource {
+    /// Returns when new mail may be there: IDLE push, or the poll interval.
+    async fn wait_for_mail(&mut self) {
         let push = self.config.idle && self.live.as_ref().is_some_and(|l| l.caps.idle);
         if !push {
             let pause = if self.live.is_some() {
@@ -743,24 +862,6 @@ impl MailSource for ImapSource {
                 }
             }
         }
-    }
-
-    async fn close(&mut self) {
-        if let Some(mut live) = self.live.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), live.session.logout()).await;
-        }
-        self.status.connected.store(false, Ordering::Relaxed);
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "imap://{}@{}:{}/{} (tls: {})",
-            self.config.username,
-            self.config.host,
-            self.config.port,
-            self.config.mailbox,
-            self.config.tls.as_str()
-        )
     }
 }
 
