@@ -7,6 +7,9 @@
 //! TRIALDESK_BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench reminders_plan
 //! ```
 //!
+//! `TRIALDESK_BENCH_RUNS` sets the plan/count pairs measured (default 5); with
+//! `TRIALDESK_BENCH_OUT=FILE` each pair is appended there as a JSON line (for `scripts/bench`).
+//!
 //! Trials expire over two years (10 % converted, 40 % with calling, 200 partners); a tenth of
 //! the reminders of the planned day are already recorded, so the anti-join has work to do.
 
@@ -60,13 +63,50 @@ async fn run(n: usize) {
     let mut floor_times = Vec::new();
     let mut planned = 0;
     let mut due = 0;
-    for _ in 0..5 {
+    let runs: usize = std::env::var("TRIALDESK_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut out = std::env::var("TRIALDESK_BENCH_OUT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+        });
+    // One unmeasured round first: both queries then start from the same warm cache.
+    reminders::plan(&store, PLAN_DAY).await.unwrap();
+    count_due(&store, PLAN_DAY).await;
+    for run in 0..runs {
         let t = Instant::now();
         planned = reminders::plan(&store, PLAN_DAY).await.unwrap().len();
-        plan_times.push(t.elapsed());
+        let plan = t.elapsed();
+        plan_times.push(plan);
         let t = Instant::now();
         due = count_due(&store, PLAN_DAY).await;
-        floor_times.push(t.elapsed());
+        let count = t.elapsed();
+        floor_times.push(count);
+        if let Some(out) = out.as_mut() {
+            use std::io::Write;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "bench": "reminders",
+                    "backend": store.backend_name(),
+                    "trials": n,
+                    "run": run,
+                    "plan_s": plan.as_secs_f64(),
+                    "count_s": count.as_secs_f64(),
+                    "planned": planned,
+                    "due_rows": due,
+                })
+            )
+            .unwrap();
+        }
     }
     println!(
         "plan --date {PLAN_DAY}: {planned} reminders, best {:.1?} median {:.1?}",

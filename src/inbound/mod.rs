@@ -72,6 +72,20 @@ pub trait MailSource: Send {
         disposition: Disposition,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
+    /// Marks several mails as handled at once (all committed). One by one by default; the
+    /// IMAP source files each outcome's share with one command.
+    fn ack_all(
+        &mut self,
+        acks: &[(&RawMail, Disposition)],
+    ) -> impl Future<Output = Result<(), SourceError>> + Send {
+        async move {
+            for (mail, disposition) in acks {
+                self.ack(mail, *disposition).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// Returns when new mail may have arrived (push notification or poll interval).
     fn wait(&mut self) -> impl Future<Output = ()> + Send;
 

@@ -123,6 +123,11 @@ impl<S: MailSource> InboundWorker<S> {
         if mails.is_empty() {
             return Ok(Outcome::Idle);
         }
+        // Filed together after the round (one IMAP command per outcome instead of one per
+        // mail); each was committed before it is listed here, and a crash before the filing
+        // only means it is offered again and recognised as a duplicate.
+        let mut handled = Vec::with_capacity(mails.len());
+        let mut stopped = None;
         for mail in &mails {
             if cancel.is_cancelled() {
                 break;
@@ -142,17 +147,24 @@ impl<S: MailSource> InboundWorker<S> {
                     counter.fetch_add(1, Ordering::Relaxed);
                     let disposition = match &processed {
                         Processed::Duplicate { inbound_id } => {
-                            self.recorded_disposition(*inbound_id).await?
+                            match self.recorded_disposition(*inbound_id).await {
+                                Ok(d) => d,
+                                Err(e) => {
+                                    stopped = Some(e);
+                                    break;
+                                }
+                            }
                         }
                         recorded => recorded.disposition(),
                     };
-                    self.source.ack(mail, disposition).await?;
+                    handled.push((mail, disposition));
                 }
                 Err(e) if e.is_transient() => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     metrics.processing_failed();
                     // The database is unreachable: stop the round; the loop backs off.
-                    return Err(e.into());
+                    stopped = Some(e);
+                    break;
                 }
                 Err(e) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +173,12 @@ impl<S: MailSource> InboundWorker<S> {
                     self.quarantine.insert(mail.handle.clone(), Instant::now());
                 }
             }
+        }
+        if !handled.is_empty() {
+            self.source.ack_all(&handled).await?;
+        }
+        if let Some(e) = stopped {
+            return Err(e.into());
         }
         Ok(Outcome::Done)
     }

@@ -202,9 +202,12 @@ impl Store {
         since_ms: i64,
     ) -> Result<i64, StoreError> {
         Ok(dispatch!(self, |pool| {
+            // `purpose || ''` keeps SQLite's planner on `outbox_rate` (a few rows per address):
+            // on `purpose` it would pick `outbox_purpose_created` and count every reply of the
+            // window, one full window scan per mail (quadratic in a backlog).
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM outbox WHERE rate_key = $1 AND created_at >= $2 \
-                 AND purpose = 'reply'",
+                 AND purpose || '' = 'reply'",
             )
             .bind(rate_key)
             .bind(since_ms)

@@ -407,6 +407,21 @@ pub async fn collect_within<S, T>(stream: S, limit: Duration) -> Result<Vec<T>, 
 where
     S: futures::Stream<Item = async_imap::error::Result<T>>,
 {
+    collect_map_within(stream, limit, Some).await
+}
+
+/// Like [`collect_within`], keeping only what `keep` extracts from each item as it arrives.
+/// For long listings: every response of async-imap holds on to the whole read block it was
+/// decoded from (4 KB and more), so 10,000 `FETCH (UID RFC822.SIZE)` lines collected as they
+/// come would pin over 100 MB.
+pub async fn collect_map_within<S, T, U>(
+    stream: S,
+    limit: Duration,
+    mut keep: impl FnMut(T) -> Option<U>,
+) -> Result<Vec<U>, String>
+where
+    S: futures::Stream<Item = async_imap::error::Result<T>>,
+{
     let mut stream = std::pin::pin!(stream);
     let mut out = Vec::new();
     loop {
@@ -419,7 +434,7 @@ where
             }
             Ok(Err(e)) => return Err(e.to_string()),
             Ok(Ok(None)) => return Ok(out),
-            Ok(Ok(Some(item))) => out.push(item),
+            Ok(Ok(Some(item))) => out.extend(keep(item)),
         }
     }
 }

@@ -48,7 +48,7 @@ use async_imap::imap_proto::{MailboxDatum, Response};
 use async_imap::types::UnsolicitedResponse;
 use futures::StreamExt;
 
-use self::conn::{collect_within, Caps, ConnectError, Session};
+use self::conn::{collect_map_within, collect_within, Caps, ConnectError, Session};
 use super::{Disposition, MailSource, RawMail, SourceError};
 use crate::config::{AfterProcessing, Credential, ImapConfig, TlsMode};
 use crate::lease::{LeaseHandle, LeaseSnapshot};
@@ -479,20 +479,20 @@ impl ImapSource {
         };
         // 1. What is there from the floor up, with sizes.
         let listing = timed(limit, "UID FETCH (list)", async {
-            let fetches = collect_within(
+            let listed = collect_map_within(
                 live.session
                     .uid_fetch(format!("{floor}:*"), "(UID RFC822.SIZE)")
                     .await?,
                 limit,
+                |f| Some((f.uid?, u64::from(f.size?))),
             )
             .await
             .map_err(async_imap::error::Error::Bad)?;
-            Ok(fetches)
+            Ok(listed)
         })
         .await?;
         let mut listed: Vec<(u32, u64)> = listing
-            .iter()
-            .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
+            .into_iter()
             .filter(|(uid, _)| i64::from(*uid) >= floor)
             .collect();
         listed.sort_unstable();
@@ -597,91 +597,101 @@ impl ImapSource {
         Ok(mails.into_iter().map(|(_, m)| m).collect())
     }
 
-    async fn ack_inner(
-        &mut self,
-        mail: &RawMail,
-        disposition: Disposition,
-    ) -> Result<(), SourceError> {
+    /// Files handled mails: one `UID MOVE` (or COPY + STORE + EXPUNGE, or STORE) per outcome
+    /// folder for the whole set, so a backlog costs a round trip (and Dovecot's index update)
+    /// per batch rather than per mail.
+    async fn ack_inner(&mut self, acks: &[(&RawMail, Disposition)]) -> Result<(), SourceError> {
         let limit = self.config.command_timeout;
-        let (uidvalidity, uid) = parse_handle(&mail.handle)
-            .ok_or_else(|| SourceError::Protocol(format!("not an IMAP handle: {}", mail.handle)))?;
         let mode = self.config.after_processing;
         let account = self.account.clone();
         let mailbox = self.mailbox.clone();
         let store = self.store.clone();
         let live = self.ensure_connected().await?;
-        if live.uidvalidity != uidvalidity {
-            // The UID may name another mail now. This one is read again under the new
-            // UIDVALIDITY and recognised by its key; leave it alone.
-            tracing::info!(origin = %mail.origin, "UIDVALIDITY changed since fetch; not filing by old UID");
-            return Ok(());
+        let mut groups: [Vec<u32>; 3] = Default::default();
+        for (mail, disposition) in acks {
+            let (uidvalidity, uid) = parse_handle(&mail.handle).ok_or_else(|| {
+                SourceError::Protocol(format!("not an IMAP handle: {}", mail.handle))
+            })?;
+            if live.uidvalidity != uidvalidity {
+                // The UID may name another mail now. This one is read again under the new
+                // UIDVALIDITY and recognised by its key; leave it alone.
+                tracing::info!(origin = %mail.origin, "UIDVALIDITY changed since fetch; not filing by old UID");
+                continue;
+            }
+            groups[disposition_index(*disposition)].push(uid);
         }
-        let set = uid.to_string();
+        let uidvalidity = live.uidvalidity;
         // A moved mail is gone from the mailbox; only a mail that stays (flag_seen, or a
         // \Deleted copy left behind without UIDPLUS) must be remembered as handled. Skipping
         // the write keeps SQLite's single writer free for the pipeline and the sender.
         let remember = mode == AfterProcessing::FlagSeen || !(live.caps.move_ || live.caps.uidplus);
-        match mode {
-            AfterProcessing::FlagSeen => {
-                timed(limit, "UID STORE", async {
-                    let s = live
-                        .session
-                        .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
-                        .await?;
-                    collect_within(s, limit)
-                        .await
-                        .map_err(async_imap::error::Error::Bad)?;
-                    Ok(())
-                })
-                .await?;
+        for (index, uids) in groups.iter_mut().enumerate() {
+            if uids.is_empty() {
+                continue;
             }
-            AfterProcessing::Move => {
-                let folder = live.folders[match disposition {
-                    Disposition::Answered => 0,
-                    Disposition::Review => 1,
-                    Disposition::Ignored => 2,
-                }]
-                .clone();
-                if live.caps.move_ {
-                    timed(limit, "UID MOVE", live.session.uid_mv(&set, &folder)).await?;
-                } else {
-                    timed(limit, "UID COPY", live.session.uid_copy(&set, &folder)).await?;
-                    let uidplus = live.caps.uidplus;
+            uids.sort_unstable();
+            uids.dedup();
+            let set = uid_set(uids);
+            match mode {
+                AfterProcessing::FlagSeen => {
                     timed(limit, "UID STORE", async {
                         let s = live
                             .session
-                            .uid_store(&set, "+FLAGS.SILENT (\\Seen \\Deleted)")
+                            .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
                             .await?;
                         collect_within(s, limit)
                             .await
                             .map_err(async_imap::error::Error::Bad)?;
-                        if uidplus {
-                            let s = live.session.uid_expunge(&set).await?;
-                            collect_within(s, limit)
-                                .await
-                                .map_err(async_imap::error::Error::Bad)?;
-                        }
                         Ok(())
                     })
                     .await?;
                 }
-                tracing::debug!(origin = %mail.origin, folder = %folder, "filed");
+                AfterProcessing::Move => {
+                    let folder = live.folders[index].clone();
+                    if live.caps.move_ {
+                        timed(limit, "UID MOVE", live.session.uid_mv(&set, &folder)).await?;
+                    } else {
+                        timed(limit, "UID COPY", live.session.uid_copy(&set, &folder)).await?;
+                        let uidplus = live.caps.uidplus;
+                        timed(limit, "UID STORE", async {
+                            let s = live
+                                .session
+                                .uid_store(&set, "+FLAGS.SILENT (\\Seen \\Deleted)")
+                                .await?;
+                            collect_within(s, limit)
+                                .await
+                                .map_err(async_imap::error::Error::Bad)?;
+                            if uidplus {
+                                let s = live.session.uid_expunge(&set).await?;
+                                collect_within(s, limit)
+                                    .await
+                                    .map_err(async_imap::error::Error::Bad)?;
+                            }
+                            Ok(())
+                        })
+                        .await?;
+                    }
+                    tracing::debug!(uids = %set, folder = %folder, "filed");
+                }
+            }
+            if !remember {
+                continue;
+            }
+            let disposition = DISPOSITIONS[index];
+            for uid in uids.iter() {
+                store
+                    .imap_mark_done(
+                        &account,
+                        &mailbox,
+                        uidvalidity.into(),
+                        i64::from(*uid),
+                        disposition_code(disposition),
+                        now_ms(),
+                    )
+                    .await
+                    .map_err(store_err)?;
             }
         }
-        if !remember {
-            return Ok(());
-        }
-        store
-            .imap_mark_done(
-                &account,
-                &mailbox,
-                uidvalidity.into(),
-                uid.into(),
-                disposition_code(disposition),
-                now_ms(),
-            )
-            .await
-            .map_err(store_err)?;
         Ok(())
     }
 
@@ -772,16 +782,21 @@ impl MailSource for ImapSource {
         disposition = disposition_code(disposition),
     ))]
     async fn ack(&mut self, mail: &RawMail, disposition: Disposition) -> Result<(), SourceError> {
+        self.ack_all(&[(mail, disposition)]).await
+    }
+
+    async fn ack_all(&mut self, acks: &[(&RawMail, Disposition)]) -> Result<(), SourceError> {
         if !self.may_read() {
             self.stand_by().await;
-            // Recorded but not filed: the instance holding the lease now sees it again, finds
-            // its key, and files it.
+            // Recorded but not filed: the instance holding the lease now sees them again, finds
+            // their keys, and files them.
+            let first = acks.first().map(|(m, _)| m.origin.as_str()).unwrap_or("");
             return Err(SourceError::Unavailable(format!(
-                "the mailbox lease ended before {} was filed",
-                mail.origin
+                "the mailbox lease ended before {} mail(s) were filed (first: {first})",
+                acks.len()
             )));
         }
-        let result = self.ack_inner(mail, disposition).await;
+        let result = self.ack_inner(acks).await;
         if let Err(e) = &result {
             self.lost(e);
         }
@@ -847,6 +862,21 @@ impl ImapSource {
                 }
             }
         }
+    }
+}
+
+/// Outcome folders in the order of `Live::folders`.
+const DISPOSITIONS: [Disposition; 3] = [
+    Disposition::Answered,
+    Disposition::Review,
+    Disposition::Ignored,
+];
+
+fn disposition_index(d: Disposition) -> usize {
+    match d {
+        Disposition::Answered => 0,
+        Disposition::Review => 1,
+        Disposition::Ignored => 2,
     }
 }
 
