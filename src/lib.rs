@@ -44,6 +44,11 @@
 //! transaction above); it saves work and keeps two sessions from filing the same mail.
 //! [`dump`] moves all data between SQLite and PostgreSQL (`export` / `import dump`).
 //!
+//! The review queue: [`review`] keeps what trialdesk must not answer by itself (unknown
+//! senders, other questions, limits hit, dead letters) and serves the staff's pages and actions
+//! (answer with loans or text, resolve, retry, discard, reprocess), shared with the `queue` CLI.
+//! [`retention`] clears raw mail past its age; decisions and review history stay.
+//!
 //! Beside the flow: [`import`] loads partners, shipments and trials from CSV; [`config`] is the
 //! one typed configuration tree; [`worker`] is the loop shape every background task shares
 //! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
