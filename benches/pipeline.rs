@@ -16,27 +16,25 @@
 #[path = "support/mailgen.rs"]
 mod mailgen;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trialdesk::classify::{self, Action, Lookup, Rules};
 use trialdesk::config::Config;
 use trialdesk::domain::{Partner, Shipment};
-use trialdesk::outbound::compose::{Draft, OwnMailKind};
 use trialdesk::outbound::{Composer, Templates};
-use trialdesk::pipeline::reply;
+use trialdesk::pipeline::reply::{self, TrackingReplies};
 
 /// Mails per size class (one criterion iteration handles all of them).
 pub const SET: usize = 32;
 
 struct Bench {
     rules: Rules,
-    templates: Templates,
+    replies: TrackingReplies,
     composer: Composer,
-    carriers: BTreeMap<String, String>,
-    signature: String,
     partners: HashMap<String, Partner>,
     shipments: HashMap<String, Shipment>,
 }
@@ -58,16 +56,15 @@ impl Bench {
         let world = mailgen::world();
         Bench {
             rules: Rules::from_config(&config).expect("rules"),
-            templates: Templates::load(&config.resolve_path(&config.templates.dir))
-                .expect("templates"),
+            replies: TrackingReplies::new(
+                &config,
+                Arc::new(
+                    Templates::load(&config.resolve_path(&config.templates.dir))
+                        .expect("templates"),
+                ),
+            ),
             composer: Composer::new(&config.mail.from_name, &config.mail.from, "example.test")
                 .expect("composer"),
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
-            signature: config.templates.signature.clone(),
             partners: world
                 .partners
                 .iter()
@@ -102,36 +99,17 @@ impl Bench {
         }
         let partner = lookup.partner.as_ref().expect("a reply has a partner");
         let to = decision.reply_to.as_ref().expect("a reply has an address");
-        let context = reply::reply_context(
+        let queued = reply::compose_tracking_reply(
+            &self.replies,
+            &self.composer,
             &inspection,
             &decision,
             partner,
-            &self.carriers,
-            &self.signature,
-        );
-        let rendered = self
-            .templates
-            .render(
-                "tracking_reply",
-                &[decision.language, partner.language],
-                &context,
-            )
-            .expect("render");
-        let subject = classify::subject::reply_subject(&inspection.subject);
-        let composed = self
-            .composer
-            .compose(&Draft {
-                to,
-                subject: &subject,
-                text: &rendered.text,
-                html: &rendered.html,
-                in_reply_to: inspection.message_id.as_deref(),
-                references: &inspection.references,
-                kind: OwnMailKind::AutoReply,
-                date: jiff::Timestamp::from_second(1_795_000_000).unwrap(),
-            })
-            .expect("compose");
-        composed.bytes.len()
+            to,
+            jiff::Timestamp::from_second(1_795_000_000).unwrap(),
+        )
+        .expect("reply");
+        queued.body.len()
     }
 }
 

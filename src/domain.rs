@@ -181,6 +181,25 @@ pub struct Shipment {
     pub items: Vec<String>,
 }
 
+impl Shipment {
+    /// A shipped loan known only by its number and owner, customer `c`: the least the
+    /// authorisation rules look at, for their tests and the fuzzing harness.
+    pub fn minimal(loan_number: LoanNumber, partner_id: &str) -> Shipment {
+        Shipment {
+            loan_number,
+            partner_id: partner_id.into(),
+            customer: "c".into(),
+            status: ShipmentStatus::Shipped,
+            carrier: None,
+            tracking_number: None,
+            shipped_on: None,
+            eta: None,
+            delivered_on: None,
+            items: vec![],
+        }
+    }
+}
+
 /// A cloud service included in a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

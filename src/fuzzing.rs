@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::classify::{self, quotes, text, Action, Kind, Lookup, Rules};
 use crate::config::Config;
-use crate::domain::{Language, Partner, Shipment, ShipmentStatus};
+use crate::domain::{Language, Partner, Shipment};
 use crate::import;
 
 /// The rules with default limits, built once.
@@ -58,18 +58,7 @@ pub fn inbound(raw: &[u8]) -> (classify::Inspection, classify::Decision) {
         .loan_numbers
         .iter()
         .enumerate()
-        .map(|(i, n)| Shipment {
-            loan_number: n.clone(),
-            partner_id: if i % 2 == 0 { "P01" } else { "P02" }.into(),
-            customer: "c".into(),
-            status: ShipmentStatus::Shipped,
-            carrier: None,
-            tracking_number: None,
-            shipped_on: None,
-            eta: None,
-            delivered_on: None,
-            items: vec![],
-        })
+        .map(|(i, n)| Shipment::minimal(n.clone(), if i % 2 == 0 { "P01" } else { "P02" }))
         .collect();
     let lookup = Lookup {
         partner: Some(partner()),

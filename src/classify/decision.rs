@@ -162,7 +162,7 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
 mod tests {
     use super::*;
     use crate::classify::Mailbox;
-    use crate::domain::{LoanNumber, Shipment, ShipmentStatus};
+    use crate::domain::{LoanNumber, Shipment};
 
     fn ins() -> Inspection {
         Inspection {
@@ -214,18 +214,7 @@ mod tests {
     }
 
     fn shipment(n: &str, partner_id: &str) -> Shipment {
-        Shipment {
-            loan_number: ln(n),
-            partner_id: partner_id.into(),
-            customer: "c".into(),
-            status: ShipmentStatus::Shipped,
-            carrier: None,
-            tracking_number: None,
-            shipped_on: None,
-            eta: None,
-            delivered_on: None,
-            items: vec![],
-        }
+        Shipment::minimal(ln(n), partner_id)
     }
 
     fn lookup(partner: Option<Partner>, shipments: Vec<Shipment>) -> Lookup {

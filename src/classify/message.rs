@@ -754,7 +754,7 @@ mod tests {
     use super::*;
     use crate::classify::{decide, Action, Decision, Kind, Lookup, ReviewReason};
     use crate::config::Config;
-    use crate::domain::{Language, LoanNumber, Partner, Shipment, ShipmentStatus};
+    use crate::domain::{Language, LoanNumber, Partner, Shipment};
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mail");
 
@@ -820,18 +820,7 @@ mod tests {
                 .loan_numbers
                 .iter()
                 .filter_map(|n| {
-                    shipment_owner(n.as_str()).map(|owner| Shipment {
-                        loan_number: n.clone(),
-                        partner_id: owner.into(),
-                        customer: "c".into(),
-                        status: ShipmentStatus::Shipped,
-                        carrier: None,
-                        tracking_number: None,
-                        shipped_on: None,
-                        eta: None,
-                        delivered_on: None,
-                        items: vec![],
-                    })
+                    shipment_owner(n.as_str()).map(|owner| Shipment::minimal(n.clone(), owner))
                 })
                 .collect(),
         }

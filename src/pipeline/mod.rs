@@ -16,7 +16,6 @@ use crate::classify::{self, Action, Decision, Inspection, Kind, Lookup, ReviewRe
 use crate::clock::SharedClock;
 use crate::config::{Config, RateLimitStep};
 use crate::inbound::{Disposition, RawMail};
-use crate::outbound::compose::{Draft, OwnMailKind};
 use crate::outbound::{Composer, Templates};
 use crate::store::{
     NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome, Store, StoreError,
@@ -366,42 +365,15 @@ impl Pipeline {
             .reply_to
             .as_ref()
             .ok_or_else(|| "no address to reply to".to_string())?;
-        let rendered = self
-            .replies
-            .render(
-                inspection,
-                decision,
-                partner,
-                &[decision.language, partner.language],
-            )
-            .map_err(|e| format!("reply could not be rendered: {e}"))?;
-        let subject = classify::subject::reply_subject(&inspection.subject);
-        let in_reply_to = inspection
-            .message_id
-            .as_deref()
-            .filter(|id| crate::outbound::compose::is_sane_message_id(id));
-        let composed = self
-            .composer
-            .compose(&Draft {
-                to,
-                subject: &subject,
-                text: &rendered.text,
-                html: &rendered.html,
-                in_reply_to,
-                references: &inspection.references,
-                kind: OwnMailKind::AutoReply,
-                date: now,
-            })
-            .map_err(|e| format!("reply could not be composed: {e}"))?;
-        Ok(NewOutbox {
-            purpose: "reply".into(),
-            message_id: composed.message_id,
-            envelope_from: self.composer.from_address(),
-            recipients: vec![to.address.clone()],
-            rate_key: to.address.to_lowercase(),
-            subject,
-            body: composed.bytes,
-        })
+        reply::compose_tracking_reply(
+            &self.replies,
+            &self.composer,
+            inspection,
+            decision,
+            partner,
+            to,
+            now,
+        )
     }
 }
 

@@ -1,14 +1,18 @@
-//! What a tracking reply says: the template context, built from a decision. Pure.
+//! What a tracking reply says: the template context, built from a decision, and the composed
+//! reply. Pure (no I/O).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::classify::{Decision, Inspection};
+use crate::classify::{self, Decision, Inspection, Mailbox};
 use crate::config::Config;
 use crate::domain::{Language, Partner, Shipment};
+use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
 use crate::outbound::templates::{Rendered, TemplateError, Templates};
+use crate::outbound::Composer;
+use crate::store::NewOutbox;
 
 /// Context of the `tracking_reply.*` templates.
 #[derive(Debug, Clone, Serialize)]
@@ -83,6 +87,55 @@ impl TrackingReplies {
         );
         self.templates.render("tracking_reply", languages, &context)
     }
+}
+
+/// Renders and composes the automatic tracking reply to `to`, threaded under the request:
+/// the outbox row the pipeline queues (and what the pipeline benchmark measures). Err carries
+/// a description for staff.
+pub fn compose_tracking_reply(
+    replies: &TrackingReplies,
+    composer: &Composer,
+    inspection: &Inspection,
+    decision: &Decision,
+    partner: &Partner,
+    to: &Mailbox,
+    now: jiff::Timestamp,
+) -> Result<NewOutbox, String> {
+    let rendered = replies
+        .render(
+            inspection,
+            decision,
+            partner,
+            &[decision.language, partner.language],
+        )
+        .map_err(|e| format!("reply could not be rendered: {e}"))?;
+    let subject = classify::subject::reply_subject(&inspection.subject);
+    // A broken Message-ID is not echoed into our headers; the reply starts a new thread.
+    let in_reply_to = inspection
+        .message_id
+        .as_deref()
+        .filter(|id| is_sane_message_id(id));
+    let composed = composer
+        .compose(&Draft {
+            to,
+            subject: &subject,
+            text: &rendered.text,
+            html: &rendered.html,
+            in_reply_to,
+            references: &inspection.references,
+            kind: OwnMailKind::AutoReply,
+            date: now,
+        })
+        .map_err(|e| format!("reply could not be composed: {e}"))?;
+    Ok(NewOutbox {
+        purpose: "reply".into(),
+        message_id: composed.message_id,
+        envelope_from: composer.from_address(),
+        recipients: vec![to.address.clone()],
+        rate_key: to.address.to_lowercase(),
+        subject,
+        body: composed.bytes,
+    })
 }
 
 /// Builds the context. `carriers` maps lower-cased carrier names to URL patterns.
