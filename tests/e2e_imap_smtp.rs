@@ -208,6 +208,56 @@ async fn run_once_reads_mail_marked_seen_elsewhere_and_never_loads_an_oversize_m
     assert_eq!(stack.count(&partner, "INBOX").await, 2);
 }
 
+/// Servers without MOVE (and without UIDPLUS) are common; Dovecot offers both, so the test
+/// hides them with `imap.ignore_capabilities` and trialdesk takes the COPY + `\Deleted`
+/// (+ `UID EXPUNGE`) path against the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_move_mail_is_copied_flagged_and_never_read_twice() {
+    let stack = Stack::get();
+    for (ignored, left_in_inbox) in [(r#"["MOVE"]"#, 0), (r#"["move", "UIDPLUS"]"#, 2)] {
+        let mut setup = Setup::plain(&stack);
+        setup.imap_extra = format!("ignore_capabilities = {ignored}");
+        let env = E2e::new(&stack, setup).await;
+        let partner = format!("{}@huadong.example.cn", unique("wang"));
+        for i in 0..2 {
+            let mid = format!("{}@huadong.example.cn", unique(&format!("nomove{i}")));
+            stack.deliver_lmtp(
+                &partner,
+                &env.helpdesk,
+                &request(&partner, &env.helpdesk, &mid, "请查询 D20261001"),
+            );
+        }
+
+        let (ok, out, err) = env.cli(&["run", "--once"]);
+        assert!(ok, "{ignored}: run --once failed:\n{out}\n{err}");
+        assert!(out.contains("read 2 mail(s)"), "{ignored}: {out}");
+        assert!(out.contains("answered 2"), "{ignored}: {out}");
+        assert!(err.contains("no MOVE"), "{ignored}: {err}");
+        assert_eq!(stack.count(&env.helpdesk, ANSWERED).await, 2, "{ignored}");
+        // With UIDPLUS the originals are expunged by UID; without, they stay flagged
+        // \Deleted (another client's EXPUNGE removes them) and trialdesk remembers them.
+        assert_eq!(
+            stack.count(&env.helpdesk, "INBOX").await,
+            left_in_inbox,
+            "{ignored}"
+        );
+
+        let (ok, out, err) = env.cli(&["run", "--once"]);
+        assert!(ok, "{ignored}: {out}\n{err}");
+        assert!(out.contains("read 0 mail(s)"), "{ignored}: {out}");
+        assert_eq!(
+            stack
+                .wait_count(&partner, "INBOX", 2, Duration::from_secs(20))
+                .await,
+            2,
+            "{ignored}"
+        );
+        // Nothing arrives late: exactly one reply per request.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(stack.count(&partner, "INBOX").await, 2, "{ignored}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_says_what_works_and_what_does_not_without_printing_secrets() {
     let stack = Stack::get();

@@ -339,6 +339,23 @@ mod tests {
     }
 
     #[test]
+    fn ignored_imap_capabilities_are_checked() {
+        let text = |caps: &str| {
+            format!(
+                "[database]\nurl = \"sqlite://x\"\n[mail]\nsource = \"imap\"\n\
+                 [imap]\nusername = \"hd\"\npassword = \"p\"\nignore_capabilities = {caps}\n"
+            )
+        };
+        let c = parse(&text(r#"["move", "UIDPLUS"]"#)).unwrap();
+        assert_eq!(c.imap.ignore_capabilities, ["move", "UIDPLUS"]);
+        let err = parse(&text(r#"["CONDSTORE"]"#)).unwrap_err().to_string();
+        assert!(
+            err.contains("imap.ignore_capabilities") && err.contains("CONDSTORE"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = parse("[database]\nurl = \"sqlite://x\"\n[imap]\nhots = \"x\"\n").unwrap_err();
         let msg = err.to_string();

@@ -159,6 +159,11 @@ pub struct ImapConfig {
     /// Folder for mail deliberately not answered (auto-replies, bounces, our own mail).
     #[serde(default = "default_folder_ignored")]
     pub folder_ignored: String,
+    /// Capabilities to treat as absent although the server offers them: `MOVE`, `UIDPLUS`,
+    /// `IDLE`. A workaround for a server whose implementation misbehaves; trialdesk then files
+    /// with COPY + `\Deleted` (+ `UID EXPUNGE`), or polls.
+    #[serde(default)]
+    pub ignore_capabilities: Vec<String>,
     /// Limit for TCP connect, TLS handshake, greeting and login together.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -172,6 +177,9 @@ pub struct ImapConfig {
     #[serde(default = "default_reconnect_max", with = "humantime_serde")]
     pub reconnect_max: Duration,
 }
+
+/// What `imap.ignore_capabilities` may name: the capabilities trialdesk uses.
+pub const IGNORABLE_CAPABILITIES: [&str; 3] = ["MOVE", "UIDPLUS", "IDLE"];
 
 impl Default for ImapConfig {
     fn default() -> Self {
@@ -199,6 +207,7 @@ impl Default for ImapConfig {
             folder_answered: default_folder_answered(),
             folder_review: default_folder_review(),
             folder_ignored: default_folder_ignored(),
+            ignore_capabilities: Vec::new(),
             connect_timeout: default_connect_timeout(),
             command_timeout: default_command_timeout(),
             reconnect_min: default_reconnect_min(),
@@ -227,6 +236,16 @@ impl ImapConfig {
             self.oauth2_token_command.is_some(),
             self.oauth2_token_file.is_some(),
         )?;
+        if let Some(unknown) = self
+            .ignore_capabilities
+            .iter()
+            .find(|c| !IGNORABLE_CAPABILITIES.contains(&c.to_ascii_uppercase().as_str()))
+        {
+            return Err(invalid(
+                "imap.ignore_capabilities",
+                format!("{unknown:?} is not one of MOVE, UIDPLUS, IDLE"),
+            ));
+        }
         if self.idle_renew > Duration::from_secs(29 * 60) || self.idle_renew.is_zero() {
             return Err(invalid("imap.idle_renew", "must be between 1s and 29m"));
         }

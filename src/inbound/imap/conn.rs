@@ -117,7 +117,8 @@ pub struct Caps {
 }
 
 impl Caps {
-    fn from(caps: &async_imap::types::Capabilities) -> Caps {
+    /// What the server offers, less what `imap.ignore_capabilities` names.
+    fn from(caps: &async_imap::types::Capabilities, ignored: &[String]) -> Caps {
         use async_imap::types::Capability;
         let mut all: Vec<String> = caps
             .iter()
@@ -128,7 +129,10 @@ impl Caps {
             })
             .collect();
         all.sort();
-        let has = |name: &str| all.iter().any(|c| c.eq_ignore_ascii_case(name));
+        let has = |name: &str| {
+            all.iter().any(|c| c.eq_ignore_ascii_case(name))
+                && !ignored.iter().any(|i| i.eq_ignore_ascii_case(name))
+        };
         Caps {
             idle: has("IDLE"),
             move_: has("MOVE"),
@@ -266,7 +270,7 @@ async fn connect_inner(
         .capabilities()
         .await
         .map_err(|e| ConnectError::new(Stage::Login, format!("CAPABILITY failed: {e}")))?;
-    Ok((session, Caps::from(&caps)))
+    Ok((session, Caps::from(&caps, &config.ignore_capabilities)))
 }
 
 async fn read_greeting(client: &mut Client) -> Result<(), ConnectError> {

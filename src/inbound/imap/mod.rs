@@ -347,7 +347,7 @@ impl ImapSource {
             }
             if !caps.move_ {
                 tracing::warn!(
-                    "IMAP server has no MOVE: filing mail with COPY + \\Deleted{}",
+                    "no MOVE (not offered, or hidden by imap.ignore_capabilities): filing mail with COPY + \\Deleted{}",
                     if caps.uidplus {
                         " + UID EXPUNGE"
                     } else {
