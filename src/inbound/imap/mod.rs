@@ -634,16 +634,11 @@ impl ImapSource {
             let set = uid_set(uids);
             match mode {
                 AfterProcessing::FlagSeen => {
-                    timed(limit, "UID STORE", async {
-                        let s = live
-                            .session
-                            .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
-                            .await?;
-                        collect_within(s, limit)
-                            .await
-                            .map_err(async_imap::error::Error::Bad)?;
-                        Ok(())
-                    })
+                    timed(
+                        limit,
+                        "UID STORE",
+                        add_flags(&mut live.session, &set, "(\\Seen)", limit),
+                    )
                     .await?;
                 }
                 AfterProcessing::Move => {
@@ -652,24 +647,22 @@ impl ImapSource {
                         timed(limit, "UID MOVE", live.session.uid_mv(&set, &folder)).await?;
                     } else {
                         timed(limit, "UID COPY", live.session.uid_copy(&set, &folder)).await?;
-                        let uidplus = live.caps.uidplus;
-                        timed(limit, "UID STORE", async {
-                            let s = live
-                                .session
-                                .uid_store(&set, "+FLAGS.SILENT (\\Seen \\Deleted)")
-                                .await?;
-                            collect_within(s, limit)
-                                .await
-                                .map_err(async_imap::error::Error::Bad)?;
-                            if uidplus {
+                        timed(
+                            limit,
+                            "UID STORE",
+                            add_flags(&mut live.session, &set, "(\\Seen \\Deleted)", limit),
+                        )
+                        .await?;
+                        if live.caps.uidplus {
+                            timed(limit, "UID EXPUNGE", async {
                                 let s = live.session.uid_expunge(&set).await?;
                                 collect_within(s, limit)
                                     .await
                                     .map_err(async_imap::error::Error::Bad)?;
-                            }
-                            Ok(())
-                        })
-                        .await?;
+                                Ok(())
+                            })
+                            .await?;
+                        }
                     }
                     tracing::debug!(uids = %set, folder = %folder, "filed");
                 }
@@ -939,6 +932,22 @@ fn imap_err(what: &'static str) -> impl Fn(async_imap::error::Error) -> SourceEr
 }
 
 /// Runs one IMAP command within `limit`; a timeout is a connection failure.
+/// `UID STORE set +FLAGS.SILENT flags`, its (silent) responses drained within `limit`.
+async fn add_flags(
+    session: &mut Session,
+    set: &str,
+    flags: &str,
+    limit: Duration,
+) -> async_imap::error::Result<()> {
+    let s = session
+        .uid_store(set, format!("+FLAGS.SILENT {flags}"))
+        .await?;
+    collect_within(s, limit)
+        .await
+        .map_err(async_imap::error::Error::Bad)?;
+    Ok(())
+}
+
 async fn timed<T>(
     limit: Duration,
     what: &'static str,
