@@ -241,12 +241,25 @@ async fn counters_after_processing_mail_and_queue_depth_from_the_database() {
         .await
         .unwrap();
     let other = items.iter().find(|i| i.reason == "other_subject").unwrap();
-    assert!(env
-        .app
+    let audit = trialdesk::store::NewAudit {
+        actor: "alice".into(),
+        via: trialdesk::store::Via::Cli,
+        action: "resolve",
+        review_id: Some(other.id),
+        inbound_id: None,
+        outbox_id: None,
+        detail: String::new(),
+    };
+    let closing = trialdesk::store::Closing {
+        by: "alice",
+        note: "done",
+        audit: &audit,
+    };
+    env.app
         .store
-        .resolve_review(other.id, "alice", "done", 1)
+        .resolve_item(other.id, closing, 1)
         .await
-        .unwrap());
+        .unwrap();
     env.deliver(
         "7.g.host",
         &mail(

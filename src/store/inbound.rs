@@ -1,6 +1,33 @@
 use super::outbox::insert_outbox;
 use super::{dispatch, to_json, BeginWrite, Store, StoreError};
 
+/// `insert_decision!(conn, &NewDecision, inbound_id, now_ms)`: a future that records a
+/// decision. Shared by the first decision and a staff reprocess (a macro for the same reason
+/// as `insert_outbox!`).
+macro_rules! insert_decision {
+    ($conn:expr, $decision:expr, $inbound_id:expr, $now_ms:expr) => {{
+        let d: &$crate::store::NewDecision = $decision;
+        let inbound_id: i64 = $inbound_id;
+        sqlx::query(
+            "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
+             language, partner_id, loan_numbers, reasons, review) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(inbound_id)
+        .bind($now_ms)
+        .bind(&d.decided_by)
+        .bind(&d.kind)
+        .bind(&d.action)
+        .bind(&d.language)
+        .bind(&d.partner_id)
+        .bind($crate::store::to_json(&d.loan_numbers))
+        .bind($crate::store::to_json(&d.reasons))
+        .bind($crate::store::to_json(&d.review))
+        .execute($conn)
+    }};
+}
+pub(super) use insert_decision;
+
 /// A mail as taken in from a source.
 #[derive(Debug, Clone)]
 pub struct NewInbound {
@@ -152,23 +179,7 @@ impl Store {
                     inbound_id: existing,
                 });
             };
-            sqlx::query(
-                "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
-                 language, partner_id, loan_numbers, reasons, review) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(inbound_id)
-            .bind(now_ms)
-            .bind(&decision.decided_by)
-            .bind(&decision.kind)
-            .bind(&decision.action)
-            .bind(&decision.language)
-            .bind(&decision.partner_id)
-            .bind(to_json(&decision.loan_numbers))
-            .bind(to_json(&decision.reasons))
-            .bind(to_json(&decision.review))
-            .execute(&mut *tx)
-            .await?;
+            insert_decision!(&mut *tx, decision, inbound_id, now_ms).await?;
             let mut outbox_ids = Vec::with_capacity(outbox.len());
             for mail in outbox {
                 let id: i64 = insert_outbox!(&mut *tx, mail, Some(inbound_id), now_ms).await?;

@@ -5,6 +5,8 @@
 use sqlx::QueryBuilder;
 
 use super::audit::{insert_audit, NewAudit};
+use super::inbound::insert_decision;
+use super::outbox::insert_outbox;
 use super::{dispatch, to_json, BeginWrite, NewDecision, NewOutbox, NewReview, Store, StoreError};
 
 /// An item in the review queue, joined with what it is about.
@@ -243,28 +245,6 @@ macro_rules! claim_open_item {
     }};
 }
 
-macro_rules! insert_outbox {
-    ($tx:expr, $mail:expr, $inbound_id:expr, $now:expr) => {{
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO outbox (purpose, inbound_id, message_id, envelope_from, recipients, \
-             rate_key, subject, body, state, attempts, next_attempt_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9) RETURNING id",
-        )
-        .bind(&$mail.purpose)
-        .bind($inbound_id)
-        .bind(&$mail.message_id)
-        .bind(&$mail.envelope_from)
-        .bind(to_json(&$mail.recipients))
-        .bind(&$mail.rate_key)
-        .bind(&$mail.subject)
-        .bind(&$mail.body)
-        .bind($now)
-        .fetch_one(&mut *$tx)
-        .await?;
-        id
-    }};
-}
-
 fn not_open(id: i64) -> StoreError {
     StoreError::Conflict(format!(
         "review item {id} is not open (someone else resolved it meanwhile?)"
@@ -297,11 +277,11 @@ impl Store {
             if let Some(search) = &search {
                 // The item's mail, its undelivered mail, or the request that mail answered.
                 qb.push(" AND (r.inbound_id IN (");
-                search.push_inbound_ids(&mut qb);
+                search.push_ids(&mut qb, "inbound_search");
                 qb.push(") OR r.outbox_id IN (");
-                search.push_outbox_ids(&mut qb);
+                search.push_ids(&mut qb, "outbox_search");
                 qb.push(") OR r.outbox_id IN (SELECT id FROM outbox WHERE inbound_id IN (");
-                search.push_inbound_ids(&mut qb);
+                search.push_ids(&mut qb, "inbound_search");
                 qb.push(")))");
             }
             if let Some(c) = filter.after.or(filter.before) {
@@ -391,30 +371,6 @@ impl Store {
         }))
     }
 
-    /// Closes an open item with a note. Returns false when it was not open.
-    pub async fn resolve_review(
-        &self,
-        id: i64,
-        by: &str,
-        note: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let n = dispatch!(self, |pool| {
-            sqlx::query(
-                "UPDATE review_items SET state = 'resolved', resolved_at = $1, resolved_by = $2, \
-                 note = $3 WHERE id = $4 AND state = 'open'",
-            )
-            .bind(now_ms)
-            .bind(by)
-            .bind(note)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
     /// Closes an open item and audits it. `Conflict` when it is not open.
     pub async fn resolve_item(
         &self,
@@ -446,7 +402,7 @@ impl Store {
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             claim_open_item!(tx, id, c.by, c.note, now_ms);
-            let outbox_id = insert_outbox!(tx, mail, inbound_id, now_ms);
+            let outbox_id: i64 = insert_outbox!(&mut *tx, mail, Some(inbound_id), now_ms).await?;
             if !loan_numbers.is_empty() {
                 sqlx::query("UPDATE outbox SET loan_numbers = $1 WHERE id = $2")
                     .bind(to_json(loan_numbers))
@@ -548,23 +504,7 @@ impl Store {
                 tx.rollback().await?;
                 return Err(not_open(r.review_id));
             }
-            sqlx::query(
-                "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
-                 language, partner_id, loan_numbers, reasons, review) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(r.inbound_id)
-            .bind(now_ms)
-            .bind(&d.decided_by)
-            .bind(&d.kind)
-            .bind(&d.action)
-            .bind(&d.language)
-            .bind(&d.partner_id)
-            .bind(to_json(&d.loan_numbers))
-            .bind(to_json(&d.reasons))
-            .bind(to_json(&d.review))
-            .execute(&mut *tx)
-            .await?;
+            insert_decision!(&mut *tx, d, r.inbound_id, now_ms).await?;
             let mut outcome = ReprocessOutcome {
                 queued: None,
                 already_answered: false,
@@ -581,7 +521,8 @@ impl Store {
                 if answered > 0 {
                     outcome.already_answered = true;
                 } else {
-                    outcome.queued = Some(insert_outbox!(tx, mail, r.inbound_id, now_ms));
+                    outcome.queued =
+                        Some(insert_outbox!(&mut *tx, mail, Some(r.inbound_id), now_ms).await?);
                 }
             }
             let mut note = r.note.to_string();
@@ -683,9 +624,9 @@ impl Store {
             }
             if let Some(search) = &search {
                 qb.push(" AND (o.id IN (");
-                search.push_outbox_ids(&mut qb);
+                search.push_ids(&mut qb, "outbox_search");
                 qb.push(") OR o.inbound_id IN (");
-                search.push_inbound_ids(&mut qb);
+                search.push_ids(&mut qb, "inbound_search");
                 qb.push("))");
             }
             if let Some(c) = f.after {
@@ -732,41 +673,23 @@ impl Search {
         })
     }
 
-    /// `SELECT <inbound ids that match>`.
-    fn push_inbound_ids<DB: sqlx::Database>(&self, qb: &mut QueryBuilder<DB>)
+    /// `SELECT <ids of table that match>`; `table` is `inbound_search` or `outbox_search`.
+    fn push_ids<DB: sqlx::Database>(&self, qb: &mut QueryBuilder<DB>, table: &'static str)
     where
         String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
         match self {
             Search::Fts(q) => qb
-                .push("SELECT rowid FROM inbound_search WHERE inbound_search MATCH ")
+                .push(format_args!(
+                    "SELECT rowid FROM {table} WHERE {table} MATCH "
+                ))
                 .push_bind(q.clone()),
             Search::SqliteLike(p) => qb
-                .push("SELECT rowid FROM inbound_search WHERE text LIKE ")
+                .push(format_args!("SELECT rowid FROM {table} WHERE text LIKE "))
                 .push_bind(p.clone())
                 .push(" ESCAPE '\\'"),
             Search::PgLike(p) => qb
-                .push("SELECT id FROM inbound_search WHERE text LIKE ")
-                .push_bind(p.clone())
-                .push(" ESCAPE '\\'"),
-        };
-    }
-
-    /// `SELECT <outbox ids that match>`.
-    fn push_outbox_ids<DB: sqlx::Database>(&self, qb: &mut QueryBuilder<DB>)
-    where
-        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    {
-        match self {
-            Search::Fts(q) => qb
-                .push("SELECT rowid FROM outbox_search WHERE outbox_search MATCH ")
-                .push_bind(q.clone()),
-            Search::SqliteLike(p) => qb
-                .push("SELECT rowid FROM outbox_search WHERE text LIKE ")
-                .push_bind(p.clone())
-                .push(" ESCAPE '\\'"),
-            Search::PgLike(p) => qb
-                .push("SELECT id FROM outbox_search WHERE text LIKE ")
+                .push(format_args!("SELECT id FROM {table} WHERE text LIKE "))
                 .push_bind(p.clone())
                 .push(" ESCAPE '\\'"),
         };

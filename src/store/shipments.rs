@@ -107,12 +107,4 @@ impl Store {
         });
         rows.into_iter().map(ShipmentRow::into_shipment).collect()
     }
-
-    pub async fn shipment_count(&self) -> Result<i64, StoreError> {
-        Ok(dispatch!(self, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM shipments")
-                .fetch_one(pool)
-                .await?
-        }))
-    }
 }

@@ -138,12 +138,4 @@ impl Store {
         });
         Ok(n == 1)
     }
-
-    pub async fn trial_count(&self) -> Result<i64, StoreError> {
-        Ok(dispatch!(self, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM trials")
-                .fetch_one(pool)
-                .await?
-        }))
-    }
 }
