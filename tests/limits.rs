@@ -76,6 +76,13 @@ async fn message_size() {
     let big = env.app.store.inbound(1).await.unwrap().unwrap();
     assert!(big.size_bytes > 4096);
     assert!(env.app.store.inbound_raw(1).await.unwrap().is_none());
+    // The recorded decision says why, although the source handed over the headers only.
+    let decisions = env.app.store.decisions_for_inbound(1).await.unwrap();
+    assert!(
+        decisions[0].reasons.contains("\"oversize\""),
+        "{:?}",
+        decisions[0].reasons
+    );
 }
 
 #[tokio::test]

@@ -23,22 +23,29 @@ use super::{quotes, sender, subject, text, Inspection, Mailbox, Rules, OWN_MAIL_
 const MAX_MESSAGE_ID_BYTES: usize = 500;
 
 pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
-    if let Ok(inspection) =
-        catch_unwind(AssertUnwindSafe(|| inspect_parsed(rules, raw, Mode::Mime)))
-    {
+    inspect_sized(rules, raw, raw.len() as u64)
+}
+
+/// `full_size`: the mail's size at its source. Sources hand over only the header section of
+/// a mail over `mail.max_message_bytes`, so `raw` alone cannot tell that it is oversize.
+pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
+    let full_size = full_size.max(raw.len() as u64);
+    if let Ok(inspection) = catch_unwind(AssertUnwindSafe(|| {
+        inspect_parsed(rules, raw, full_size, Mode::Mime)
+    })) {
         return inspection;
     }
     // The MIME walk failed (mail-parser asserts on some hostile structures in debug builds):
     // read the headers and take the body as one plain text.
     if let Ok(mut inspection) = catch_unwind(AssertUnwindSafe(|| {
-        inspect_parsed(rules, raw, Mode::RawBody)
+        inspect_parsed(rules, raw, full_size, Mode::RawBody)
     })) {
         inspection
             .notes
             .push("MIME structure unreadable; body read as plain text".into());
         return inspection;
     }
-    let mut i = empty_inspection(raw, rules);
+    let mut i = empty_inspection(full_size, rules);
     i.message_key = hash_key(raw);
     i.notes
         .push("internal error while parsing; sent to review".into());
@@ -54,7 +61,7 @@ enum Mode {
     RawBody,
 }
 
-fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
+fn empty_inspection(full_size: u64, rules: &Rules) -> Inspection {
     Inspection {
         message_id: None,
         message_key: String::new(),
@@ -68,7 +75,7 @@ fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
         loan_numbers: Vec::new(),
         loan_numbers_truncated: false,
         dmarc_fail: false,
-        oversize: raw.len() > rules.max_message_bytes,
+        oversize: full_size > rules.max_message_bytes as u64,
         mime_too_deep: false,
         too_many_parts: false,
         too_many_headers: false,
@@ -78,7 +85,8 @@ fn empty_inspection(raw: &[u8], rules: &Rules) -> Inspection {
     }
 }
 
-fn hash_key(raw: &[u8]) -> String {
+/// `sha256:<hex>` of raw bytes: the message key of a mail without a usable Message-ID.
+pub(crate) fn hash_key(raw: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(raw)))
 }
 
@@ -100,8 +108,8 @@ struct Bodies {
     notes: Vec<String>,
 }
 
-fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
-    let mut ins = empty_inspection(raw, rules);
+fn inspect_parsed(rules: &Rules, raw: &[u8], full_size: u64, mode: Mode) -> Inspection {
+    let mut ins = empty_inspection(full_size, rules);
     let parser = MessageParser::new();
     let header_cut = header_fields_cut(raw, MAX_HEADER_FIELDS);
     let parsed = if let Some(cut) = header_cut {
@@ -130,8 +138,7 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], mode: Mode) -> Inspection {
     if ins.oversize {
         ins.notes.push(format!(
             "message of {} bytes exceeds the {}-byte limit: only headers read",
-            raw.len(),
-            rules.max_message_bytes
+            full_size, rules.max_message_bytes
         ));
         ins.findings.push("oversize".into());
     } else if mode == Mode::Mime && !ins.too_many_headers {

@@ -285,6 +285,11 @@ pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
     message::inspect(rules, raw)
 }
 
+/// [`inspect`] for a mail whose source read only part of it: `full_size` is its size there.
+pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
+    message::inspect_sized(rules, raw, full_size)
+}
+
 /// Combines an inspection with the store's facts. Pure.
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     decision::decide(inspection, lookup)

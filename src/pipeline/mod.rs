@@ -89,10 +89,7 @@ impl Evaluator {
     /// `full_size` is the mail's size at the source (larger than `raw` when only the headers
     /// of an oversize mail were read).
     pub async fn evaluate(&self, raw: &[u8], full_size: u64) -> Result<Evaluation, PipelineError> {
-        let mut inspection = classify::inspect(&self.rules, raw);
-        if full_size as usize > self.rules.max_message_bytes {
-            inspection.oversize = true;
-        }
+        let inspection = classify::inspect_sized(&self.rules, raw, full_size);
         let lookup = self.lookup(&inspection).await?;
         let decision = classify::decide(&inspection, &lookup);
         Ok(Evaluation {
@@ -226,7 +223,7 @@ impl Pipeline {
             }
             // Same Message-ID, different mail (a broken mailer, or a forged id meant to
             // suppress a request): it is handled on its own merits under its content hash.
-            key = format!("{key}#{}", content_key(&mail.bytes));
+            key = format!("{key}#{}", classify::message::hash_key(&mail.bytes));
             tracing::warn!(message_key = %key, "Message-ID reused by a different mail");
             if let Some((inbound_id, _, _)) = self.store.inbound_by_key(&key).await? {
                 return Ok(Processed::Duplicate { inbound_id });
@@ -375,12 +372,6 @@ impl Pipeline {
             now,
         )
     }
-}
-
-/// `sha256:<hex>` of raw bytes.
-fn content_key(raw: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(raw)))
 }
 
 fn push_reason(decision: &mut Decision, reason: ReviewReason) {
