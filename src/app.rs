@@ -33,6 +33,9 @@ pub struct App {
     pub reminders_changed: Arc<Notify>,
     /// This process's counters and histograms, served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Loaded at first use and shared, so replies, reminders and staff answers render from
+    /// one set (one reload check) and commands that send nothing never read them.
+    pub templates_loaded: Arc<std::sync::Mutex<Option<Arc<Templates>>>>,
 }
 
 impl App {
@@ -47,6 +50,7 @@ impl App {
             clock: Arc::new(SystemClock),
             reminders_changed: Arc::new(Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            templates_loaded: Arc::default(),
         })
     }
 
@@ -61,8 +65,17 @@ impl App {
     }
 
     pub fn templates(&self) -> anyhow::Result<Arc<Templates>> {
+        let mut slot = self
+            .templates_loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(templates) = slot.as_ref() {
+            return Ok(templates.clone());
+        }
         let dir = self.config.resolve_path(&self.config.templates.dir);
-        Ok(Arc::new(Templates::load(&dir)?))
+        let templates = Arc::new(Templates::load(&dir)?);
+        *slot = Some(templates.clone());
+        Ok(templates)
     }
 
     pub fn pipeline(&self, queued: Arc<Notify>) -> anyhow::Result<Pipeline> {
@@ -212,7 +225,7 @@ impl App {
         use std::sync::atomic::Ordering::Relaxed;
         Ok(RunSummary {
             source,
-            transport: self.transport()?.describe(),
+            transport: sender.describe_transport(),
             fetched: inbound.fetched.load(Relaxed),
             replied: inbound.replied.load(Relaxed),
             review: inbound.review.load(Relaxed),
@@ -292,7 +305,7 @@ impl App {
             imap,
             started_ms,
             source,
-            transport: self.transport()?.describe(),
+            transport: sender.describe_transport(),
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.

@@ -73,6 +73,11 @@ impl Sender {
         self
     }
 
+    /// Where this sender delivers (`file:…`, `smtp://…`), for summaries and health.
+    pub fn describe_transport(&self) -> String {
+        self.transport.describe()
+    }
+
     pub fn stats(&self) -> Arc<SenderStats> {
         self.stats.clone()
     }
