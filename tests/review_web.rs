@@ -4,12 +4,17 @@
 mod common;
 mod review_support;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use common::TestEnv;
 use review_support::{
-    add_user, hostile_html_mail, seed, seed_dead_letter, Browser, Seed, PASSWORD,
+    add_user, hostile_html_mail, seed, seed_dead_letter, Browser, Page, Seed, PASSWORD,
 };
+use tokio::sync::Notify;
+use trialdesk::clock::ManualClock;
 use trialdesk::store::AuditFilter;
 
 async fn signed_in(env: &TestEnv, name: &str) -> Browser {
@@ -586,4 +591,187 @@ async fn csv_import_from_the_page_validates_like_the_cli() {
     );
     let audit = b.get("/audit?action=import").await;
     assert!(audit.body.contains("imported 1 shipments from s.csv"));
+}
+
+/// A browser on `env`'s router, with the app's clock replaced by a manual one.
+fn browser_with_clock(env: &TestEnv, clock: &ManualClock) -> Browser {
+    let mut app = env.app.clone();
+    app.clock = Arc::new(clock.clone());
+    Browser::with_router(app.web_router(Arc::new(Notify::new())).unwrap())
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn sent_to_sign_in(page: &Page) -> bool {
+    page.status == StatusCode::SEE_OTHER && page.location().is_some_and(|l| l.starts_with("/login"))
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_after_the_idle_timeout() {
+    let env = TestEnv::new(
+        "[web]\nlisten = \"127.0.0.1:0\"\nsession_idle_timeout = \"30m\"\nsession_lifetime = \"12h\"\n",
+    )
+    .await;
+    add_user(&env, "alice").await;
+    let clock = ManualClock::new("2026-11-26T09:00:00Z".parse().unwrap());
+    let mut b = browser_with_clock(&env, &clock);
+    assert_eq!(
+        b.login("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    // Activity keeps the session alive well past one idle timeout in total.
+    for _ in 0..3 {
+        clock.advance(29 * MINUTE);
+        let page = b.get("/queue").await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.location());
+    }
+    // Then 31 minutes without a request: the session is over.
+    clock.advance(31 * MINUTE);
+    let page = b.get("/queue").await;
+    assert!(
+        sent_to_sign_in(&page),
+        "{} {:?}",
+        page.status,
+        page.location()
+    );
+    assert_eq!(page.location(), Some("/login?next=%2Fqueue"));
+    // And stays over: the cookie alone does not bring it back.
+    assert!(b.cookies.contains_key("td_session"));
+    assert!(sent_to_sign_in(&b.get("/queue").await));
+}
+
+#[tokio::test]
+async fn an_active_session_ends_after_its_lifetime() {
+    let env = TestEnv::new(
+        "[web]\nlisten = \"127.0.0.1:0\"\nsession_idle_timeout = \"1h\"\nsession_lifetime = \"3h\"\n",
+    )
+    .await;
+    add_user(&env, "alice").await;
+    let clock = ManualClock::new("2026-11-26T09:00:00Z".parse().unwrap());
+    let mut b = browser_with_clock(&env, &clock);
+    assert_eq!(
+        b.login("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    // A request every 50 minutes never lets the session idle out…
+    for _ in 0..3 {
+        clock.advance(50 * MINUTE);
+        assert_eq!(b.get("/queue").await.status, StatusCode::OK);
+    }
+    clock.advance(20 * MINUTE); // 2 h 50 min after signing in
+    assert_eq!(b.get("/queue").await.status, StatusCode::OK);
+    // …but 3 h 10 min after signing in it is over, 20 minutes after the last request.
+    clock.advance(20 * MINUTE);
+    let page = b.get("/queue").await;
+    assert!(
+        sent_to_sign_in(&page),
+        "{} {:?}",
+        page.status,
+        page.location()
+    );
+    // Signing in again starts a new session.
+    assert_eq!(
+        b.login("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(b.get("/queue").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dead_letters_can_be_discarded_from_the_page() {
+    let env = TestEnv::new("").await;
+    let (item, outbox) = seed_dead_letter(&env, "dl-discard@huadong.example.cn").await;
+    let mut b = signed_in(&env, "alice").await;
+    let page = b.get(&format!("/items/{item}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let res = b
+        .post(&format!("/items/{item}/discard"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(
+        res.location(),
+        Some(format!("/queue?done=discarded&item={item}&outbox={outbox}").as_str())
+    );
+    let store = &env.app.store;
+    assert_eq!(
+        store.outbox_row(outbox).await.unwrap().unwrap().state,
+        "discarded"
+    );
+    assert_eq!(
+        store.review_item(item).await.unwrap().unwrap().state,
+        "resolved"
+    );
+    // A second discard of the settled item is refused and changes nothing.
+    let again = b
+        .post(&format!("/items/{item}/discard"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(
+        store.outbox_row(outbox).await.unwrap().unwrap().state,
+        "discarded"
+    );
+    let actions: Vec<String> = store
+        .audit_entries(&AuditFilter {
+            actor: Some("alice".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, vec!["discard", "login"]);
+}
+
+#[tokio::test]
+async fn reprocessing_from_the_page_answers_what_the_rules_now_can() {
+    let env = TestEnv::new("").await;
+    // A request from a partner admin about its own loan, held back for a reason that no
+    // longer applies: run through the rules again, it is answered.
+    let (item, inbound) = seed(
+        &env,
+        Seed {
+            message_id: "reprocess-web@huadong.example.cn",
+            ..Seed::default()
+        },
+    )
+    .await;
+    let mut b = signed_in(&env, "alice").await;
+    let page = b.get(&format!("/items/{item}")).await;
+    let res = b
+        .post(
+            &format!("/items/{item}/reprocess"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let to = res.location().unwrap().to_string();
+    assert!(
+        to.starts_with(&format!("/items/{item}?done=reprocessed_answered&outbox=")),
+        "{to}"
+    );
+    let store = &env.app.store;
+    assert_eq!(
+        store.review_item(item).await.unwrap().unwrap().state,
+        "resolved"
+    );
+    let decisions = store.decisions_for_inbound(inbound).await.unwrap();
+    assert_eq!(decisions.last().unwrap().decided_by, "reprocess:alice");
+    let outbox: i64 = to.rsplit('=').next().unwrap().parse().unwrap();
+    let row = store.outbox_row(outbox).await.unwrap().unwrap();
+    assert_eq!(
+        (row.purpose.as_str(), row.inbound_id, row.state.as_str()),
+        ("reply", Some(inbound), "queued")
+    );
+    // The page it lands on shows the item as done.
+    assert_eq!(b.get(&to).await.status, StatusCode::OK);
+    // Reprocessing the closed item again is refused: no second answer.
+    let again = b
+        .post(
+            &format!("/items/{item}/reprocess"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
 }
