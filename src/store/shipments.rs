@@ -107,4 +107,13 @@ impl Store {
         });
         rows.into_iter().map(ShipmentRow::into_shipment).collect()
     }
+
+    /// Rows in `shipments` (tests check that a refused import wrote nothing).
+    pub async fn shipment_count(&self) -> Result<i64, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM shipments")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
 }

@@ -138,4 +138,13 @@ impl Store {
         });
         Ok(n == 1)
     }
+
+    /// Rows in `trials` (tests check that a refused import wrote nothing).
+    pub async fn trial_count(&self) -> Result<i64, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM trials")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
 }
