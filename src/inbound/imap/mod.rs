@@ -688,19 +688,18 @@ impl ImapSource {
                 continue;
             }
             let disposition = DISPOSITIONS[index];
-            for uid in uids.iter() {
-                store
-                    .imap_mark_done(
-                        &account,
-                        &mailbox,
-                        uidvalidity.into(),
-                        i64::from(*uid),
-                        disposition_code(disposition),
-                        now_ms(),
-                    )
-                    .await
-                    .map_err(store_err)?;
-            }
+            let uids: Vec<i64> = uids.iter().copied().map(i64::from).collect();
+            store
+                .imap_mark_done_many(
+                    &account,
+                    &mailbox,
+                    uidvalidity.into(),
+                    &uids,
+                    disposition_code(disposition),
+                    now_ms(),
+                )
+                .await
+                .map_err(store_err)?;
         }
         Ok(())
     }
