@@ -136,11 +136,11 @@ async fn populated() -> TestEnv {
         .await
         .unwrap();
     store
-        .imap_mark_done(
+        .imap_mark_done_many(
             "helpdesk@mail.example.test",
             "INBOX",
             1234,
-            7,
+            &[7],
             "answered",
             2,
         )

@@ -4,6 +4,7 @@
 //! `cur/` with the `S` (seen) flag, as any Maildir client would; the rename is atomic, so a
 //! crash leaves it either still new (and offered again) or done.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -77,7 +78,11 @@ pub fn seen_name(name: &str) -> String {
 }
 
 impl MailSource for MaildirSource {
-    async fn fetch(&mut self, max: usize) -> Result<Vec<RawMail>, SourceError> {
+    async fn fetch(
+        &mut self,
+        max: usize,
+        skip: &HashSet<String>,
+    ) -> Result<Vec<RawMail>, SourceError> {
         let new_dir = self.root.join("new");
         let entries = std::fs::read_dir(&new_dir).map_err(|e| self.io(&new_dir, e))?;
         let mut names: Vec<String> = entries
@@ -85,6 +90,8 @@ impl MailSource for MaildirSource {
             .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| !n.starts_with('.'))
+            // Set aside by the caller: not read, and not taking a place in the batch.
+            .filter(|n| !skip.contains(n))
             .collect();
         // Maildir names start with the delivery time: name order is arrival order.
         names.sort();
@@ -150,7 +157,7 @@ mod tests {
         std::fs::write(dir.join("new/1.a"), b"Subject: a\r\n\r\nhi").unwrap();
         let big = format!("Subject: big\r\n\r\n{}", "x".repeat(500));
         std::fs::write(dir.join("new/3.c"), big.as_bytes()).unwrap();
-        let mails = src.fetch(10).await.unwrap();
+        let mails = src.fetch(10, &HashSet::new()).await.unwrap();
         let names: Vec<&str> = mails.iter().map(|m| m.handle.as_str()).collect();
         assert_eq!(names, vec!["1.a", "2.b", "3.c"]);
         assert!(!mails[0].is_truncated());
@@ -161,7 +168,13 @@ mod tests {
         assert!(!dir.join("new/1.a").exists());
         // A second ack of a mail already moved is not an error.
         src.ack(&mails[0], Disposition::Answered).await.unwrap();
-        assert_eq!(src.fetch(10).await.unwrap().len(), 2);
+        assert_eq!(src.fetch(10, &HashSet::new()).await.unwrap().len(), 2);
+        // A skipped mail takes no place in the batch and stays in `new/`.
+        let skip: HashSet<String> = ["2.b".to_string()].into();
+        let mails = src.fetch(1, &skip).await.unwrap();
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].handle, "3.c");
+        assert!(dir.join("new/2.b").exists());
         std::fs::remove_dir_all(&dir).ok();
     }
 }

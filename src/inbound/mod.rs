@@ -6,6 +6,7 @@
 pub mod imap;
 pub mod maildir;
 
+use std::collections::HashSet;
 use std::future::Future;
 
 /// Errors at the mail-source boundary.
@@ -59,10 +60,15 @@ pub enum Disposition {
 
 /// A place mail is read from.
 pub trait MailSource: Send {
-    /// Up to `max` mails not yet acknowledged, oldest first.
+    /// Up to `max` mails not yet acknowledged, oldest first, leaving out those whose handle
+    /// is in `skip` (set aside after failing) before they are read: they neither count
+    /// against `max` or the source's own batch limits nor are downloaded again, so mail
+    /// behind them is still offered. They stay unacknowledged and come back once no longer
+    /// skipped.
     fn fetch(
         &mut self,
         max: usize,
+        skip: &HashSet<String>,
     ) -> impl Future<Output = Result<Vec<RawMail>, SourceError>> + Send;
 
     /// Marks a mail as handled. Called only after its decision is committed.

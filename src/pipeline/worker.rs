@@ -1,6 +1,6 @@
 //! The inbound worker: drains a mail source through the pipeline.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,7 +100,10 @@ impl<S: MailSource> InboundWorker<S> {
         let now_ms = || jiff::Timestamp::now().as_millisecond();
         let metrics = self.pipeline.metrics().clone();
         let started = Instant::now();
-        let mails = match self.source.fetch(BATCH + self.quarantine.len()).await {
+        // Left out by the source itself, before its batch limits apply: however many are set
+        // aside, they neither fill the batch nor are downloaded again.
+        let skip: HashSet<String> = self.quarantine.keys().cloned().collect();
+        let mails = match self.source.fetch(BATCH, &skip).await {
             Ok(m) => {
                 self.stats
                     .last_fetch_ok_ms
@@ -116,10 +119,6 @@ impl<S: MailSource> InboundWorker<S> {
                 return Err(e.into());
             }
         };
-        let mails: Vec<_> = mails
-            .into_iter()
-            .filter(|m| !self.quarantine.contains_key(&m.handle))
-            .collect();
         if mails.is_empty() {
             return Ok(Outcome::Idle);
         }
@@ -215,5 +214,109 @@ impl<S: MailSource> InboundWorker<S> {
         }
         self.source.close().await;
         tracing::debug!("inbound worker stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::RawMail;
+
+    /// Hands out its mails oldest first, at most `batch` per fetch (like `imap.batch_size`),
+    /// leaving out skipped handles as the real sources do; records what it was asked.
+    struct Fake {
+        mails: Vec<RawMail>,
+        batch: usize,
+        acked: Vec<String>,
+        offered: Vec<String>,
+    }
+
+    impl MailSource for Fake {
+        async fn fetch(
+            &mut self,
+            max: usize,
+            skip: &HashSet<String>,
+        ) -> Result<Vec<RawMail>, SourceError> {
+            let out: Vec<RawMail> = self
+                .mails
+                .iter()
+                .filter(|m| !self.acked.contains(&m.handle) && !skip.contains(&m.handle))
+                .take(max.min(self.batch))
+                .cloned()
+                .collect();
+            self.offered.extend(out.iter().map(|m| m.handle.clone()));
+            Ok(out)
+        }
+
+        async fn ack(&mut self, mail: &RawMail, _d: Disposition) -> Result<(), SourceError> {
+            self.acked.push(mail.handle.clone());
+            Ok(())
+        }
+
+        async fn wait(&mut self) {}
+
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+    }
+
+    async fn pipeline() -> Pipeline {
+        let text = "[database]\nurl = \"sqlite::memory:\"\nmax_connections = 1\n\
+             [security]\ntrusted_authserv_ids = [\"mx.helpdesk.example.test\"]\n\
+             [mail]\nfrom = \"helpdesk@example.test\"\n";
+        let mut config = crate::config::Config::from_toml_str(
+            text,
+            std::path::Path::new("test.toml"),
+            ".".into(),
+            &[],
+        )
+        .unwrap();
+        config.templates.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into();
+        let app = crate::app::App::open(config).await.unwrap();
+        app.pipeline(Arc::new(tokio::sync::Notify::new())).unwrap()
+    }
+
+    fn mail(n: usize) -> RawMail {
+        let bytes = format!(
+            "From: someone{n}@example.org\r\nTo: helpdesk@example.test\r\n\
+             Message-ID: <m{n}@example.org>\r\nSubject: hello {n}\r\n\r\nhi\r\n"
+        )
+        .into_bytes();
+        RawMail {
+            origin: format!("fake:{n}"),
+            size: bytes.len() as u64,
+            bytes,
+            handle: format!("h{n}"),
+        }
+    }
+
+    /// Set-aside mails oldest in the source, enough to fill a whole batch: the healthy mail
+    /// behind them is still processed in the same round, and they are not handed out again.
+    #[tokio::test]
+    async fn quarantined_mails_filling_a_batch_do_not_hide_the_next_one() {
+        let batch = 3;
+        let source = Fake {
+            mails: (1..=batch + 1).map(mail).collect(),
+            batch,
+            acked: Vec::new(),
+            offered: Vec::new(),
+        };
+        let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
+        for n in 1..=batch {
+            worker.quarantine.insert(format!("h{n}"), Instant::now());
+        }
+        let cancel = CancellationToken::new();
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+        let healthy = format!("h{}", batch + 1);
+        assert_eq!(worker.source.offered, vec![healthy.clone()]);
+        assert_eq!(worker.source.acked, vec![healthy]);
+        assert_eq!(worker.stats.fetched.load(Ordering::Relaxed), 1);
+        // Nothing else to do while they are set aside; they are still there, unacknowledged.
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
+        assert_eq!(worker.source.offered.len(), 1);
+        // Once the quarantine is over (as its expiry does), they are offered again.
+        worker.quarantine.clear();
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+        assert_eq!(worker.source.offered.len(), 1 + batch);
     }
 }

@@ -89,30 +89,38 @@ impl Store {
         }))
     }
 
-    /// Records a UID as handled (its decision committed and the mail filed).
-    pub async fn imap_mark_done(
+    /// Records UIDs as handled (their decisions committed and the mails filed), all in one
+    /// write transaction: one outcome's share of a batch costs one commit, not one per UID.
+    pub async fn imap_mark_done_many(
         &self,
         account: &str,
         mailbox: &str,
         uidvalidity: i64,
-        uid: i64,
+        uids: &[i64],
         disposition: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
         dispatch!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO imap_done (account, mailbox, uidvalidity, uid, disposition, done_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (account, mailbox, uidvalidity, uid) DO NOTHING",
-            )
-            .bind(account)
-            .bind(mailbox)
-            .bind(uidvalidity)
-            .bind(uid)
-            .bind(disposition)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
+            let mut tx = pool.begin_write().await?;
+            for uid in uids {
+                sqlx::query(
+                    "INSERT INTO imap_done (account, mailbox, uidvalidity, uid, disposition, done_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (account, mailbox, uidvalidity, uid) DO NOTHING",
+                )
+                .bind(account)
+                .bind(mailbox)
+                .bind(uidvalidity)
+                .bind(*uid)
+                .bind(disposition)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -153,5 +161,43 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn mark_done_many_records_each_uid_once() {
+        let db = crate::config::DatabaseConfig {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        let store = Store::open(&db, std::path::Path::new(".")).await.unwrap();
+        store.imap_reset_mailbox("a", "INBOX", 9, 1).await.unwrap();
+        store
+            .imap_mark_done_many("a", "INBOX", 9, &[], "answered", 2)
+            .await
+            .unwrap();
+        store
+            .imap_mark_done_many("a", "INBOX", 9, &[3, 5, 8], "answered", 2)
+            .await
+            .unwrap();
+        // Already recorded ones (a second filing after a crash) are no error.
+        store
+            .imap_mark_done_many("a", "INBOX", 9, &[5, 9], "ignored", 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.imap_done_uids("a", "INBOX", 9, 1).await.unwrap(),
+            vec![3, 5, 8, 9]
+        );
+        assert!(store
+            .imap_done_uids("a", "INBOX", 8, 1)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

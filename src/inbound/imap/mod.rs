@@ -450,7 +450,11 @@ impl ImapSource {
         self.status.set_error(&e.to_string());
     }
 
-    async fn fetch_inner(&mut self, max: usize) -> Result<Vec<RawMail>, SourceError> {
+    async fn fetch_inner(
+        &mut self,
+        max: usize,
+        skip: &HashSet<String>,
+    ) -> Result<Vec<RawMail>, SourceError> {
         let limit = self.config.command_timeout;
         let max = max.min(self.config.batch_size).max(1);
         let account = self.account.clone();
@@ -520,12 +524,25 @@ impl ImapSource {
                 .await
                 .map_err(store_err)?;
         }
-        // 3. Choose a batch within the count and byte limits (always at least one mail).
+        // 3. Leave out what the caller set aside. Only now, after the floor: it must stay
+        //    below them so they are read again once they are no longer skipped. Left out
+        //    before the batch is chosen, they neither fill it nor are downloaded again.
+        let skipped: HashSet<u32> = skip
+            .iter()
+            .filter_map(|h| parse_handle(h))
+            .filter(|(v, _)| *v == uidvalidity)
+            .map(|(_, uid)| uid)
+            .collect();
+        // 4. Choose a batch within the count and byte limits (always at least one mail).
         let mut budget = batch_bytes;
         let mut whole: Vec<u32> = Vec::new();
         let mut headers_only: Vec<u32> = Vec::new();
         let mut sizes = std::collections::HashMap::new();
-        for (uid, size) in todo.iter().copied() {
+        for (uid, size) in todo
+            .iter()
+            .copied()
+            .filter(|(uid, _)| !skipped.contains(uid))
+        {
             if whole.len() + headers_only.len() >= max {
                 break;
             }
@@ -542,7 +559,7 @@ impl ImapSource {
                 whole.push(uid);
             }
         }
-        // 4. Fetch them, one mail at a time off the wire.
+        // 5. Fetch them, one mail at a time off the wire.
         let mut mails: Vec<(u32, RawMail)> = Vec::new();
         for (uids, query, is_header) in [
             (&whole, "(UID BODY.PEEK[])".to_string(), false),
@@ -671,19 +688,18 @@ impl ImapSource {
                 continue;
             }
             let disposition = DISPOSITIONS[index];
-            for uid in uids.iter() {
-                store
-                    .imap_mark_done(
-                        &account,
-                        &mailbox,
-                        uidvalidity.into(),
-                        i64::from(*uid),
-                        disposition_code(disposition),
-                        now_ms(),
-                    )
-                    .await
-                    .map_err(store_err)?;
-            }
+            let uids: Vec<i64> = uids.iter().copied().map(i64::from).collect();
+            store
+                .imap_mark_done_many(
+                    &account,
+                    &mailbox,
+                    uidvalidity.into(),
+                    &uids,
+                    disposition_code(disposition),
+                    now_ms(),
+                )
+                .await
+                .map_err(store_err)?;
         }
         Ok(())
     }
@@ -754,13 +770,17 @@ impl MailSource for ImapSource {
         mailbox = %self.config.mailbox,
         mails = tracing::field::Empty,
     ))]
-    async fn fetch(&mut self, max: usize) -> Result<Vec<RawMail>, SourceError> {
+    async fn fetch(
+        &mut self,
+        max: usize,
+        skip: &HashSet<String>,
+    ) -> Result<Vec<RawMail>, SourceError> {
         if !self.may_read() {
             self.stand_by().await;
             return Ok(Vec::new());
         }
         self.standing_by = false;
-        let result = self.fetch_inner(max).await;
+        let result = self.fetch_inner(max, skip).await;
         match &result {
             Ok(mails) => {
                 tracing::Span::current().record("mails", mails.len());
