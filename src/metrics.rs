@@ -104,13 +104,6 @@ impl ReminderOutcome {
 
 /// The outbox purposes (`outbox.purpose`), pre-declared so their series exist from the start.
 const PURPOSES: [&str; 3] = ["reply", "reminder", "staff_reply"];
-/// The reminder kinds (`reminders::Kind::code`).
-const REMINDER_KINDS: [&str; 4] = [
-    "expires_in_7_days",
-    "expires_today",
-    "grace_period_ended",
-    "calling_numbers_released",
-];
 /// Review reasons stored besides [`ReviewReason`]s.
 const OTHER_REASONS: [&str; 1] = ["reminder_failed"];
 
@@ -270,7 +263,7 @@ impl Metrics {
                 });
             }
         }
-        for kind in REMINDER_KINDS {
+        for kind in crate::reminders::Kind::ALL.map(crate::reminders::Kind::code) {
             for outcome in [
                 ReminderOutcome::Queued,
                 ReminderOutcome::Missed,

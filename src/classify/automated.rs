@@ -728,14 +728,13 @@ fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
     {
         evidence.push("attached_message");
     }
-    // The text checks are the expensive ones: only run them when they can still matter.
-    if !evidence.is_empty() || bounce_text_weak().is_match(&fresh) {
-        if bounce_text_weak().is_match(&fresh) {
-            evidence.push("text");
-        }
-        if evidence.len() < 2 && smtp_status().is_match(&fresh) {
-            evidence.push("smtp_status");
-        }
+    // The text checks are the expensive ones: the SMTP status scan only runs when it can
+    // still decide (exactly one piece of evidence so far).
+    if bounce_text_weak().is_match(&fresh) {
+        evidence.push("text");
+    }
+    if evidence.len() == 1 && smtp_status().is_match(&fresh) {
+        evidence.push("smtp_status");
     }
     if evidence.len() >= 2 {
         return Some(format!("bounce_markers:{}", evidence.join("+")));

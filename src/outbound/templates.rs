@@ -165,10 +165,6 @@ impl Templates {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Renders `<base>.<lang>.txt` and `<base>.<lang>.html` in the first language of
     /// `languages` that has both, then English.
     pub fn render<C: Serialize>(

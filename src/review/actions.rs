@@ -167,10 +167,6 @@ impl Actions {
         ))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     fn now_ms(&self) -> i64 {
         self.clock.now().as_millisecond()
     }

@@ -10,7 +10,6 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{AutoEscape, Environment, State, Value};
 
 use super::WebError;
-use crate::classify::ReviewReason;
 
 const PAGES: &[(&str, &str)] = &[
     (
@@ -157,9 +156,7 @@ fn json_list(text: Option<String>) -> Vec<String> {
 
 /// `code|reason`: a review reason in words.
 fn reason(code: String) -> String {
-    ReviewReason::from_code(&code)
-        .map(|r| r.describe().to_string())
-        .unwrap_or_else(|| code.replace('_', " "))
+    crate::review::detail::ReasonView::new(&code).description
 }
 
 /// `bytes|size`: `812 B`, `14.2 KB`, `3.1 MB`.
