@@ -143,15 +143,14 @@ pub fn html_to_text(data: &[u8]) {
 /// First byte picks the importer (partners, shipments, trials), the rest is the file. Every
 /// error names a line of the file; progress never passes the total.
 pub fn csv_import(data: &[u8]) {
-    static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
-    let pattern = PATTERN.get_or_init(|| import::exact_loan_pattern(r"D[0-9]{6,10}").unwrap());
+    let loans = &rules().loans;
     let Some((&which, csv)) = data.split_first() else {
         return;
     };
     let mut progress = |done: u64, total: u64| assert!(done <= total, "{done} > {total}");
     let errors = match which % 3 {
         0 => import::parse_partners(csv, &mut progress).err(),
-        1 => import::parse_shipments(csv, pattern, &mut progress).err(),
+        1 => import::parse_shipments(csv, loans, &mut progress).err(),
         _ => import::parse_trials(csv, &mut progress).err(),
     };
     let lines = csv.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
