@@ -343,9 +343,16 @@ pub(super) fn check_partner_refs<'a>(
             message: format!("unknown partner {id:?} (import partners first)"),
         })
         .collect();
+    ok_if_empty((), errors)
+}
+
+/// The result tail of every importer and check: `value` when no row had a problem, otherwise
+/// the problems in line order (a stable sort, so one row's problems keep their order).
+pub(super) fn ok_if_empty<T>(value: T, mut errors: Vec<RowError>) -> Result<T, Vec<RowError>> {
     if errors.is_empty() {
-        Ok(())
+        Ok(value)
     } else {
+        errors.sort_by_key(|e| e.line);
         Err(errors)
     }
 }
@@ -370,6 +377,22 @@ pub(super) fn first_occurrence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ok_if_empty_passes_the_value_or_sorts_the_errors_by_line() {
+        assert_eq!(ok_if_empty(7, Vec::new()), Ok(7));
+        let e = |line, column: &str| RowError {
+            line,
+            column: Some(column.into()),
+            message: String::new(),
+        };
+        let got = ok_if_empty((), vec![e(3, "a"), e(2, "b"), e(3, "c")]).unwrap_err();
+        let got: Vec<_> = got
+            .iter()
+            .map(|e| (e.line, e.column.clone().unwrap()))
+            .collect();
+        assert_eq!(got, [(2, "b".into()), (3, "a".into()), (3, "c".into())]);
+    }
 
     #[test]
     fn dates_must_be_iso() {
