@@ -262,6 +262,24 @@ impl Trial {
     }
 }
 
+/// A date written `YYYY-MM-DD` exactly (no times, no other ISO 8601 spellings), as CSV
+/// imports and the CLI take it.
+pub(crate) fn parse_iso_date(v: &str) -> Result<jiff::civil::Date, String> {
+    let well_formed = v.len() == 10
+        && v.as_bytes()[4] == b'-'
+        && v.as_bytes()[7] == b'-'
+        && v.bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !well_formed {
+        return Err(format!(
+            "{v:?} is not a date in YYYY-MM-DD form (like 2026-12-31)"
+        ));
+    }
+    v.parse::<jiff::civil::Date>()
+        .map_err(|_| format!("{v:?} is not a valid calendar date"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

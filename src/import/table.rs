@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::RowError;
+use crate::domain::parse_iso_date;
 
 /// Longest cell read (bytes). Real cells are names, ids, dates and short lists; a longer one
 /// is a broken export (an unclosed quote swallowing the rest of the file) and is reported
@@ -291,20 +292,6 @@ impl Row<'_> {
             }
         }
     }
-}
-
-fn parse_iso_date(v: &str) -> Result<jiff::civil::Date, String> {
-    let well_formed = v.len() == 10
-        && v.as_bytes()[4] == b'-'
-        && v.as_bytes()[7] == b'-'
-        && v.bytes()
-            .enumerate()
-            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
-    if !well_formed {
-        return Err(format!("{v:?} is not a date in YYYY-MM-DD form"));
-    }
-    v.parse::<jiff::civil::Date>()
-        .map_err(|_| format!("{v:?} is not a valid calendar date"))
 }
 
 /// A pragmatic check: one `@`, non-empty local part, a dotted domain without spaces.
