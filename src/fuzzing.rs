@@ -117,7 +117,6 @@ pub fn loan_numbers(data: &[u8]) {
 pub fn quotes(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let fresh = quotes::fresh_part(&text);
-    let _ = quotes::has_quotes(&text);
     // `lines()` keeps a lone trailing `\r`; the fresh part ends each line with `\n`.
     let mut input = text.lines().map(|l| l.trim_end_matches('\r'));
     for line in fresh.lines().map(|l| l.trim_end_matches('\r')) {
