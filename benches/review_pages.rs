@@ -44,14 +44,20 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let app = App::open(Config::load(&config_path)?).await?;
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data");
-    let pattern = trialdesk::import::exact_loan_pattern(&app.config.classify.loan_number_pattern)?;
     for kind in [
         trialdesk::import::ImportKind::Partners,
         trialdesk::import::ImportKind::Shipments,
     ] {
         let path = std::path::Path::new(fixtures).join(format!("{}.csv", kind.noun()));
-        trialdesk::import::import_file(&app.store, kind, &path, &pattern, &mut |_, _| {}, 0)
-            .await?;
+        trialdesk::import::import_file(
+            &app.store,
+            kind,
+            &path,
+            &app.rules.loans,
+            &mut |_, _| {},
+            0,
+        )
+        .await?;
     }
     let t = Instant::now();
     let seeded = seed(&app, mails).await?;

@@ -52,28 +52,17 @@ impl FromStr for Language {
     }
 }
 
-/// A demo-loan number as printed on a shipping notice, normalised to `D` + ASCII digits.
+/// A demo-loan number as printed on a shipping notice, normalised (upper-case ASCII) and matching `classify.loan_number_pattern`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct LoanNumber(String);
 
 impl LoanNumber {
     /// Wraps an already normalised number (upper-case ASCII). Callers that read user input go
-    /// through `classify::loan_numbers` or `LoanNumber::parse`.
+    /// through `classify::loan_numbers::LoanExtractor` (`extract` for mail text, `parse_one`
+    /// for a single number from staff or a CSV), which applies `classify.loan_number_pattern`.
     pub fn from_normalized(s: String) -> Self {
         LoanNumber(s)
-    }
-
-    /// Parses one number typed by staff or found in a CSV: NFKC, upper-case, `D` + digits.
-    pub fn parse(s: &str) -> Option<Self> {
-        use unicode_normalization::UnicodeNormalization;
-        let n: String = s.trim().nfkc().collect::<String>().to_ascii_uppercase();
-        let digits = n.strip_prefix('D')?;
-        if !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            Some(LoanNumber(n))
-        } else {
-            None
-        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -273,28 +262,27 @@ impl Trial {
     }
 }
 
+/// A date written `YYYY-MM-DD` exactly (no times, no other ISO 8601 spellings), as CSV
+/// imports and the CLI take it.
+pub(crate) fn parse_iso_date(v: &str) -> Result<jiff::civil::Date, String> {
+    let well_formed = v.len() == 10
+        && v.as_bytes()[4] == b'-'
+        && v.as_bytes()[7] == b'-'
+        && v.bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if !well_formed {
+        return Err(format!(
+            "{v:?} is not a date in YYYY-MM-DD form (like 2026-12-31)"
+        ));
+    }
+    v.parse::<jiff::civil::Date>()
+        .map_err(|_| format!("{v:?} is not a valid calendar date"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loan_number_parse_normalises() {
-        for (input, want) in [
-            ("D1234567", Some("D1234567")),
-            ("d1234567", Some("D1234567")),
-            ("Ｄ１２３４５６７", Some("D1234567")),
-            (" D123 ", Some("D123")),
-            ("X1234567", None),
-            ("D", None),
-            ("D12a", None),
-        ] {
-            assert_eq!(
-                LoanNumber::parse(input).as_ref().map(LoanNumber::as_str),
-                want,
-                "{input}"
-            );
-        }
-    }
 
     #[test]
     fn enums_round_trip_through_codes() {

@@ -117,7 +117,6 @@ pub fn loan_numbers(data: &[u8]) {
 pub fn quotes(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let fresh = quotes::fresh_part(&text);
-    let _ = quotes::has_quotes(&text);
     // `lines()` keeps a lone trailing `\r`; the fresh part ends each line with `\n`.
     let mut input = text.lines().map(|l| l.trim_end_matches('\r'));
     for line in fresh.lines().map(|l| l.trim_end_matches('\r')) {
@@ -143,15 +142,14 @@ pub fn html_to_text(data: &[u8]) {
 /// First byte picks the importer (partners, shipments, trials), the rest is the file. Every
 /// error names a line of the file; progress never passes the total.
 pub fn csv_import(data: &[u8]) {
-    static PATTERN: OnceLock<regex::Regex> = OnceLock::new();
-    let pattern = PATTERN.get_or_init(|| import::exact_loan_pattern(r"D[0-9]{6,10}").unwrap());
+    let loans = &rules().loans;
     let Some((&which, csv)) = data.split_first() else {
         return;
     };
     let mut progress = |done: u64, total: u64| assert!(done <= total, "{done} > {total}");
     let errors = match which % 3 {
         0 => import::parse_partners(csv, &mut progress).err(),
-        1 => import::parse_shipments(csv, pattern, &mut progress).err(),
+        1 => import::parse_shipments(csv, loans, &mut progress).err(),
         _ => import::parse_trials(csv, &mut progress).err(),
     };
     let lines = csv.iter().filter(|&&b| b == b'\n').count() as u64 + 1;

@@ -21,12 +21,12 @@ use trialdesk::store::{Backend, NewOutbox, NewReminder, ReminderOutcome, Store};
 const HEADER: &str = "trial_id,partner_id,customer,customer_admin_emails,services,starts_on,expires_on,extended,converted,timezone,language\n";
 
 async fn import_trials(store: &Store, rows: &str, now_ms: i64) {
-    let pattern = trialdesk::import::exact_loan_pattern("D[0-9]{6,10}").unwrap();
+    let loans = trialdesk::classify::loan_numbers::LoanExtractor::new("D[0-9]{6,10}", 50).unwrap();
     trialdesk::import::import_bytes(
         store,
         ImportKind::Trials,
         format!("{HEADER}{rows}").as_bytes(),
-        &pattern,
+        &loans,
         &mut |_, _| {},
         now_ms,
     )

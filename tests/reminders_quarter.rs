@@ -170,14 +170,11 @@ fn next_tick(after: Timestamp) -> Timestamp {
 }
 
 async fn import_trials(env: &TestEnv, rows: &str, now: Timestamp) {
-    let pattern =
-        trialdesk::import::exact_loan_pattern(&env.app.config.classify.loan_number_pattern)
-            .unwrap();
     trialdesk::import::import_bytes(
         &env.app.store,
         ImportKind::Trials,
         format!("{HEADER}{rows}").as_bytes(),
-        &pattern,
+        &env.app.rules.loans,
         &mut |_, _| {},
         now.as_millisecond(),
     )

@@ -578,7 +578,9 @@ async fn csv_import_from_the_page_validates_like_the_cli() {
     assert!(env
         .app
         .store
-        .shipments_by_loan(&[trialdesk::domain::LoanNumber::parse("D20269999").unwrap()])
+        .shipments_by_loan(&[trialdesk::domain::LoanNumber::from_normalized(
+            "D20269999".into()
+        )])
         .await
         .unwrap()
         .is_empty());

@@ -91,7 +91,7 @@ pub fn world() -> World {
             let status = ShipmentStatus::ALL[(p + k) % ShipmentStatus::ALL.len()];
             let shipped = date(2026, 10, 1 + (k % 28) as i8);
             shipments.push(Shipment {
-                loan_number: LoanNumber::parse(&loan(p, k)).expect("valid loan number"),
+                loan_number: LoanNumber::from_normalized(loan(p, k)),
                 partner_id: format!("P{p:03}"),
                 customer: format!("Customer {p}-{k}"),
                 status,

@@ -14,6 +14,8 @@ use crate::domain::LoanNumber;
 #[derive(Debug, Clone)]
 pub struct LoanExtractor {
     re: regex::Regex,
+    /// The same pattern anchored at both ends, for [`parse_one`](Self::parse_one).
+    whole: regex::Regex,
     max: usize,
 }
 
@@ -31,8 +33,25 @@ impl LoanExtractor {
     pub fn new(pattern: &str, max: usize) -> Result<Self, regex::Error> {
         Ok(LoanExtractor {
             re: regex::Regex::new(pattern)?,
+            whole: regex::Regex::new(&format!("^(?:{pattern})$"))?,
             max,
         })
+    }
+
+    /// The configured pattern, as given to [`new`](Self::new).
+    pub fn pattern(&self) -> &str {
+        self.re.as_str()
+    }
+
+    /// One number typed by staff or found in a CSV cell: trimmed and folded as mail text is
+    /// (see [`fold_for_scan`]), then the whole of it must match the pattern.
+    pub fn parse_one(&self, s: &str) -> Option<LoanNumber> {
+        let folded = fold_for_scan(s.trim());
+        let n = folded.as_ref();
+        if n.is_empty() || !self.whole.is_match(n) {
+            return None;
+        }
+        Some(LoanNumber::from_normalized(n.to_string()))
     }
 
     /// The most numbers taken from one mail.
@@ -231,6 +250,58 @@ mod tests {
         e.extract_into("D1111111", &mut acc);
         e.extract_into("D2222222 D1111111", &mut acc);
         assert_eq!(acc.numbers.len(), 2);
+    }
+
+    #[test]
+    fn parse_one_folds_and_needs_a_whole_match() {
+        let e = ex(50);
+        for (input, want) in [
+            ("D1234567", Some("D1234567")),
+            ("d1234567", Some("D1234567")),
+            ("Ｄ１２３４５６７", Some("D1234567")),
+            (" D1234567 ", Some("D1234567")),
+            ("D3026\u{200b}1003", Some("D30261003")),
+            ("X1234567", None),
+            ("D", None),
+            ("D123", None),
+            ("D12345678901", None),
+            ("D1234567X", None),
+            ("loan D1234567", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                e.parse_one(input).as_ref().map(LoanNumber::as_str),
+                want,
+                "{input}"
+            );
+        }
+        // An alternation is anchored as a whole, not just its first branch.
+        let e = LoanExtractor::new(r"D[0-9]{7}|L[0-9]{8}", 50).unwrap();
+        assert!(e.parse_one("l12345678").is_some());
+        assert!(e.parse_one("L12345678X").is_none());
+        let e = LoanExtractor::new(r"x*", 50).unwrap();
+        assert!(e.parse_one("").is_none());
+    }
+
+    /// The assertions of the former `LoanNumber::parse` (`D` + 1 to 20 digits), now a pattern.
+    #[test]
+    fn parse_one_with_the_former_built_in_rule() {
+        let e = LoanExtractor::new(r"D[0-9]{1,20}", 50).unwrap();
+        for (input, want) in [
+            ("D1234567", Some("D1234567")),
+            ("d1234567", Some("D1234567")),
+            ("Ｄ１２３４５６７", Some("D1234567")),
+            (" D123 ", Some("D123")),
+            ("X1234567", None),
+            ("D", None),
+            ("D12a", None),
+        ] {
+            assert_eq!(
+                e.parse_one(input).as_ref().map(LoanNumber::as_str),
+                want,
+                "{input}"
+            );
+        }
     }
 
     #[test]

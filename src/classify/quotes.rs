@@ -41,26 +41,6 @@ pub fn fresh_part(text: &str) -> String {
     out
 }
 
-/// Does the text contain quoted history (a reply header or `>` lines)?
-pub fn has_quotes(text: &str) -> bool {
-    let lines: Vec<&str> = text.lines().collect();
-    quote_start(&lines).is_some() || lines.iter().any(|l| is_quoted_line(l))
-}
-
-/// Index of the first line of quoted history (the reply header), if any.
-pub fn quote_start(lines: &[&str]) -> Option<usize> {
-    (0..lines.len()).find(|&i| {
-        let line = lines.get(i).copied().unwrap_or("");
-        if !might_start_quote(line) {
-            return false;
-        }
-        let t = norm(line);
-        !t.is_empty()
-            && !t.starts_with('>')
-            && (is_separator(&t) || is_attribution(lines, i, &t) || is_header_block(lines, i, &t))
-    })
-}
-
 /// Cheap pre-filter (no allocation): every reply header starts with a dash-like character,
 /// ends with a colon, has a `Label:` near its start, or starts with an attribution word.
 fn might_start_quote(line: &str) -> bool {
@@ -191,13 +171,9 @@ const INTRO_WORDS: &[&str] = &[
     "on ", "am ", "le ", "el ", "il ", "op ", "em ", "den ", "på ", "dnia ", "在", "於", "于",
 ];
 
-/// `On … wrote:` (possibly wrapped over up to three lines), `在 … 写道：`,
-/// `Am … schrieb …:`, Gmail-ja `2026年11月20日(金) 10:00 Name <a@b>:`.
-fn is_attribution(lines: &[&str], i: usize, t: &str) -> bool {
-    attribution_span(lines, i, t).is_some()
-}
-
-/// How many lines the attribution starting at line `i` spans, if it is one.
+/// How many lines the attribution starting at line `i` spans, if it is one: `On … wrote:`
+/// (possibly wrapped over up to three lines), `在 … 写道：`, `Am … schrieb …:`, Gmail-ja
+/// `2026年11月20日(金) 10:00 Name <a@b>:`.
 fn attribution_span(lines: &[&str], i: usize, t: &str) -> Option<usize> {
     let lower = t.to_lowercase();
     let starts_intro = INTRO_WORDS.iter().any(|w| lower.starts_with(w));
@@ -414,12 +390,5 @@ mod tests {
         ] {
             assert_eq!(fresh_part(text).trim_end(), text.trim_end(), "{text:?}");
         }
-    }
-
-    #[test]
-    fn has_quotes_detects() {
-        assert!(has_quotes("a\n> b"));
-        assert!(has_quotes("a\n-----Original Message-----\nb"));
-        assert!(!has_quotes("a\nb"));
     }
 }

@@ -255,8 +255,6 @@ impl ImportWhat {
 }
 
 async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::Result<()> {
-    let pattern = crate::import::exact_loan_pattern(&app.config.classify.loan_number_pattern)
-        .context("config key `classify.loan_number_pattern`")?;
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
@@ -271,7 +269,8 @@ async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::
     };
     let now = app.clock.now().as_millisecond();
     let result =
-        crate::import::import_file(&app.store, kind, file, &pattern, &mut progress, now).await;
+        crate::import::import_file(&app.store, kind, file, &app.rules.loans, &mut progress, now)
+            .await;
     bar.finish_and_clear();
     let summary = result?;
     println!(

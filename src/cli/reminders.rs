@@ -8,6 +8,7 @@ use jiff::civil::Date;
 use tokio::sync::Notify;
 
 use crate::app::App;
+use crate::domain::parse_iso_date;
 use crate::reminders::{self, At};
 
 #[derive(Debug, Subcommand)]
@@ -16,7 +17,7 @@ pub enum RemindersCommand {
     /// nothing.
     Plan {
         /// The date, YYYY-MM-DD.
-        #[arg(long, value_parser = parse_date)]
+        #[arg(long, value_parser = parse_iso_date)]
         date: Date,
         /// Exactly one JSON array on stdout: {trial_id, kind, audience, recipients, due_on}.
         #[arg(long)]
@@ -25,7 +26,7 @@ pub enum RemindersCommand {
     /// Queue the reminders due now (sent by `trialdesk run`), and record the missed ones.
     Run {
         /// Act as on this date, at or after the send time, in every time zone (catch-up, tests).
-        #[arg(long, value_parser = parse_date)]
+        #[arg(long, value_parser = parse_iso_date)]
         date: Option<Date>,
         /// Print the summary as one JSON object.
         #[arg(long)]
@@ -40,22 +41,6 @@ pub enum TrialsCommand {
         /// The trial id.
         id: String,
     },
-}
-
-/// `YYYY-MM-DD` exactly (no times, no other ISO 8601 spellings).
-fn parse_date(s: &str) -> Result<Date, String> {
-    let b = s.as_bytes();
-    let shape = b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-    if !shape {
-        return Err(format!("{s:?} is not a date like 2026-12-31"));
-    }
-    s.parse()
-        .map_err(|e| format!("{s:?} is not a valid date: {e}"))
 }
 
 pub async fn run(app: &App, command: RemindersCommand) -> anyhow::Result<()> {
@@ -129,7 +114,10 @@ mod tests {
 
     #[test]
     fn dates_must_be_plain_iso_dates() {
-        assert_eq!(parse_date("2028-02-29"), Ok(jiff::civil::date(2028, 2, 29)));
+        assert_eq!(
+            parse_iso_date("2028-02-29"),
+            Ok(jiff::civil::date(2028, 2, 29))
+        );
         for bad in [
             "2027-02-29",
             "2027-2-01",
@@ -137,7 +125,7 @@ mod tests {
             "2027-02-01T00:00",
             "tomorrow",
         ] {
-            assert!(parse_date(bad).is_err(), "{bad}");
+            assert!(parse_iso_date(bad).is_err(), "{bad}");
         }
     }
 }

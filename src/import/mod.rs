@@ -13,6 +13,7 @@ mod trials;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::classify::loan_numbers::LoanExtractor;
 use crate::store::{Store, StoreError};
 
 pub use partners::parse_partners;
@@ -85,11 +86,6 @@ fn format_rows(errors: &[RowError]) -> String {
     out.join("\n")
 }
 
-/// The configured loan-number pattern, anchored: a shipment's number must match it whole.
-pub fn exact_loan_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(&format!("^(?:{pattern})$"))
-}
-
 /// Called as parsing advances, with (bytes read, total bytes): drives a progress bar.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 
@@ -105,7 +101,7 @@ pub async fn import_bytes(
     store: &Store,
     kind: ImportKind,
     bytes: &[u8],
-    loan_pattern: &regex::Regex,
+    loans: &LoanExtractor,
     progress: Progress<'_>,
     now_ms: i64,
 ) -> Result<ImportSummary, ImportError> {
@@ -119,8 +115,7 @@ pub async fn import_bytes(
             partners.len()
         }
         ImportKind::Shipments => {
-            let shipments =
-                parse_shipments(bytes, loan_pattern, progress).map_err(ImportError::Rows)?;
+            let shipments = parse_shipments(bytes, loans, progress).map_err(ImportError::Rows)?;
             let known = store.partner_ids().await?;
             table::check_partner_refs(
                 shipments.iter().map(|(line, s)| (*line, &s.partner_id)),
@@ -152,7 +147,7 @@ pub async fn import_file(
     store: &Store,
     kind: ImportKind,
     path: &Path,
-    loan_pattern: &regex::Regex,
+    loans: &LoanExtractor,
     progress: Progress<'_>,
     now_ms: i64,
 ) -> Result<ImportSummary, ImportError> {
@@ -162,5 +157,5 @@ pub async fn import_file(
             path: path.to_path_buf(),
             source,
         })?;
-    import_bytes(store, kind, &bytes, loan_pattern, progress, now_ms).await
+    import_bytes(store, kind, &bytes, loans, progress, now_ms).await
 }

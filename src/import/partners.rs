@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use super::table::{first_occurrence, looks_like_domain, Table};
+use super::table::{first_occurrence, looks_like_domain, ok_if_empty, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Partner};
 
@@ -66,12 +66,7 @@ pub fn parse_partners(
             ));
         }
     });
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(errors)
-    }
+    ok_if_empty(out, errors)
 }
 
 /// A domain already registered to a partner that is not in this file stays with it: moving a
@@ -98,11 +93,7 @@ pub(super) fn check_domain_owners(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    ok_if_empty((), errors)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 use std::collections::HashMap;
 
-use super::table::{first_occurrence, Table};
+use super::table::{first_occurrence, ok_if_empty, Table};
 use super::{Progress, RowError};
-use crate::domain::{LoanNumber, Shipment, ShipmentStatus};
+use crate::classify::loan_numbers::LoanExtractor;
+use crate::domain::{Shipment, ShipmentStatus};
 
 const COLUMNS: &[&str] = &[
     "loan_number",
@@ -18,10 +19,11 @@ const COLUMNS: &[&str] = &[
 ];
 
 /// Parses the shipments CSV. A loan number must be one trialdesk can recognise in a mail
-/// (the configured pattern), otherwise partners could never ask about it.
+/// (the whole cell matches `classify.loan_number_pattern`, after the same folding as mail
+/// text), otherwise partners could never ask about it.
 pub fn parse_shipments(
     bytes: &[u8],
-    loan_pattern: &regex::Regex,
+    loans: &LoanExtractor,
     progress: Progress<'_>,
 ) -> Result<Vec<(u64, Shipment)>, Vec<RowError>> {
     let table = Table::open(bytes, COLUMNS)?;
@@ -30,16 +32,19 @@ pub fn parse_shipments(
     let mut seen = HashMap::new();
     table.for_each_row(&mut errors, progress, |row| {
         let raw_number = row.cell("loan_number").to_string();
-        let loan_number = match LoanNumber::parse(&raw_number) {
-            Some(n) if loan_pattern.is_match(n.as_str()) => Some(n),
-            _ if raw_number.is_empty() => {
+        let loan_number = match loans.parse_one(&raw_number) {
+            Some(n) => Some(n),
+            None if raw_number.is_empty() => {
                 row.error("loan_number", "must not be empty");
                 None
             }
-            _ => {
+            None => {
                 row.error(
                     "loan_number",
-                    format!("{raw_number:?} is not a loan number (D followed by digits, as in classify.loan_number_pattern)"),
+                    format!(
+                        "{raw_number:?} is not a loan number (does not match classify.loan_number_pattern {:?})",
+                        loans.pattern()
+                    ),
                 );
                 None
             }
@@ -78,12 +83,7 @@ pub fn parse_shipments(
             ));
         }
     });
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(errors)
-    }
+    ok_if_empty(out, errors)
 }
 
 #[cfg(test)]
@@ -91,11 +91,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Vec<(u64, Shipment)>, Vec<RowError>> {
-        parse_shipments(text.as_bytes(), &pattern(), &mut |_, _| {})
+        parse_shipments(text.as_bytes(), &extractor(), &mut |_, _| {})
     }
 
-    fn pattern() -> regex::Regex {
-        super::super::exact_loan_pattern(r"D[0-9]{6,10}").unwrap()
+    fn extractor() -> LoanExtractor {
+        LoanExtractor::new(r"D[0-9]{6,10}", 50).unwrap()
     }
 
     const HEADER: &str =
@@ -147,6 +147,43 @@ mod tests {
             "{shown:?}"
         );
         assert!(!shown.iter().any(|s| s.starts_with("line 4")), "{shown:?}");
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("line 3, column loan_number:")
+                    && s.contains("classify.loan_number_pattern \"D[0-9]{6,10}\"")),
+            "{shown:?}"
+        );
+    }
+
+    /// The configured pattern decides, not a built-in `D` + digits: the same extractor reads
+    /// the CSV cell and finds the number in a mail.
+    #[test]
+    fn a_configured_non_d_pattern_is_used_for_csv_and_mail_alike() {
+        let loans = LoanExtractor::new(r"L[0-9]{8}", 50).unwrap();
+        let rows = parse_shipments(
+            format!("{HEADER}ｌ12345678,P01,c,ordered,,,,,,\n").as_bytes(),
+            &loans,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(rows[0].1.loan_number.as_str(), "L12345678");
+        let mail = loans.extract("请查询 l12345678 的物流");
+        assert_eq!(mail.numbers, vec![rows[0].1.loan_number.clone()]);
+
+        let errs = parse_shipments(
+            format!("{HEADER}D20261001,P01,c,ordered,,,,,,\n").as_bytes(),
+            &loans,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].column.as_deref(), Some("loan_number"));
+        assert!(
+            errs[0]
+                .message
+                .contains("classify.loan_number_pattern \"L[0-9]{8}\""),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -162,7 +199,7 @@ mod tests {
     fn invalid_utf8_is_reported() {
         let mut bytes = HEADER.as_bytes().to_vec();
         bytes.extend_from_slice(b"D20261001,P01,\xC4\xE3\xBA\xC3,ordered,,,,,,\n");
-        let errs = parse_shipments(&bytes, &pattern(), &mut |_, _| {}).unwrap_err();
+        let errs = parse_shipments(&bytes, &extractor(), &mut |_, _| {}).unwrap_err();
         assert_eq!(errs[0].line, 2);
         assert!(errs[0].message.contains("UTF-8"));
     }

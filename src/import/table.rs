@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::RowError;
+use crate::domain::parse_iso_date;
 
 /// Longest cell read (bytes). Real cells are names, ids, dates and short lists; a longer one
 /// is a broken export (an unclosed quote swallowing the rest of the file) and is reported
@@ -293,20 +294,6 @@ impl Row<'_> {
     }
 }
 
-fn parse_iso_date(v: &str) -> Result<jiff::civil::Date, String> {
-    let well_formed = v.len() == 10
-        && v.as_bytes()[4] == b'-'
-        && v.as_bytes()[7] == b'-'
-        && v.bytes()
-            .enumerate()
-            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
-    if !well_formed {
-        return Err(format!("{v:?} is not a date in YYYY-MM-DD form"));
-    }
-    v.parse::<jiff::civil::Date>()
-        .map_err(|_| format!("{v:?} is not a valid calendar date"))
-}
-
 /// A pragmatic check: one `@`, non-empty local part, a dotted domain without spaces.
 pub(super) fn looks_like_email(a: &str) -> bool {
     match a.rsplit_once('@') {
@@ -343,9 +330,16 @@ pub(super) fn check_partner_refs<'a>(
             message: format!("unknown partner {id:?} (import partners first)"),
         })
         .collect();
+    ok_if_empty((), errors)
+}
+
+/// The result tail of every importer and check: `value` when no row had a problem, otherwise
+/// the problems in line order (a stable sort, so one row's problems keep their order).
+pub(super) fn ok_if_empty<T>(value: T, mut errors: Vec<RowError>) -> Result<T, Vec<RowError>> {
     if errors.is_empty() {
-        Ok(())
+        Ok(value)
     } else {
+        errors.sort_by_key(|e| e.line);
         Err(errors)
     }
 }
@@ -370,6 +364,22 @@ pub(super) fn first_occurrence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ok_if_empty_passes_the_value_or_sorts_the_errors_by_line() {
+        assert_eq!(ok_if_empty(7, Vec::new()), Ok(7));
+        let e = |line, column: &str| RowError {
+            line,
+            column: Some(column.into()),
+            message: String::new(),
+        };
+        let got = ok_if_empty((), vec![e(3, "a"), e(2, "b"), e(3, "c")]).unwrap_err();
+        let got: Vec<_> = got
+            .iter()
+            .map(|e| (e.line, e.column.clone().unwrap()))
+            .collect();
+        assert_eq!(got, [(2, "b".into()), (3, "a".into()), (3, "c".into())]);
+    }
 
     #[test]
     fn dates_must_be_iso() {

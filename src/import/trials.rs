@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use super::table::{first_occurrence, Table};
+use super::table::{first_occurrence, ok_if_empty, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Service, Trial};
 
@@ -119,12 +119,7 @@ pub fn parse_trials(
             }
         }
     });
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(errors)
-    }
+    ok_if_empty(out, errors)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::classify::loan_numbers::LoanExtractor;
 use crate::classify::{self, Action, Inspection, LoanAnswer, Lookup, Mailbox, ReviewReason};
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -304,7 +305,7 @@ impl Actions {
         loans: &[String],
     ) -> Result<PreparedReply, ActionError> {
         let item = self.item(item_id).await?;
-        let numbers = parse_loans(loans, self.max_loan_numbers)?;
+        let numbers = parse_loans(&self.rules.loans, loans, self.max_loan_numbers)?;
         let basis = self.basis(&item).await?;
         let partner = basis.partner.as_ref().ok_or_else(|| {
             ActionError::NotApplicable(
@@ -672,8 +673,13 @@ impl Actions {
 }
 
 /// Loan numbers typed by staff (one per entry, or several separated by spaces, commas or
-/// semicolons), normalised and de-duplicated in order.
-pub fn parse_loans(input: &[String], max: usize) -> Result<Vec<LoanNumber>, ActionError> {
+/// semicolons), folded as mail text is, checked against `classify.loan_number_pattern` and
+/// de-duplicated in order.
+pub fn parse_loans(
+    loans: &LoanExtractor,
+    input: &[String],
+    max: usize,
+) -> Result<Vec<LoanNumber>, ActionError> {
     let mut out: Vec<LoanNumber> = Vec::new();
     let mut bad = Vec::new();
     for token in input
@@ -683,7 +689,7 @@ pub fn parse_loans(input: &[String], max: usize) -> Result<Vec<LoanNumber>, Acti
         })
         .filter(|t| !t.is_empty())
     {
-        match LoanNumber::parse(token) {
+        match loans.parse_one(token) {
             Some(n) if !out.contains(&n) => out.push(n),
             Some(_) => {}
             None => bad.push(token.to_string()),
@@ -691,8 +697,9 @@ pub fn parse_loans(input: &[String], max: usize) -> Result<Vec<LoanNumber>, Acti
     }
     if !bad.is_empty() {
         return Err(ActionError::Invalid(format!(
-            "not a loan number: {} (expected D followed by digits)",
-            bad.join(", ")
+            "not a loan number: {} (expected a match of classify.loan_number_pattern {:?})",
+            bad.join(", "),
+            loans.pattern()
         )));
     }
     if out.is_empty() {
@@ -755,16 +762,32 @@ mod tests {
 
     #[test]
     fn loan_input_is_split_normalised_and_checked() {
+        let ex = LoanExtractor::new(r"D[0-9]{6,10}", 50).unwrap();
         let got = parse_loans(
+            &ex,
             &["d1234567, D7654321；".into(), "Ｄ１２３４５６７".into()],
             50,
         )
         .unwrap();
         let got: Vec<String> = got.iter().map(|n| n.to_string()).collect();
         assert_eq!(got, vec!["D1234567", "D7654321"]);
-        assert!(parse_loans(&["".into()], 50).is_err());
-        assert!(parse_loans(&["X1".into()], 50).is_err());
-        assert!(parse_loans(&["D1 D2 D3".into()], 2).is_err());
+        assert!(parse_loans(&ex, &["".into()], 50).is_err());
+        assert!(parse_loans(&ex, &["X1".into()], 50).is_err());
+        assert!(parse_loans(&ex, &["D1 D2 D3".into()], 2).is_err());
+        assert!(parse_loans(&ex, &["D1111111 D2222222 D3333333".into()], 2).is_err());
+        assert!(parse_loans(&ex, &["D1111111 D2222222".into()], 2).is_ok());
+        let err = parse_loans(&ex, &["D123".into()], 50)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("classify.loan_number_pattern"), "{err}");
+    }
+
+    #[test]
+    fn loan_input_follows_the_configured_pattern() {
+        let ex = LoanExtractor::new(r"L[0-9]{8}", 50).unwrap();
+        let got = parse_loans(&ex, &["l12345678".into()], 50).unwrap();
+        assert_eq!(got[0].as_str(), "L12345678");
+        assert!(parse_loans(&ex, &["D1234567".into()], 50).is_err());
     }
 
     #[test]

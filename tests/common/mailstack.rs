@@ -436,13 +436,17 @@ max_fetch_silence = "1m"
         for name in ["partners", "shipments", "trials"] {
             use clap::ValueEnum;
             let kind = trialdesk::import::ImportKind::from_str(name, true).unwrap();
-            let pattern =
-                trialdesk::import::exact_loan_pattern(&app.config.classify.loan_number_pattern)
-                    .unwrap();
             let path = Path::new(FIXTURES).join("data").join(format!("{name}.csv"));
-            trialdesk::import::import_file(&app.store, kind, &path, &pattern, &mut |_, _| {}, 0)
-                .await
-                .expect("fixture import");
+            trialdesk::import::import_file(
+                &app.store,
+                kind,
+                &path,
+                &app.rules.loans,
+                &mut |_, _| {},
+                0,
+            )
+            .await
+            .expect("fixture import");
         }
         app.store.close().await;
         env

@@ -85,10 +85,8 @@ impl TestEnv {
     pub async fn import(&self, kind: &str, path: &Path) {
         use clap::ValueEnum;
         let kind = trialdesk::import::ImportKind::from_str(kind, true).expect("kind");
-        let pattern =
-            trialdesk::import::exact_loan_pattern(&self.app.config.classify.loan_number_pattern)
-                .unwrap();
-        trialdesk::import::import_file(&self.app.store, kind, path, &pattern, &mut |_, _| {}, 0)
+        let loans = &self.app.rules.loans;
+        trialdesk::import::import_file(&self.app.store, kind, path, loans, &mut |_, _| {}, 0)
             .await
             .expect("fixture import");
     }

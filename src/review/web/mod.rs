@@ -39,8 +39,8 @@ pub struct WebState {
     pub actions: Arc<Actions>,
     pub config: WebConfig,
     pub clock: SharedClock,
-    /// Anchored loan-number pattern, for CSV imports.
-    pub loan_pattern: regex::Regex,
+    /// The compiled rules; CSV imports check loan numbers with `rules.loans`.
+    pub rules: Arc<crate::classify::Rules>,
     /// Poked after an import so the reminder scheduler re-plans at once.
     pub data_changed: Arc<tokio::sync::Notify>,
 }
@@ -53,9 +53,7 @@ impl WebState {
             actions,
             config: app.config.web.clone(),
             clock: app.clock.clone(),
-            loan_pattern: crate::import::exact_loan_pattern(
-                &app.config.classify.loan_number_pattern,
-            )?,
+            rules: app.rules.clone(),
             data_changed: app.reminders_changed.clone(),
         })
     }

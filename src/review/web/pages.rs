@@ -736,7 +736,7 @@ pub async fn import(
         &state.store,
         kind,
         &bytes,
-        &state.loan_pattern,
+        &state.rules.loans,
         &mut |_, _| {},
         now,
     )
