@@ -7,8 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::TestEnv;
-use trialdesk::domain::LoanNumber;
-use trialdesk::import::{exact_loan_pattern, import_file, ImportError, ImportKind, RowError};
+use trialdesk::import::{import_file, ImportError, ImportKind, RowError};
 
 const SHIPMENTS: &str = "loan_number,partner_id,customer,status,carrier,tracking_number,shipped_on,eta,delivered_on,items\n\
     D20261001,P01,苏州工业园管委会,delivered,EMS,EA920049643CN,2026-11-03,2026-11-08,2026-11-07,Webex Desk Camera\n\
@@ -21,10 +20,16 @@ const TRIALS: &str = "trial_id,partner_id,customer,customer_admin_emails,service
     T-9002,P77,Orphan Customer,it@orphan.example.cn,meeting,2026-11-03,2026-12-03,false,false,Asia/Shanghai,zh\n";
 
 async fn import(env: &TestEnv, kind: ImportKind, path: &Path) -> Result<usize, ImportError> {
-    let pattern = exact_loan_pattern(&env.app.config.classify.loan_number_pattern).unwrap();
-    import_file(&env.app.store, kind, path, &pattern, &mut |_, _| {}, 0)
-        .await
-        .map(|s| s.rows)
+    import_file(
+        &env.app.store,
+        kind,
+        path,
+        &env.app.rules.loans,
+        &mut |_, _| {},
+        0,
+    )
+    .await
+    .map(|s| s.rows)
 }
 
 fn rows(result: Result<usize, ImportError>) -> Vec<RowError> {
@@ -37,7 +42,7 @@ fn rows(result: Result<usize, ImportError>) -> Vec<RowError> {
 async fn shipment(env: &TestEnv, loan: &str) -> Option<trialdesk::domain::Shipment> {
     env.app
         .store
-        .shipments_by_loan(&[LoanNumber::parse(loan).unwrap()])
+        .shipments_by_loan(&[env.app.rules.loans.parse_one(loan).unwrap()])
         .await
         .unwrap()
         .pop()
