@@ -90,6 +90,11 @@ impl Evaluator {
     /// of an oversize mail were read).
     pub async fn evaluate(&self, raw: &[u8], full_size: u64) -> Result<Evaluation, PipelineError> {
         let inspection = classify::inspect_sized(&self.rules, raw, full_size);
+        self.decide(inspection).await
+    }
+
+    /// The store's facts for an inspected mail, and the decision.
+    pub async fn decide(&self, inspection: Inspection) -> Result<Evaluation, PipelineError> {
         let lookup = self.lookup(&inspection).await?;
         let decision = classify::decide(&inspection, &lookup);
         Ok(Evaluation {
@@ -196,9 +201,10 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
-        let mut eval = self.evaluator.evaluate(&mail.bytes, mail.size).await?;
+        // The rules' reading first; the store is asked about the partner and loans only
+        // once the mail is known not to be recorded already (redeliveries, re-reads).
+        let inspection = classify::inspect_sized(&self.evaluator.rules, &mail.bytes, mail.size);
         let span = tracing::Span::current();
-        let inspection = &eval.inspection;
         span.record(
             "message_id",
             inspection
@@ -213,10 +219,10 @@ impl Pipeline {
             let loans: Vec<&str> = inspection.loan_numbers.iter().map(|l| l.as_str()).collect();
             span.record("loans", loans.join(" "));
         }
-        let mut key = eval.inspection.message_key.clone();
+        let mut key = inspection.message_key.clone();
         if let Some((inbound_id, sender, subject)) = self.store.inbound_by_key(&key).await? {
-            let from = eval.inspection.from.as_ref().map(|f| f.address.as_str());
-            if sender.as_deref() == from && subject == eval.inspection.subject {
+            let from = inspection.from.as_ref().map(|f| f.address.as_str());
+            if sender.as_deref() == from && subject == inspection.subject {
                 span.record("inbound_id", inbound_id);
                 tracing::info!(message_key = %key, "already recorded; acknowledging only");
                 return Ok(Processed::Duplicate { inbound_id });
@@ -229,6 +235,7 @@ impl Pipeline {
                 return Ok(Processed::Duplicate { inbound_id });
             }
         }
+        let mut eval = self.evaluator.decide(inspection).await?;
         let now = self.clock.now();
         let mut review_detail: Vec<String> = Vec::new();
         let mut outbox = Vec::new();
@@ -329,10 +336,18 @@ impl Pipeline {
         let Some(to) = &decision.reply_to else {
             return Ok(None);
         };
+        let Some(widest) = self.rate_limits.iter().map(|s| s.window).max() else {
+            return Ok(None);
+        };
         let now = self.clock.now().as_millisecond();
+        // One query for the whole ladder: the reply times of the widest window.
+        let times = self
+            .store
+            .recent_reply_times(&to.address, now - widest.as_millis() as i64)
+            .await?;
         for step in &self.rate_limits {
             let since = now - step.window.as_millis() as i64;
-            let count = self.store.recent_replies_to(&to.address, since).await?;
+            let count = times.iter().filter(|t| **t >= since).count() as i64;
             if count >= i64::from(step.max) {
                 return Ok(Some(format!(
                     "{} automatic replies to {} within {}",

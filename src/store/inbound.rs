@@ -206,23 +206,24 @@ impl Store {
         })
     }
 
-    /// Automatic replies queued to `rate_key` since `since_ms` (the per-recipient rate limit).
-    pub async fn recent_replies_to(
+    /// When automatic replies to `rate_key` were queued since `since_ms` (the widest window of
+    /// the per-recipient rate limit: a few rows, since the limit stops more).
+    pub async fn recent_reply_times(
         &self,
         rate_key: &str,
         since_ms: i64,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Vec<i64>, StoreError> {
         Ok(dispatch!(self, |pool| {
             // `purpose || ''` keeps SQLite's planner on `outbox_rate` (a few rows per address):
-            // on `purpose` it would pick `outbox_purpose_created` and count every reply of the
+            // on `purpose` it would pick `outbox_purpose_created` and read every reply of the
             // window, one full window scan per mail (quadratic in a backlog).
             sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE rate_key = $1 AND created_at >= $2 \
+                "SELECT created_at FROM outbox WHERE rate_key = $1 AND created_at >= $2 \
                  AND purpose || '' = 'reply'",
             )
             .bind(rate_key)
             .bind(since_ms)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await?
         }))
     }

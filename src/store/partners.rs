@@ -76,18 +76,34 @@ impl Store {
         Ok(())
     }
 
-    /// The partner whose registered domains include `domain` (exact, case-insensitive).
+    /// The partner whose registered domains include `domain` (exact, case-insensitive). Asked
+    /// for every inbound mail: the partner row comes with the domain lookup (one join).
     pub async fn partner_by_domain(&self, domain: &str) -> Result<Option<Partner>, StoreError> {
-        let id: Option<String> = dispatch!(self, |pool| {
-            sqlx::query_scalar("SELECT partner_id FROM partner_domains WHERE domain = $1")
-                .bind(domain.trim().to_ascii_lowercase())
-                .fetch_optional(pool)
-                .await?
+        let found: Option<(PartnerRow, Vec<String>)> = dispatch!(self, |pool| {
+            let row: Option<PartnerRow> = sqlx::query_as(
+                "SELECT p.partner_id, p.name, p.admin_emails, p.language \
+                 FROM partner_domains d JOIN partners p ON p.partner_id = d.partner_id \
+                 WHERE d.domain = $1",
+            )
+            .bind(domain.trim().to_ascii_lowercase())
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => {
+                    let domains = sqlx::query_scalar(
+                        "SELECT domain FROM partner_domains WHERE partner_id = $1",
+                    )
+                    .bind(&row.partner_id)
+                    .fetch_all(pool)
+                    .await?;
+                    Some((row, domains))
+                }
+                None => None,
+            }
         });
-        match id {
-            Some(id) => self.partner(&id).await,
-            None => Ok(None),
-        }
+        found
+            .map(|(row, domains)| row.into_partner(domains))
+            .transpose()
     }
 
     pub async fn partner(&self, partner_id: &str) -> Result<Option<Partner>, StoreError> {
