@@ -10,6 +10,7 @@
 //! someone reports a data change, or at most [`MAX_SLEEP`] (an import by another process is
 //! noticed that way) — it never polls in a tight loop.
 
+use crate::domain::Trial;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -308,13 +309,23 @@ impl Scheduler {
                     continue;
                 }
                 let today = at.date_in(tz);
+                // The full trial, as it is now (read once for both audiences).
+                let mut trial = None;
                 for (audience, recipients) in open_audiences(&c) {
                     if report.handled() >= limit {
                         report.more = true;
                         return Ok(report);
                     }
+                    if trial.is_none() {
+                        trial = Some(self.store.trial(&c.trial_id).await?);
+                    }
+                    let Some(Some(trial)) = &trial else {
+                        report.skipped += 1;
+                        continue;
+                    };
                     self.send(
                         &c,
+                        trial,
                         kind,
                         audience,
                         recipients,
@@ -425,6 +436,7 @@ impl Scheduler {
     async fn send(
         &self,
         c: &ReminderCandidate,
+        trial: &Trial,
         kind: Kind,
         audience: Audience,
         recipients: Vec<String>,
@@ -432,11 +444,7 @@ impl Scheduler {
         partners: &mut HashMap<String, Option<Partner>>,
         report: &mut StepReport,
     ) -> Result<(), StoreError> {
-        // The full trial, as it is now: a re-import may have moved or converted it.
-        let Some(trial) = self.store.trial(&c.trial_id).await? else {
-            report.skipped += 1;
-            return Ok(());
-        };
+        // A re-import may have moved or converted the trial since it was planned.
         if trial.converted || trial.expires_on != c.expires_on {
             report.skipped += 1;
             return Ok(());
@@ -466,7 +474,7 @@ impl Scheduler {
         let context = ReminderContext::new(
             kind,
             audience,
-            &trial,
+            trial,
             partner,
             today,
             &self.settings.purchase_url,
