@@ -134,6 +134,9 @@ async fn stylesheet() -> Response {
 /// images when staff ask for them).
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// [`CSP`] for a mail page whose reader chose to load its remote images.
+pub const CSP_REMOTE_IMAGES: &str = "default-src 'none'; style-src 'self'; \
+     img-src 'self' https: http:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;

@@ -226,15 +226,21 @@ fn body_text(raw: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// With remote images shown, the page's policy must let them load.
-fn allow_remote_images(res: &mut Response) {
-    res.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' https: http:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+/// A page showing a received mail; with remote images shown, its policy lets them load.
+fn mail_page(name: &str, ctx: minijinja::Value, uses_remote: bool) -> PageResult {
+    let mut res = render::page(name, ctx)?;
+    if uses_remote {
+        res.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::CSP_REMOTE_IMAGES),
+        );
+    }
+    Ok(res)
+}
+
+/// The raw bytes of received mail `id`; 404 when it is unknown or no longer kept.
+async fn raw_or_404(state: &WebState, id: i64) -> Result<Vec<u8>, WebError> {
+    state.store.inbound_raw(id).await?.ok_or(WebError::NotFound)
 }
 
 /// One review item: the mail (or the failed delivery), why it is here, what was done, and
@@ -272,11 +278,7 @@ pub async fn item(
         done_outbox => q.outbox,
         ..base(&state, &session, "queue").await?
     };
-    let mut res = render::page("item.html", ctx)?;
-    if uses_remote {
-        allow_remote_images(&mut res);
-    }
-    Ok(res)
+    mail_page("item.html", ctx, uses_remote)
 }
 
 /// A received mail on its own (from the history), with its items and replies.
@@ -297,11 +299,7 @@ pub async fn message(
         audit => audit,
         ..base(&state, &session, "history").await?
     };
-    let mut res = render::page("message.html", ctx)?;
-    if uses_remote {
-        allow_remote_images(&mut res);
-    }
-    Ok(res)
+    mail_page("message.html", ctx, uses_remote)
 }
 
 /// A mail trialdesk sent (or is sending): recipients, status, text.
@@ -473,11 +471,7 @@ fn download_headers(
 
 /// The mail as received (`.eml`), as a download.
 pub async fn raw_mail(State(state): State<Arc<WebState>>, Path(id): Path<i64>) -> PageResult {
-    let raw = state
-        .store
-        .inbound_raw(id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let raw = raw_or_404(&state, id).await?;
     Ok((
         download_headers(
             &format!("message-{id}.eml"),
@@ -495,11 +489,7 @@ pub async fn attachment(
     State(state): State<Arc<WebState>>,
     Path((id, index)): Path<(i64, usize)>,
 ) -> PageResult {
-    let raw = state
-        .store
-        .inbound_raw(id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let raw = raw_or_404(&state, id).await?;
     let part = mail_view::attachment(&raw, index).ok_or(WebError::NotFound)?;
     Ok((
         download_headers(&part.name, "application/octet-stream", false),
@@ -513,11 +503,7 @@ pub async fn inline_image(
     State(state): State<Arc<WebState>>,
     Path((id, cid)): Path<(i64, String)>,
 ) -> PageResult {
-    let raw = state
-        .store
-        .inbound_raw(id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let raw = raw_or_404(&state, id).await?;
     let part = mail_view::inline_image(&raw, &cid).ok_or(WebError::NotFound)?;
     let mut res = (
         download_headers(&part.name, &part.content_type, true),
