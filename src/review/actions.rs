@@ -15,10 +15,12 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::classify::loan_numbers::LoanExtractor;
-use crate::classify::{self, Action, Inspection, LoanAnswer, Lookup, Mailbox, ReviewReason};
+use crate::classify::{
+    self, Action, Decision, Inspection, LoanAnswer, Lookup, Mailbox, ReviewReason,
+};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::domain::{Language, LoanNumber, Partner};
+use crate::domain::{LoanNumber, Partner};
 use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
 use crate::outbound::Composer;
 use crate::pipeline::{stored_decision, Pipeline, PipelineError};
@@ -130,7 +132,9 @@ struct Basis {
     inspection: Inspection,
     to: Mailbox,
     partner: Option<Partner>,
-    language: Language,
+    /// The rules' decision on the mail with its partner (no loans looked up): its language
+    /// and reply address, and the start of a template answer.
+    decision: Decision,
 }
 
 impl Actions {
@@ -254,7 +258,7 @@ impl Actions {
             inspection,
             to,
             partner,
-            language: decision.language,
+            decision,
         })
     }
 
@@ -315,13 +319,7 @@ impl Actions {
             )
         })?;
         let shipments = self.store.shipments_by_loan(&numbers).await?;
-        let mut decision = classify::decide(
-            &basis.inspection,
-            &Lookup {
-                partner: Some(partner.clone()),
-                shipments: Vec::new(),
-            },
-        );
+        let mut decision = basis.decision.clone();
         decision.loans = numbers
             .iter()
             .map(|n| LoanAnswer {
@@ -339,7 +337,7 @@ impl Actions {
                 &basis.inspection,
                 &decision,
                 partner,
-                &[basis.language, partner.language],
+                &[basis.decision.language, partner.language],
             )
             .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;
         let (outbox, subject) = self.compose(&basis, &rendered.text, &rendered.html)?;
