@@ -6,11 +6,13 @@
 //! forwarding rules do.
 //!
 //! What must hold: our own mail coming back is recognised and ignored; the per-recipient rate
-//! limit ladder (short windows here: 3 replies per 15 s, 5 per 60 s, standing in for the
-//! default 10 per 10 min and 25 per hour) caps what reaches the robot in every window; the
-//! mails over the limit land in the review queue as `rate_limited`; the exchange then stops
-//! by itself — and once the windows have passed, a new request is answered again. `/metrics` and `/healthz` of the
-//! running binary tell the same story.
+//! limit ladder (3 replies per 10 min, 5 per hour here) caps what reaches the robot; the mail
+//! over the limit lands in the review queue as `rate_limited`; the exchange then stops by
+//! itself. `/metrics` and `/healthz` of the running binary tell the same story.
+//!
+//! How the ladder counts as its windows pass (a recipient answered again once the replies are
+//! old enough, the first step reached named) is a pure function, `pipeline::ladder`, with its
+//! table test; this test needs no real-time waiting for windows to pass.
 
 mod common;
 
@@ -28,7 +30,6 @@ use common::Reply;
 /// What the robot received.
 #[derive(Debug, Clone)]
 struct Received {
-    at: Instant,
     reply: Reply,
 }
 
@@ -75,7 +76,6 @@ async fn robot(
             let reply = Reply::parse(raw.clone());
             let first = got.lock().unwrap().is_empty();
             got.lock().unwrap().push(Received {
-                at: Instant::now(),
                 reply: reply.clone(),
             });
             n += 1;
@@ -157,8 +157,8 @@ const IGNORED_AUTOMATED: &str = "trialdesk_decisions_total{kind=\"automated\",ac
 async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
     let stack = Stack::get();
     let mut setup = Setup::plain(&stack);
-    setup.extra = "[[outbox.rate_limits]]\nwindow = \"15s\"\nmax = 3\n\n\
-                   [[outbox.rate_limits]]\nwindow = \"60s\"\nmax = 5\n"
+    setup.extra = "[[outbox.rate_limits]]\nwindow = \"10m\"\nmax = 3\n\n\
+                   [[outbox.rate_limits]]\nwindow = \"1h\"\nmax = 5\n"
         .into();
     let env = E2e::new(&stack, setup).await;
     let me = format!("{}@pacrim.example.com", unique("desk-robot"));
@@ -177,7 +177,7 @@ async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
     ));
     let received = || got.lock().unwrap().len();
 
-    // Phase 1: one request starts the exchange; the 15 s step stops it after 3 replies.
+    // One request starts the exchange; the 10 min step stops it after 3 replies.
     let started = Instant::now();
     let mid = format!("{}@pacrim.example.com", unique("start"));
     stack
@@ -199,69 +199,18 @@ async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
     })
     .await;
     assert_eq!(received(), 3, "{}", env.log());
-    let phase1_end = Instant::now();
-    eprintln!(
-        "phase 1: 3 replies, then limited, after {:?}",
-        started.elapsed()
-    );
-
-    // Phase 2: a new request once the 15 s window has passed; the 60 s step (5) allows 2 more.
-    tokio::time::sleep(Duration::from_secs(16)).await;
-    assert_eq!(received(), 3, "the exchange stopped at the limit");
-    let mid = format!("{}@pacrim.example.com", unique("again"));
-    stack
-        .send_smtp(
-            &me,
-            &[&env.helpdesk],
-            &request(&me, &env.helpdesk, &mid, "Please check D50261001 again."),
-        )
-        .await;
-    until(
-        Duration::from_secs(60),
-        "the second rate-limited mail",
-        || metric(port, RATE_LIMITED) >= 2.0,
-    )
-    .await;
-    assert_eq!(received(), 5, "{}", env.log());
-    eprintln!(
-        "phase 2: 2 more replies, then limited, {:?} after phase 1",
-        phase1_end.elapsed()
-    );
-
-    // Phase 3: once the first three replies are older than the 60 s window, the ladder lets
-    // a new request through again (3 more, the 15 s step), and the robot is stopped again.
-    let third = got.lock().unwrap()[2].at;
-    let relax = (third + Duration::from_secs(61)).saturating_duration_since(Instant::now());
-    tokio::time::sleep(relax).await;
-    assert_eq!(received(), 5, "the exchange stayed stopped");
-    let mid = format!("{}@pacrim.example.com", unique("later"));
-    stack
-        .send_smtp(
-            &me,
-            &[&env.helpdesk],
-            &request(&me, &env.helpdesk, &mid, "One more: D50261001."),
-        )
-        .await;
-    until(
-        Duration::from_secs(60),
-        "the third rate-limited mail",
-        || metric(port, RATE_LIMITED) >= 3.0,
-    )
-    .await;
-    assert_eq!(received(), 8, "{}", env.log());
-    eprintln!(
-        "phase 3: 3 more replies, then limited, {:?} after the start",
-        started.elapsed()
-    );
+    eprintln!("3 replies, then limited, after {:?}", started.elapsed());
 
     // Quiet: nothing more goes either way.
     let sends = metric(
         port,
         "trialdesk_sends_total{purpose=\"reply\",result=\"sent\"}",
     );
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    assert_eq!(received(), 8);
-    assert_eq!(metric(port, RATE_LIMITED), 3.0);
+    // An absence can only be watched for a while: the robot polls every 200 ms and the
+    // helpdesk answers within a second, so 5 s of silence means the exchange has stopped.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(received(), 3);
+    assert_eq!(metric(port, RATE_LIMITED), 1.0);
     assert_eq!(
         metric(
             port,
@@ -269,29 +218,30 @@ async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
         ),
         sends
     );
-    assert_eq!(sends, 8.0);
+    assert_eq!(sends, 3.0);
 
     // The running binary's view: decisions, review queue, IMAP, build.
     let m = |s: &str| metric(port, s);
     assert_eq!(
         m("trialdesk_decisions_total{kind=\"tracking_request\",action=\"reply\"}"),
-        8.0
+        3.0
     );
     assert_eq!(
         m("trialdesk_decisions_total{kind=\"tracking_request\",action=\"review\"}"),
-        3.0
+        1.0
     );
     assert_eq!(m(IGNORED_AUTOMATED), 2.0);
     assert_eq!(
         m("trialdesk_review_queue_depth{reason=\"rate_limited\"}"),
-        3.0
+        1.0
     );
-    assert_eq!(m("trialdesk_mails_fetched_total"), 13.0);
+    // The request, 3 answers from the robot, our mail bounced and forwarded back.
+    assert_eq!(m("trialdesk_mails_fetched_total"), 6.0);
     assert_eq!(m("trialdesk_imap_connected"), 1.0);
     assert_eq!(m("trialdesk_imap_idle_push"), 1.0);
     assert_eq!(m("trialdesk_healthy"), 1.0);
     assert!(m("trialdesk_last_send_success_timestamp_seconds") > 1.7e9);
-    assert!(m("trialdesk_fetch_duration_seconds_count") >= 4.0);
+    assert!(m("trialdesk_fetch_duration_seconds_count") >= 2.0);
     let (status, health) = http_get(port, "/healthz").unwrap();
     assert_eq!(status, 200, "{health}");
     assert!(health.contains(trialdesk::VERSION), "{health}");
@@ -309,20 +259,6 @@ async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
             Some("auto-replied")
         );
     }
-    // The ladder held in every window, measured at the robot's end (arrival times; a window
-    // starting at any reply).
-    for (window, max) in [(Duration::from_secs(15), 3), (Duration::from_secs(60), 5)] {
-        for (i, r) in got.iter().enumerate() {
-            let within = got[i..]
-                .iter()
-                .filter(|o| o.at.duration_since(r.at) < window)
-                .count();
-            assert!(
-                within <= max,
-                "{within} replies within {window:?} from reply {i} (max {max})"
-            );
-        }
-    }
     // Recorded as the ladder says: the over-limit mails wait in review, each saying why.
     let app = env.app().await;
     let items = app
@@ -330,22 +266,19 @@ async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
         .review_items(&trialdesk::store::ReviewFilter::default())
         .await
         .unwrap();
-    assert_eq!(items.len(), 3, "{items:#?}");
+    assert_eq!(items.len(), 1, "{items:#?}");
     for item in &items {
         assert_eq!(item.reason, "rate_limited");
         assert!(item.detail.contains(&me), "{}", item.detail);
+        assert!(
+            item.detail.contains("3 automatic replies") && item.detail.contains("within 10m"),
+            "{}",
+            item.detail
+        );
     }
-    assert!(
-        items.iter().any(|i| i.detail.contains("within 15s")),
-        "{items:#?}"
-    );
-    assert!(
-        items.iter().any(|i| i.detail.contains("within 1m")),
-        "{items:#?}"
-    );
-    // And the IMAP folders agree: 8 answered, 3 to review, the 2 returns ignored.
-    assert_eq!(stack.count(&env.helpdesk, "trialdesk.answered").await, 8);
-    assert_eq!(stack.count(&env.helpdesk, "trialdesk.review").await, 3);
+    // And the IMAP folders agree: 3 answered, 1 to review, the 2 returns ignored.
+    assert_eq!(stack.count(&env.helpdesk, "trialdesk.answered").await, 3);
+    assert_eq!(stack.count(&env.helpdesk, "trialdesk.review").await, 1);
     assert_eq!(stack.count(&env.helpdesk, "trialdesk.ignored").await, 2);
     assert_eq!(stack.count(&env.helpdesk, "INBOX").await, 0);
 }

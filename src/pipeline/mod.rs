@@ -5,6 +5,7 @@
 //! mail only after that commit. So a mail is answered once even if it is delivered twice,
 //! re-read after a crash, or handled by two instances at the same moment.
 
+mod ladder;
 pub mod reply;
 mod worker;
 
@@ -21,6 +22,7 @@ use crate::store::{
     NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome, Store, StoreError,
 };
 
+pub use ladder::{ladder, Reached};
 pub use worker::{InboundStats, InboundWorker};
 
 /// Errors processing one mail. Only store trouble can stop a mail; everything about the mail
@@ -336,7 +338,7 @@ impl Pipeline {
         let Some(to) = &decision.reply_to else {
             return Ok(None);
         };
-        let Some(widest) = self.rate_limits.iter().map(|s| s.window).max() else {
+        let Some(widest) = ladder::widest(&self.rate_limits) else {
             return Ok(None);
         };
         let now = self.clock.now().as_millisecond();
@@ -345,19 +347,14 @@ impl Pipeline {
             .store
             .recent_reply_times(&to.address, now - widest.as_millis() as i64)
             .await?;
-        for step in &self.rate_limits {
-            let since = now - step.window.as_millis() as i64;
-            let count = times.iter().filter(|t| **t >= since).count() as i64;
-            if count >= i64::from(step.max) {
-                return Ok(Some(format!(
-                    "{} automatic replies to {} within {}",
-                    count,
-                    to.address,
-                    humantime::format_duration(step.window)
-                )));
-            }
-        }
-        Ok(None)
+        Ok(ladder(&self.rate_limits, &times, now).map(|reached| {
+            format!(
+                "{} automatic replies to {} within {}",
+                reached.count,
+                to.address,
+                humantime::format_duration(reached.window)
+            )
+        }))
     }
 
     /// Renders and composes the tracking reply; Err carries a description for staff.
