@@ -14,6 +14,7 @@ pub mod automated;
 pub mod decision;
 pub mod loan_numbers;
 pub mod message;
+mod mime;
 pub mod quotes;
 pub mod sender;
 pub mod subject;
