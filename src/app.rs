@@ -49,7 +49,13 @@ impl App {
             rules: Arc::new(rules),
             clock: Arc::new(SystemClock),
             reminders_changed: Arc::new(Notify::new()),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: {
+                let metrics = crate::counters::Metrics::new();
+                metrics.declare_reminder_kinds(
+                    &crate::reminders::Kind::ALL.map(crate::reminders::Kind::code),
+                );
+                Arc::new(metrics)
+            },
             templates_loaded: Arc::default(),
         })
     }
@@ -348,9 +354,39 @@ impl App {
     /// stay outside the sign-in guard, e.g. `/healthz`). `queued` wakes this process's sender
     /// when staff queue mail.
     pub fn web_router(&self, queued: Arc<Notify>) -> anyhow::Result<axum::Router> {
-        let actions = Arc::new(crate::review::Actions::from_app(self, queued)?);
-        let state = Arc::new(crate::review::web::WebState::new(self, actions)?);
+        let actions = Arc::new(self.review_actions(queued)?);
+        let state = Arc::new(self.web_state(actions)?);
         Ok(crate::review::web::router(state))
+    }
+
+    /// The staff actions (answer, resolve, reprocess, retry…) over this app's parts; `queued`
+    /// is the sender's wake-up. Built here so `review` need not know `App`.
+    pub fn review_actions(&self, queued: Arc<Notify>) -> anyhow::Result<crate::review::Actions> {
+        Ok(crate::review::Actions::new(
+            &self.config,
+            self.store.clone(),
+            Arc::new(self.pipeline(queued.clone())?),
+            self.rules.clone(),
+            self.composer()?,
+            self.clock.clone(),
+            queued,
+        ))
+    }
+
+    /// What the review pages' handlers share.
+    pub fn web_state(
+        &self,
+        actions: Arc<crate::review::Actions>,
+    ) -> anyhow::Result<crate::review::web::WebState> {
+        self.config.web.tz()?;
+        Ok(crate::review::web::WebState {
+            store: self.store.clone(),
+            actions,
+            config: self.config.web.clone(),
+            clock: self.clock.clone(),
+            rules: self.rules.clone(),
+            data_changed: self.reminders_changed.clone(),
+        })
     }
 
     /// `GET /metrics` (None when `[metrics] enabled = false`). `health` is the workers'

@@ -280,6 +280,16 @@ pub(crate) fn parse_iso_date(v: &str) -> Result<jiff::civil::Date, String> {
         .map_err(|_| format!("{v:?} is not a valid calendar date"))
 }
 
+/// The domain part of `local@domain` (no validation beyond one `@` and non-empty parts).
+pub fn address_domain(address: &str) -> Option<&str> {
+    let (local, domain) = address.trim().rsplit_once('@')?;
+    if local.is_empty() || domain.is_empty() {
+        None
+    } else {
+        Some(domain)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use crate::config::HealthConfig;
 use crate::inbound::imap::{ImapStatus, ImapStatusSnapshot};
 use crate::outbound::SenderStats;
 use crate::pipeline::InboundStats;
+pub use crate::probe::ProbeStep;
 
 /// What health is computed from; cheap to clone.
 #[derive(Clone)]
@@ -268,32 +269,6 @@ pub fn router(state: HealthState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .with_state(state)
-}
-
-/// One line of `trialdesk check`: a step of connecting to a server, passed or failed.
-#[derive(Debug, Clone)]
-pub struct ProbeStep {
-    pub ok: bool,
-    pub what: String,
-    pub detail: String,
-}
-
-impl ProbeStep {
-    pub fn ok(what: &str, detail: String) -> Self {
-        ProbeStep {
-            ok: true,
-            what: what.to_string(),
-            detail,
-        }
-    }
-
-    pub fn fail(what: &str, detail: String) -> Self {
-        ProbeStep {
-            ok: false,
-            what: what.to_string(),
-            detail,
-        }
-    }
 }
 
 #[cfg(test)]

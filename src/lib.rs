@@ -64,6 +64,7 @@ pub mod classify;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod counters;
 pub mod domain;
 pub mod dump;
 #[doc(hidden)]
@@ -76,6 +77,7 @@ pub mod mailauth;
 pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
+pub mod probe;
 pub mod reminders;
 pub mod retention;
 pub mod review;

@@ -13,7 +13,7 @@ use trialdesk::review::{ActionError, Actions, Actor};
 use trialdesk::store::{AuditFilter, HistoryFilter, ReviewFilter, ReviewOrder};
 
 fn actions(env: &TestEnv) -> Actions {
-    Actions::from_app(&env.app, Arc::new(Notify::new())).unwrap()
+    env.app.review_actions(Arc::new(Notify::new())).unwrap()
 }
 
 async fn send_all(env: &TestEnv) {

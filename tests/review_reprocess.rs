@@ -13,7 +13,7 @@ use trialdesk::review::{ActionError, Actions, Actor};
 use trialdesk::store::{AuditFilter, ReviewFilter, ReviewItem};
 
 fn actions(env: &TestEnv) -> Actions {
-    Actions::from_app(&env.app, Arc::new(Notify::new())).unwrap()
+    env.app.review_actions(Arc::new(Notify::new())).unwrap()
 }
 
 async fn open_items(env: &TestEnv) -> Vec<ReviewItem> {

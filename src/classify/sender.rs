@@ -3,15 +3,7 @@
 use super::Mailbox;
 use crate::domain::Partner;
 
-/// The domain part of `local@domain` (no validation beyond one `@` and non-empty parts).
-pub fn address_domain(address: &str) -> Option<&str> {
-    let (local, domain) = address.trim().rsplit_once('@')?;
-    if local.is_empty() || domain.is_empty() {
-        None
-    } else {
-        Some(domain)
-    }
-}
+pub use crate::domain::address_domain;
 
 /// The local part of `local@domain`.
 pub fn address_local(address: &str) -> Option<&str> {

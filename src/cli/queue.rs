@@ -276,7 +276,7 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
 }
 
 fn actions(app: &App) -> anyhow::Result<Actions> {
-    Actions::from_app(app, Arc::new(tokio::sync::Notify::new()))
+    app.review_actions(Arc::new(tokio::sync::Notify::new()))
 }
 
 fn fmt_ms(ms: i64) -> String {

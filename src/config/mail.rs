@@ -98,14 +98,14 @@ fn default_max_mime_parts() -> usize {
 
 impl MailConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if crate::classify::address_domain(&self.from).is_none() {
+        if crate::domain::address_domain(&self.from).is_none() {
             return Err(invalid(
                 "mail.from",
                 "must be a mail address like helpdesk@example.com",
             ));
         }
         for a in &self.own_addresses {
-            if crate::classify::address_domain(a).is_none() {
+            if crate::domain::address_domain(a).is_none() {
                 return Err(invalid(
                     "mail.own_addresses",
                     format!("{a:?} is not a mail address"),
@@ -130,7 +130,7 @@ impl MailConfig {
     /// Domain for generated Message-IDs.
     pub fn message_id_domain(&self) -> String {
         self.message_id_domain.clone().unwrap_or_else(|| {
-            crate::classify::address_domain(&self.from)
+            crate::domain::address_domain(&self.from)
                 .unwrap_or("localhost")
                 .to_ascii_lowercase()
         })

@@ -46,3 +46,14 @@ pub trait Transport: Send + Sync {
 pub use compose::{ComposeError, Composer};
 pub use sender::{Sender, SenderStats};
 pub use templates::{TemplateError, Templates};
+
+/// RFC 3986 percent-encoding of everything but unreserved characters (for URL parts built
+/// from data: query values, tracking numbers, attachment names).
+pub fn percent_encode(s: &str) -> String {
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
+}

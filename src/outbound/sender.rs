@@ -39,7 +39,7 @@ pub struct Sender {
     stats: Arc<SenderStats>,
     /// Woken when mail is queued, so replies leave at once rather than at the next poll.
     queued: Arc<Notify>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::counters::Metrics>,
 }
 
 /// Longest sleep between looks at the outbox when nothing is due: rows queued by another
@@ -63,12 +63,12 @@ impl Sender {
             clock,
             stats: Arc::new(SenderStats::default()),
             queued,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(crate::counters::Metrics::new()),
         }
     }
 
     /// Counts send attempts and their latency into `metrics` (the app's).
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Sender {
+    pub fn with_metrics(mut self, metrics: Arc<crate::counters::Metrics>) -> Sender {
         self.metrics = metrics;
         self
     }
@@ -158,7 +158,7 @@ impl Sender {
             .await;
         let took = started.elapsed();
         let now = self.clock.now().as_millisecond();
-        use crate::metrics::SendResult;
+        use crate::counters::SendResult;
         match result {
             Ok(()) => {
                 self.metrics

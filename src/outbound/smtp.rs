@@ -37,8 +37,8 @@ use tokio::net::TcpStream;
 use super::file::envelope;
 use super::{Outgoing, SendError, SendFuture, Transport};
 use crate::config::{AuthMechanism, Credential, Secret, SmtpConfig, TlsMode};
-use crate::health::ProbeStep;
 use crate::mailauth::current_secret;
+use crate::probe::ProbeStep;
 
 /// A pooled connection unused longer than this is checked with NOOP before reuse.
 const CHECK_AFTER: Duration = Duration::from_secs(2);

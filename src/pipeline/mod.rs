@@ -131,7 +131,7 @@ pub struct Pipeline {
     rate_limits: Vec<RateLimitStep>,
     clock: SharedClock,
     queued: Arc<Notify>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::counters::Metrics>,
 }
 
 impl Pipeline {
@@ -152,18 +152,18 @@ impl Pipeline {
             rate_limits: config.outbox.rate_limits.clone(),
             clock,
             queued,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(crate::counters::Metrics::new()),
         }
     }
 
     /// Counts decisions and processing time into `metrics` (the app's; a pipeline built
     /// without one counts into its own, unseen).
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Pipeline {
+    pub fn with_metrics(mut self, metrics: Arc<crate::counters::Metrics>) -> Pipeline {
         self.metrics = metrics;
         self
     }
 
-    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+    pub fn metrics(&self) -> &Arc<crate::counters::Metrics> {
         &self.metrics
     }
 

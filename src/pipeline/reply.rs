@@ -174,10 +174,7 @@ pub fn reply_context(
 fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> LoanView {
     let tracking_url = match (&s.carrier, &s.tracking_number) {
         (Some(c), Some(t)) => carriers.get(&c.trim().to_lowercase()).map(|pattern| {
-            pattern.replace(
-                "{tracking_number}",
-                &crate::review::mail_view::percent_encode(t),
-            )
+            pattern.replace("{tracking_number}", &crate::outbound::percent_encode(t))
         }),
         _ => None,
     };

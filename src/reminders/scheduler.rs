@@ -111,7 +111,7 @@ pub struct Scheduler {
     /// Poked (`notify_one`) when trials change in this process: re-plan now.
     changed: Arc<Notify>,
     missed_scans: Mutex<MissedScans>,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::counters::Metrics>,
 }
 
 /// When the missed-reminder scans last ran.
@@ -156,12 +156,12 @@ impl Scheduler {
             queued,
             changed,
             missed_scans: Mutex::new(MissedScans::default()),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(crate::counters::Metrics::new()),
         }
     }
 
     /// Counts reminders queued, missed and failed into `metrics` (the app's).
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Scheduler {
+    pub fn with_metrics(mut self, metrics: Arc<crate::counters::Metrics>) -> Scheduler {
         self.metrics = metrics;
         self
     }
@@ -416,7 +416,7 @@ impl Scheduler {
                         ReminderOutcome::Recorded { reminder_id } => {
                             report.missed += 1;
                             self.metrics
-                                .reminder(kind.code(), crate::metrics::ReminderOutcome::Missed);
+                                .reminder(kind.code(), crate::counters::ReminderOutcome::Missed);
                             tracing::warn!(
                                 trial_id = %c.trial_id, kind = %kind, audience = %audience,
                                 due_on = %due, reminder_id, "reminder missed: its window is over"
@@ -491,7 +491,7 @@ impl Scheduler {
                     ReminderOutcome::Recorded { reminder_id } => {
                         report.queued += 1;
                         self.metrics
-                            .reminder(kind.code(), crate::metrics::ReminderOutcome::Queued);
+                            .reminder(kind.code(), crate::counters::ReminderOutcome::Queued);
                         self.queued.notify_waiters();
                         tracing::info!(
                             reminder_id,
@@ -525,7 +525,7 @@ impl Scheduler {
                     ReminderOutcome::Recorded { reminder_id } => {
                         report.failed += 1;
                         self.metrics
-                            .reminder(kind.code(), crate::metrics::ReminderOutcome::Failed);
+                            .reminder(kind.code(), crate::counters::ReminderOutcome::Failed);
                         tracing::error!(reminder_id, error = %problem, "reminder cannot be sent; moved to the review queue");
                     }
                     ReminderOutcome::Skipped => report.skipped += 1,

@@ -159,19 +159,6 @@ impl Actions {
         }
     }
 
-    /// Builds the actions from the app's parts; `queued` is the sender's wake-up.
-    pub fn from_app(app: &crate::app::App, queued: Arc<Notify>) -> anyhow::Result<Actions> {
-        Ok(Actions::new(
-            &app.config,
-            app.store.clone(),
-            Arc::new(app.pipeline(queued.clone())?),
-            app.rules.clone(),
-            app.composer()?,
-            app.clock.clone(),
-            queued,
-        ))
-    }
-
     fn now_ms(&self) -> i64 {
         self.clock.now().as_millisecond()
     }

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 
+pub use crate::outbound::percent_encode;
+
 /// How to sanitise a mail's HTML.
 #[derive(Debug, Clone)]
 pub struct SanitizeOptions {
@@ -257,17 +259,6 @@ fn clean_line(s: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     unfolded.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// RFC 3986 percent-encoding of everything but unreserved characters (for URL parts built
-/// from data: query values, tracking numbers, attachment names).
-pub fn percent_encode(s: &str) -> String {
-    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, RESERVED).to_string()
 }
 
 #[cfg(test)]

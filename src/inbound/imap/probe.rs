@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::conn::{self, collect_within};
 use super::{quote, utf7};
 use crate::config::{AfterProcessing, ImapConfig, TlsMode};
-use crate::health::ProbeStep;
+use crate::probe::ProbeStep;
 
 /// Connects, logs in and looks at the mailbox like `run` would, changing nothing (for
 /// `trialdesk check`). Steps passed and the first failure are reported in order.

@@ -46,18 +46,6 @@ pub struct WebState {
 }
 
 impl WebState {
-    pub fn new(app: &crate::app::App, actions: Arc<Actions>) -> anyhow::Result<WebState> {
-        app.config.web.tz()?;
-        Ok(WebState {
-            store: app.store.clone(),
-            actions,
-            config: app.config.web.clone(),
-            clock: app.clock.clone(),
-            rules: app.rules.clone(),
-            data_changed: app.reminders_changed.clone(),
-        })
-    }
-
     pub fn now_ms(&self) -> i64 {
         self.clock.now().as_millisecond()
     }
