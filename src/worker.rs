@@ -55,29 +55,36 @@ impl Backoff {
     }
 }
 
-/// Runs `step` until cancelled. `wait` is awaited when a step reports `Idle` (it should return
-/// when new work may be there: a notification, a timer, IDLE from the server).
-pub async fn run_loop<S, SF, W, WF, E>(
+/// A worker as [`run_worker`] drives it: one unit of work, and a way to wait for more.
+pub trait Worker {
+    type Error: std::error::Error + 'static;
+    /// One unit of work. `cancel` may be checked between the parts of a unit that can stop
+    /// cleanly there (the mails of a fetched batch); a part in hand is finished.
+    fn step(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Outcome, Self::Error>>;
+    /// Returns when new work may be there: a notification, a timer, IDLE from the server.
+    fn wait(&mut self) -> impl Future<Output = ()>;
+}
+
+/// The one loop of every worker: runs `worker`'s steps back to back while there is work,
+/// waits when it is idle, backs off (exponentially, with jitter) after a failed step, and
+/// stops on `cancel` only between steps.
+pub async fn run_worker<W: Worker>(
     name: &str,
     cancel: &CancellationToken,
     mut backoff: Backoff,
-    mut step: S,
-    mut wait: W,
-) where
-    S: FnMut() -> SF,
-    SF: Future<Output = Result<Outcome, E>>,
-    W: FnMut() -> WF,
-    WF: Future<Output = ()>,
-    E: std::error::Error + 'static,
-{
+    worker: &mut W,
+) {
     while !cancel.is_cancelled() {
-        match step().await {
+        match worker.step(cancel).await {
             Ok(Outcome::Done) => backoff.reset(),
             Ok(Outcome::Idle) => {
                 backoff.reset();
                 tokio::select! {
                     _ = cancel.cancelled() => break,
-                    _ = wait() => {}
+                    _ = worker.wait() => {}
                 }
             }
             Err(e) => {
@@ -91,6 +98,47 @@ pub async fn run_loop<S, SF, W, WF, E>(
         }
     }
     tracing::debug!(worker = name, "stopped");
+}
+
+/// [`run_worker`] for a worker given as two closures: `step` (one unit of work) and `wait`
+/// (awaited when a step reports `Idle`).
+pub async fn run_loop<S, SF, W, WF, E>(
+    name: &str,
+    cancel: &CancellationToken,
+    backoff: Backoff,
+    step: S,
+    wait: W,
+) where
+    S: FnMut() -> SF,
+    SF: Future<Output = Result<Outcome, E>>,
+    W: FnMut() -> WF,
+    WF: Future<Output = ()>,
+    E: std::error::Error + 'static,
+{
+    struct Closures<S, W> {
+        step: S,
+        wait: W,
+    }
+    impl<S, SF, W, WF, E> Worker for Closures<S, W>
+    where
+        S: FnMut() -> SF,
+        SF: Future<Output = Result<Outcome, E>>,
+        W: FnMut() -> WF,
+        WF: Future<Output = ()>,
+        E: std::error::Error + 'static,
+    {
+        type Error = E;
+        fn step(
+            &mut self,
+            _cancel: &CancellationToken,
+        ) -> impl Future<Output = Result<Outcome, E>> {
+            (self.step)()
+        }
+        fn wait(&mut self) -> impl Future<Output = ()> {
+            (self.wait)()
+        }
+    }
+    run_worker(name, cancel, backoff, &mut Closures { step, wait }).await
 }
 
 #[cfg(test)]

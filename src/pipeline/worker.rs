@@ -11,7 +11,7 @@ use super::{Pipeline, PipelineError, Processed};
 use crate::classify::Action;
 use crate::inbound::{Disposition, MailSource, SourceError};
 use crate::telemetry::ErrorChain;
-use crate::worker::Outcome;
+use crate::worker::{Outcome, Worker};
 
 /// Counters for summaries, health and metrics.
 #[derive(Debug, Default)]
@@ -189,31 +189,28 @@ impl<S: MailSource> InboundWorker<S> {
         Ok(())
     }
 
-    /// Runs until cancelled, waiting on the source when idle.
+    /// Runs until cancelled, waiting on the source when idle (the loop every worker shares,
+    /// [`crate::worker::run_worker`]), then closes the source.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mut backoff = crate::worker::Backoff::new(self.backoff.0, self.backoff.1);
-        while !cancel.is_cancelled() {
-            match self.step(&cancel).await {
-                Ok(Outcome::Done) => backoff.reset(),
-                Ok(Outcome::Idle) => {
-                    backoff.reset();
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = self.source.wait() => {}
-                    }
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(source = %self.source.describe(), error = %ErrorChain(&e), retry_in = ?delay, "inbound round failed; backing off");
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
+        tracing::debug!(source = %self.source.describe(), "inbound worker started");
+        let backoff = crate::worker::Backoff::new(self.backoff.0, self.backoff.1);
+        crate::worker::run_worker("inbound", &cancel, backoff, &mut self).await;
         self.source.close().await;
-        tracing::debug!("inbound worker stopped");
+    }
+}
+
+impl<S: MailSource> Worker for InboundWorker<S> {
+    type Error = RoundError;
+
+    fn step(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> impl std::future::Future<Output = Result<Outcome, RoundError>> {
+        InboundWorker::step(self, cancel)
+    }
+
+    fn wait(&mut self) -> impl std::future::Future<Output = ()> {
+        self.source.wait()
     }
 }
 
