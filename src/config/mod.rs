@@ -11,12 +11,14 @@ mod classify;
 mod cluster;
 mod database;
 mod health;
+mod imap;
 mod mail;
 mod metrics;
 mod ops;
 mod outbound;
 mod remote;
 pub mod secret;
+mod smtp;
 
 use std::path::{Path, PathBuf};
 
@@ -26,12 +28,14 @@ pub use classify::ClassifyConfig;
 pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
+pub use imap::{AfterProcessing, ImapConfig};
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
 pub use outbound::{OutboxConfig, RateLimitStep, TemplatesConfig};
-pub use remote::{AfterProcessing, AuthMechanism, Credential, ImapConfig, SmtpConfig, TlsMode};
+pub use remote::{AuthMechanism, Credential, TlsMode};
 pub use secret::Secret;
+pub use smtp::SmtpConfig;
 
 /// Errors reading or validating the configuration; each names the key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,175 @@
+//! `[smtp]`: the production relay.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::remote::{
+    credential, default_connect_timeout, default_host, validate_auth, AuthMechanism, Credential,
+    TlsMode,
+};
+use super::secret::Secret;
+use super::{invalid, ConfigError};
+
+/// `[smtp]`: the relay replies and reminders leave through (`mail.transport = "smtp"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Relay name or IP address.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// 587 for STARTTLS submission, 465 for implicit TLS, 25 for a plain relay.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `starttls`, `implicit`, or `none` (plain text: loopback relays only).
+    #[serde(default = "default_smtp_tls")]
+    pub tls: TlsMode,
+    /// PEM file of extra CA certificates (a private CA); relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name the relay's certificate must be valid for; defaults to `host`.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// Login name; without it trialdesk sends without AUTH (a relay that trusts its network).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// `plain` (default), `login` or `xoauth2`.
+    #[serde(default = "default_smtp_auth")]
+    pub auth: AuthMechanism,
+    /// The password for `plain`/`login`. Prefer `password_env` or `password_file`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// For `xoauth2`: shell command printing a current access token (see `[imap]`).
+    #[serde(default)]
+    pub oauth2_token_command: Option<String>,
+    /// For `xoauth2`: file holding a current access token (see `[imap]`).
+    #[serde(default)]
+    pub oauth2_token_file: Option<PathBuf>,
+    /// For `xoauth2`: the token is fetched again when older than this (and after the relay
+    /// refuses it), so pooled connections never log in with an expired one.
+    #[serde(default = "default_token_refresh", with = "humantime_serde")]
+    pub oauth2_token_refresh: Duration,
+    /// Limit for connecting and for each SMTP command.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Open connections kept to the relay and reused across mails.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// A pooled connection unused this long is closed.
+    #[serde(default = "default_pool_idle", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Name sent with EHLO; defaults to this machine's host name.
+    #[serde(default)]
+    pub hello_name: Option<String>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: default_host(),
+            port: default_smtp_port(),
+            tls: default_smtp_tls(),
+            ca_file: None,
+            tls_server_name: None,
+            username: None,
+            auth: default_smtp_auth(),
+            password: None,
+            password_env: None,
+            password_file: None,
+            oauth2_token_command: None,
+            oauth2_token_file: None,
+            oauth2_token_refresh: default_token_refresh(),
+            timeout: default_connect_timeout(),
+            pool_size: default_pool_size(),
+            pool_idle_timeout: default_pool_idle(),
+            hello_name: None,
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// Only called when `mail.transport = "smtp"`.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(invalid("smtp.host", "must not be empty"));
+        }
+        let password_forms = [
+            self.password.is_some(),
+            self.password_env.is_some(),
+            self.password_file.is_some(),
+        ];
+        let token = self.oauth2_token_command.is_some() || self.oauth2_token_file.is_some();
+        if self.username.is_none() {
+            if password_forms.iter().any(|x| *x) || token {
+                return Err(invalid(
+                    "smtp.username",
+                    "must be set when a password or token is given",
+                ));
+            }
+        } else {
+            validate_auth(
+                "smtp",
+                self.auth,
+                password_forms,
+                self.oauth2_token_command.is_some(),
+                self.oauth2_token_file.is_some(),
+            )?;
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid("smtp.timeout", "must be positive"));
+        }
+        if self.pool_size == 0 {
+            return Err(invalid("smtp.pool_size", "must be at least 1"));
+        }
+        if self.oauth2_token_refresh.is_zero() {
+            return Err(invalid("smtp.oauth2_token_refresh", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The login secret (None: no AUTH).
+    pub fn credential(&self, base_dir: &Path) -> Result<Option<Credential>, ConfigError> {
+        if self.username.is_none() {
+            return Ok(None);
+        }
+        credential(
+            "smtp",
+            self.auth,
+            self.password.as_ref().map(Secret::expose),
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+            self.oauth2_token_command.as_deref(),
+            self.oauth2_token_file.as_deref(),
+            base_dir,
+        )
+        .map(Some)
+    }
+
+    pub fn server_name(&self) -> &str {
+        self.tls_server_name.as_deref().unwrap_or(&self.host)
+    }
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_smtp_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+fn default_smtp_auth() -> AuthMechanism {
+    AuthMechanism::Plain
+}
+fn default_token_refresh() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_pool_size() -> u32 {
+    4
+}
+fn default_pool_idle() -> Duration {
+    Duration::from_secs(60)
+}
