@@ -8,30 +8,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::{mail, test_database_url, TestEnv};
 use trialdesk::store::dump::{DumpError, DUMP_TABLES, NOT_DUMPED};
 
 fn td(env: &TestEnv, args: &[&str], stdin: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .env("USER", "operator")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::cli(&env.config_path, args, Some(stdin));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

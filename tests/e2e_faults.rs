@@ -61,7 +61,9 @@ async fn wait_sql_zero(env: &E2e, sql: &'static str, limit: Duration) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_points_during_a_backlog_loses_nothing_and_answers_once() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     // 30 partners × 10 requests: within the per-recipient limit of 10 per 10 minutes.
     let partners = partners(30);
@@ -155,7 +157,9 @@ async fn kill_9_at_random_points_during_a_backlog_loses_nothing_and_answers_once
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_mid_run_is_reconnected_and_nothing_is_lost() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     let partners = partners(4);
     let mut td = env.spawn();
@@ -225,7 +229,9 @@ async fn dovecot_restarted_mid_run_is_reconnected_and_nothing_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     let partners = partners(2);
     let mut td = env.spawn();
@@ -253,9 +259,16 @@ async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
             Duration::from_secs(30),
         )
         .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Until each has been tried (and failed) at least twice.
     let app = env.app().await;
-    let queued = sql_count(&app, "SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts >= 2 AND last_error IS NOT NULL").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let queued = loop {
+        let n = sql_count(&app, "SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts >= 2 AND last_error IS NOT NULL").await;
+        if n >= 10 || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let (_, health) = td.health().unwrap();
     stack.ctl("start-postfix", &[]);
     assert_eq!(filed, 10, "{}", env.log());
@@ -288,7 +301,9 @@ async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_uidvalidity_rereads_the_mailbox_and_answers_nothing_twice() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let mut setup = Setup::plain(&stack);
     setup.imap_extra = "after_processing = \"flag_seen\"".into();
     let env = E2e::new(&stack, setup).await;
@@ -370,7 +385,9 @@ async fn changed_uidvalidity_rereads_the_mailbox_and_answers_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_turns_503_while_the_mailbox_is_unreachable_and_recovers() {
     let _serial = SERIAL.lock().await;
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let mut setup = Setup::plain(&stack);
     setup.imap_extra = "poll_interval = \"1s\"".into();
     let env = E2e::new(&stack, setup).await;

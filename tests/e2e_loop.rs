@@ -155,7 +155,9 @@ const IGNORED_AUTOMATED: &str = "trialdesk_decisions_total{kind=\"automated\",ac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_naive_auto_responder_is_answered_only_up_to_the_rate_limit_ladder() {
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let mut setup = Setup::plain(&stack);
     setup.extra = "[[outbox.rate_limits]]\nwindow = \"10m\"\nmax = 3\n\n\
                    [[outbox.rate_limits]]\nwindow = \"1h\"\nmax = 5\n"

@@ -44,7 +44,9 @@ async fn send(t: &SmtpTransport, to: &[String]) -> Result<(), SendError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_map_to_retry_or_review_with_the_servers_words() {
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let t = transport(stack.smtp_port);
     let ok = format!("{}@pacrim.example.com", unique("ok"));
     send(&t, std::slice::from_ref(&ok)).await.unwrap();
@@ -84,7 +86,9 @@ async fn answers_map_to_retry_or_review_with_the_servers_words() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refused_recipient_does_not_keep_the_mail_from_the_others() {
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let t = transport(stack.smtp_port);
     let a = format!("{}@pacrim.example.com", unique("a"));
     let b = format!("reject-{}@pacrim.example.com", unique("b"));
@@ -132,7 +136,9 @@ async fn one_refused_recipient_does_not_keep_the_mail_from_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_reply_lands_in_review_with_the_relays_answer_and_a_deferred_one_is_retried() {
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     let refused = format!("reject-{}@pacrim.example.com", unique("r"));
     let deferred = format!("tempfail-{}@pacrim.example.com", unique("t"));
@@ -179,7 +185,9 @@ async fn a_refused_reply_lands_in_review_with_the_relays_answer_and_a_deferred_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_ladder_stops_answering_a_robot() {
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
     let robot = format!("{}@pacrim.example.com", unique("robot"));
     for _ in 0..12 {

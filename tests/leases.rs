@@ -43,20 +43,34 @@ async fn one_holder_at_a_time_on_the_database_clock() {
         .await
         .unwrap()
         .is_none());
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let renewed = store
-        .lease_acquire(&claim("a", None, 400))
-        .await
-        .unwrap()
-        .expect("holder renews");
+    // Renewing moves the expiry on as soon as the database clock has moved on (≥ 1 ms).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let renewed = loop {
+        let renewed = store
+            .lease_acquire(&claim("a", None, 400))
+            .await
+            .unwrap()
+            .expect("holder renews");
+        if renewed.expires_at > a.expires_at || std::time::Instant::now() > deadline {
+            break renewed;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert_eq!(
         renewed.acquired_at, a.acquired_at,
         "renewal keeps acquired_at"
     );
     assert!(renewed.expires_at > a.expires_at);
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let row = store.lease("imap:test").await.unwrap().unwrap();
+    // Not renewed any more: expired once 400 ms have passed on the database clock.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let row = loop {
+        let row = store.lease("imap:test").await.unwrap().unwrap();
+        if row.expired() || std::time::Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(row.expired());
     let b = store
         .lease_acquire(&claim("b", None, 10_000))

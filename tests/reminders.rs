@@ -324,7 +324,8 @@ async fn the_worker_sleeps_until_poked_instead_of_polling() {
         let s = scheduler.clone();
         async move { s.wait().await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Whether or not the task is waiting yet: a notification without a waiter is kept as a
+    // permit and taken by the next wait, so no pause is needed here.
     app.reminders_changed.notify_one();
     tokio::time::timeout(Duration::from_secs(10), waiting)
         .await

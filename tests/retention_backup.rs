@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,22 +98,12 @@ async fn zero_days_keeps_raw_mail_forever() {
     assert_eq!(raw_kept(&app).await, [true, true, true, true]);
 }
 
-fn trialdesk(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn retention_cli() {
     let env = TestEnv::new("[retention]\nraw_mail_days = 30\n").await;
     env.deliver("1001.x.host", &request(1));
     env.app.run_once().await.unwrap();
-    let out = trialdesk(&env, &["retention", "run"]);
+    let out = env.cli(&["retention", "run"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -124,7 +113,7 @@ async fn retention_cli() {
     assert!(env.app.store.inbound_raw(1).await.unwrap().is_some());
 
     let forever = TestEnv::new("").await;
-    let out = trialdesk(&forever, &["retention", "run"]);
+    let out = forever.cli(&["retention", "run"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("kept forever"));
 }
@@ -136,7 +125,7 @@ async fn backup_copies_sqlite_and_never_overwrites() {
     env.app.run_once().await.unwrap();
     // A quote and spaces in the name: the path is bound as a parameter, not spliced into SQL.
     let target = env.dir.path().join("it's a backup.db");
-    let out = trialdesk(&env, &["backup", target.to_str().unwrap()]);
+    let out = env.cli(&["backup", target.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if is_pg() {
         assert!(!out.status.success());
@@ -166,7 +155,7 @@ async fn backup_copies_sqlite_and_never_overwrites() {
     let _ = std::fs::remove_file(format!("{}-shm", target.display()));
 
     let before = std::fs::read(&target).unwrap();
-    let out = trialdesk(&env, &["backup", target.to_str().unwrap()]);
+    let out = env.cli(&["backup", target.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read(&target).unwrap(), before, "untouched");
@@ -174,7 +163,8 @@ async fn backup_copies_sqlite_and_never_overwrites() {
     // An empty file someone created is refused too (SQLite would fill it).
     let empty = env.dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
-    assert!(!trialdesk(&env, &["backup", empty.to_str().unwrap()])
+    assert!(!env
+        .cli(&["backup", empty.to_str().unwrap()])
         .status
         .success());
     assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);

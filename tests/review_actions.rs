@@ -10,7 +10,7 @@ use common::{Reply, TestEnv};
 use review_support::{seed, seed_dead_letter, Seed};
 use tokio::sync::Notify;
 use trialdesk::review::{ActionError, Actions, Actor};
-use trialdesk::store::{AuditFilter, HistoryFilter, ReviewFilter, ReviewOrder};
+use trialdesk::store::{HistoryFilter, ReviewFilter, ReviewOrder};
 
 fn actions(env: &TestEnv) -> Actions {
     env.app.review_actions(Arc::new(Notify::new())).unwrap()
@@ -23,18 +23,6 @@ async fn send_all(env: &TestEnv) {
         .drain()
         .await
         .unwrap();
-}
-
-async fn audit(env: &TestEnv, action: &str) -> Vec<trialdesk::store::AuditEntry> {
-    env.app
-        .store
-        .audit_entries(&AuditFilter {
-            action: Some(action.into()),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -68,7 +56,7 @@ async fn template_answer_is_threaded_shows_only_own_loans_and_closes_the_item() 
         ("staff_reply", "queued")
     );
     assert_eq!(row.inbound_id, Some(inbound));
-    let entries = audit(&env, "answer_template").await;
+    let entries = env.audit_of("answer_template").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].actor, "alice");
     assert_eq!(entries[0].via, "web");
@@ -150,7 +138,7 @@ async fn template_answer_needs_a_partner_and_valid_numbers() {
             .state,
         "open"
     );
-    assert!(audit(&env, "answer_template").await.is_empty());
+    assert!(env.audit_of("answer_template").await.is_empty());
     assert_eq!(env.app.store.outbox_counts().await.unwrap(), vec![]);
     assert!(matches!(
         a.answer_template(9999, &["D1".into()], &bob).await,
@@ -201,7 +189,7 @@ async fn free_text_answer_escapes_quotes_and_signs() {
         "quoted mail must be escaped: {}",
         r.html
     );
-    let e = audit(&env, "answer_text").await;
+    let e = env.audit_of("answer_text").await;
     assert_eq!((e[0].actor.as_str(), e[0].via.as_str()), ("carol", "cli"));
 }
 
@@ -225,7 +213,7 @@ async fn resolve_needs_a_note_and_happens_once() {
         a.resolve(item, "again", &dave).await,
         Err(ActionError::Conflict(_))
     ));
-    let e = audit(&env, "resolve").await;
+    let e = env.audit_of("resolve").await;
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].detail, "answered by phone");
 }
@@ -283,9 +271,9 @@ async fn dead_letters_are_retried_or_discarded() {
             .state,
         "sent"
     );
-    assert_eq!(audit(&env, "retry").await[0].outbox_id, Some(retry_mail));
+    assert_eq!(env.audit_of("retry").await[0].outbox_id, Some(retry_mail));
     assert_eq!(
-        audit(&env, "discard").await[0].outbox_id,
+        env.audit_of("discard").await[0].outbox_id,
         Some(discard_mail)
     );
 }
@@ -324,7 +312,7 @@ async fn two_people_answering_at_once_send_one_answer() {
         1
     );
     let answers =
-        audit(&env, "answer_template").await.len() + audit(&env, "answer_text").await.len();
+        env.audit_of("answer_template").await.len() + env.audit_of("answer_text").await.len();
     assert_eq!(answers, 1);
 }
 

@@ -7,30 +7,9 @@ mod review_support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestEnv;
+use common::{ok, TestEnv};
 use review_support::{seed, seed_dead_letter, Seed};
 use trialdesk::store::AuditFilter;
-
-fn td(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .env("USER", "operator")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 #[tokio::test]
 async fn queue_list_show_and_actions_are_audited_with_the_operator() {
@@ -47,7 +26,7 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
     let (dead, outbox) = seed_dead_letter(&env, "cli-dl@huadong.example.cn").await;
 
     let list: serde_json::Value =
-        serde_json::from_str(&ok(&td(&env, &["queue", "list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&env.cli(&["queue", "list", "--json"]))).unwrap();
     let ids: Vec<i64> = list
         .as_array()
         .unwrap()
@@ -55,15 +34,18 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
         .map(|i| i["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, vec![dead, item]);
-    let filtered = ok(&td(&env, &["queue", "list", "--reason", "dead_letter"]));
+    let filtered = ok(&env.cli(&["queue", "list", "--reason", "dead_letter"]));
     assert!(
         filtered.contains("dead_letter") && !filtered.contains("other_subject  "),
         "{filtered}"
     );
-    let searched: serde_json::Value = serde_json::from_str(&ok(&td(
-        &env,
-        &["queue", "list", "--json", "--search", "d20261001"],
-    )))
+    let searched: serde_json::Value = serde_json::from_str(&ok(&env.cli(&[
+        "queue",
+        "list",
+        "--json",
+        "--search",
+        "d20261001",
+    ])))
     .unwrap();
     assert_eq!(
         searched.as_array().unwrap().len(),
@@ -71,10 +53,12 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
         "both mention D20261001"
     );
 
-    let show: serde_json::Value = serde_json::from_str(&ok(&td(
-        &env,
-        &["queue", "show", &item.to_string(), "--json"],
-    )))
+    let show: serde_json::Value = serde_json::from_str(&ok(&env.cli(&[
+        "queue",
+        "show",
+        &item.to_string(),
+        "--json",
+    ])))
     .unwrap();
     assert_eq!(show["item"]["id"], item);
     assert_eq!(
@@ -82,32 +66,27 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
         "wangwei@huadong.example.cn"
     );
     assert_eq!(show["message"]["loan_numbers"][0], "D20261001");
-    let human = ok(&td(&env, &["queue", "show", &item.to_string()]));
+    let human = ok(&env.cli(&["queue", "show", &item.to_string()]));
     assert!(human.contains("请查询 D20261001"), "{human}");
 
     // A note is required; `--as` names the operator, else $USER.
-    assert!(!td(&env, &["queue", "resolve", &item.to_string()])
+    assert!(!env
+        .cli(&["queue", "resolve", &item.to_string()])
         .status
         .success());
-    ok(&td(
-        &env,
-        &[
-            "queue",
-            "resolve",
-            &item.to_string(),
-            "--note",
-            "called back",
-            "--as",
-            "Dana",
-        ],
-    ));
-    let again = td(
-        &env,
-        &["queue", "resolve", &item.to_string(), "--note", "x"],
-    );
+    ok(&env.cli(&[
+        "queue",
+        "resolve",
+        &item.to_string(),
+        "--note",
+        "called back",
+        "--as",
+        "Dana",
+    ]));
+    let again = env.cli(&["queue", "resolve", &item.to_string(), "--note", "x"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already resolved"));
-    ok(&td(&env, &["queue", "retry", &dead.to_string()]));
+    ok(&env.cli(&["queue", "retry", &dead.to_string()]));
     assert_eq!(
         env.app
             .store
@@ -118,18 +97,15 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
             .state,
         "queued"
     );
-    let missing = td(&env, &["queue", "show", "999"]);
+    let missing = env.cli(&["queue", "show", "999"]);
     assert!(!missing.status.success());
 
     let audit = env
-        .app
-        .store
-        .audit_entries(&AuditFilter {
+        .audit(AuditFilter {
             limit: 10,
             ..Default::default()
         })
-        .await
-        .unwrap();
+        .await;
     let who: Vec<(String, String, String)> = audit
         .iter()
         .map(|e| (e.action.clone(), e.actor.clone(), e.via.clone()))
@@ -166,7 +142,7 @@ async fn users_are_added_from_stdin_and_listed_without_hashes() {
         !add("alice", "another long password").status.success(),
         "taken"
     );
-    let list = ok(&td(&env, &["users", "list", "--json"]));
+    let list = ok(&env.cli(&["users", "list", "--json"]));
     assert!(
         list.contains("\"alice\"") && !list.contains("argon2"),
         "{list}"
@@ -177,7 +153,7 @@ async fn users_are_added_from_stdin_and_listed_without_hashes() {
         "a long enough password",
         &user.password_hash
     ));
-    ok(&td(&env, &["users", "disable", "alice"]));
+    ok(&env.cli(&["users", "disable", "alice"]));
     assert!(
         env.app
             .store

@@ -127,15 +127,12 @@ async fn a_new_partner_imported_then_reprocessed_is_answered_and_resolved() {
         Err(ActionError::Conflict(_))
     ));
     let audit = env
-        .app
-        .store
-        .audit_entries(&AuditFilter {
+        .audit(AuditFilter {
             action: Some("reprocess".into()),
             limit: 10,
             ..Default::default()
         })
-        .await
-        .unwrap();
+        .await;
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[0].outbox_id, Some(outbox_id));
 }
@@ -174,15 +171,12 @@ async fn an_answered_and_flagged_mail_is_not_answered_again() {
     env.app.run_once().await.unwrap();
     assert_eq!(env.replies().len(), 1, "no second answer");
     let audit = env
-        .app
-        .store
-        .audit_entries(&AuditFilter {
+        .audit(AuditFilter {
             action: Some("reprocess".into()),
             limit: 10,
             ..Default::default()
         })
-        .await
-        .unwrap();
+        .await;
     assert!(
         audit[0].detail.contains("already answered"),
         "{}",

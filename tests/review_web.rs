@@ -122,15 +122,12 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_the_session() 
     b.cookies.insert("td_session".into(), token);
     assert_eq!(b.get("/queue").await.status, StatusCode::SEE_OTHER);
     let actions: Vec<String> = env
-        .app
-        .store
-        .audit_entries(&AuditFilter {
+        .audit(AuditFilter {
             actor: Some("alice".into()),
             limit: 10,
             ..Default::default()
         })
         .await
-        .unwrap()
         .into_iter()
         .map(|e| e.action)
         .collect();

@@ -122,6 +122,74 @@ impl TestEnv {
         out.sort_by(|a, b| (&a.to, &a.subject).cmp(&(&b.to, &b.subject)));
         out
     }
+
+    /// `trialdesk --config <this env's config> args…` (see [`cli`]).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.config_path, args, None)
+    }
+
+    /// Audit rows matching `filter` (newest first), `limit` defaulting to 100.
+    pub async fn audit(
+        &self,
+        filter: trialdesk::store::AuditFilter,
+    ) -> Vec<trialdesk::store::AuditEntry> {
+        let filter = trialdesk::store::AuditFilter {
+            limit: if filter.limit == 0 { 100 } else { filter.limit },
+            ..filter
+        };
+        self.app
+            .store
+            .audit_entries(&filter)
+            .await
+            .expect("audit query")
+    }
+
+    /// Audit rows of one action (newest first).
+    pub async fn audit_of(&self, action: &str) -> Vec<trialdesk::store::AuditEntry> {
+        self.audit(trialdesk::store::AuditFilter {
+            action: Some(action.into()),
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+/// Runs the real binary: `trialdesk --config <config> args…`, as the operator `operator`
+/// (`USER`, what the CLI records as the actor), with `RUST_LOG` unset so the output is the
+/// CLI's own, and `stdin` (or nothing) as its input.
+pub fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("USER", "operator")
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start trialdesk");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("trialdesk output")
+}
+
+/// The stdout of a run that must have succeeded (else the test fails showing both streams).
+pub fn ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// An outgoing mail read back, with the parts tests look at.
