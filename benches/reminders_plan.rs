@@ -140,6 +140,7 @@ async fn load(store: &Store, n: usize) {
                 format!("ops@p{i}.example.com"),
             ],
             language: Language::ALL[i % 4],
+            notify_shipment_updates: false,
         })
         .collect();
     store.upsert_partners(&partners, 0).await.unwrap();
@@ -170,6 +171,7 @@ async fn load(store: &Store, n: usize) {
             converted: i % 10 == 3,
             timezone: zones[i % zones.len()].into(),
             language: Language::ALL[i % 4],
+            notify_shipment_updates: false,
         });
         if batch.len() == batch.capacity() {
             store.upsert_trials(&batch, 0).await.unwrap();

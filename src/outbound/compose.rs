@@ -23,6 +23,8 @@ pub enum OwnMailKind {
     Reminder,
     /// Written by helpdesk staff.
     StaffReply,
+    /// Proactive shipment status notice (auto-generated, threaded per loan).
+    ShipmentNotice,
 }
 
 impl OwnMailKind {
@@ -31,6 +33,7 @@ impl OwnMailKind {
             OwnMailKind::AutoReply => "auto-reply",
             OwnMailKind::Reminder => "reminder",
             OwnMailKind::StaffReply => "staff-reply",
+            OwnMailKind::ShipmentNotice => "shipment-notice",
         }
     }
 }
@@ -60,6 +63,15 @@ pub struct Notice<'a> {
     pub html: &'a str,
     pub kind: OwnMailKind,
     pub date: jiff::Timestamp,
+}
+
+/// A file attached to a mail (after the text and HTML parts).
+#[derive(Debug, Clone)]
+pub struct Attachment<'a> {
+    pub file_name: &'a str,
+    /// e.g. `application/pdf`.
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
 }
 
 /// A composed mail.
@@ -118,6 +130,16 @@ impl Composer {
     }
 
     pub fn compose(&self, draft: &Draft<'_>) -> Result<Composed, ComposeError> {
+        self.compose_with_attachments(draft, &[])
+    }
+
+    /// [`Composer::compose`] with files attached (`multipart/mixed`: the text and HTML
+    /// alternative first, then each file).
+    pub fn compose_with_attachments(
+        &self,
+        draft: &Draft<'_>,
+        attachments: &[Attachment<'_>],
+    ) -> Result<Composed, ComposeError> {
         let (message_id, mut builder) = self.builder(
             std::slice::from_ref(draft.to),
             draft.subject,
@@ -134,10 +156,60 @@ impl Composer {
                     .join(" "),
             );
         }
+        let body =
+            MultiPart::alternative_plain_html(draft.text.to_string(), draft.html.to_string());
+        let body = if attachments.is_empty() {
+            body
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for a in attachments {
+                let content_type = lettre::message::header::ContentType::parse(a.content_type)
+                    .map_err(|e| ComposeError::Build(format!("{}: {e}", a.content_type)))?;
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(a.file_name.to_string())
+                        .body(a.bytes.to_vec(), content_type),
+                );
+            }
+            mixed
+        };
+        let message = builder
+            .multipart(body)
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(Composed {
+            message_id,
+            bytes: message.formatted(),
+        })
+    }
+
+    /// Composes a [`Notice`] that continues a thread of our own earlier notices:
+    /// `In-Reply-To: <in_reply_to>` and `References` = `references` then `in_reply_to`.
+    pub fn compose_notice_in_thread(
+        &self,
+        notice: &Notice<'_>,
+        in_reply_to: Option<&str>,
+        references: &[String],
+    ) -> Result<Composed, ComposeError> {
+        if notice.to.is_empty() {
+            return Err(ComposeError::Build(
+                "a mail needs at least one recipient".into(),
+            ));
+        }
+        let (message_id, mut builder) =
+            self.builder(notice.to, notice.subject, notice.kind, notice.date)?;
+        if let Some(parent) = in_reply_to.filter(|p| is_sane_message_id(p)) {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+            let refs = thread_references(references, parent);
+            builder = builder.references(
+                refs.iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
         let message = builder
             .multipart(MultiPart::alternative_plain_html(
-                draft.text.to_string(),
-                draft.html.to_string(),
+                notice.text.to_string(),
+                notice.html.to_string(),
             ))
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(Composed {
@@ -206,7 +278,7 @@ impl Composer {
                     .header(AutoResponseSuppress("All".into()))
                     .header(Precedence("auto_reply".into()));
             }
-            OwnMailKind::Reminder => {
+            OwnMailKind::Reminder | OwnMailKind::ShipmentNotice => {
                 builder = builder
                     .header(AutoSubmitted("auto-generated".into()))
                     .header(AutoResponseSuppress("All".into()));
