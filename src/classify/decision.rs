@@ -522,6 +522,45 @@ mod tests {
     }
 
     #[test]
+    fn no_number_requests_list_the_partners_active_loans() {
+        use crate::domain::ShipmentStatus::{Returned, Shipped};
+        let ship = |n: &str, p: &str, status| Shipment {
+            status,
+            ..shipment(n, p)
+        };
+        let active = Lookup {
+            partner: Some(p01()),
+            active_loans: vec![
+                ship("D1000002", "P01", Shipped),
+                // Defence in depth: never another partner's, never a returned loan.
+                ship("D1000003", "P02", Shipped),
+                ship("D1000004", "P01", Returned),
+            ],
+            active_total: 5,
+            ..Lookup::default()
+        };
+        let none = Inspection {
+            loan_numbers: vec![],
+            ..ins()
+        };
+        let d = decide(&none, &active);
+        assert_eq!((d.kind, d.action), (Kind::TrackingRequest, Action::Reply));
+        assert!(d.loans.is_empty(), "loan_numbers stay []");
+        let listed: Vec<&str> = d.listed.iter().map(|s| s.loan_number.as_str()).collect();
+        assert_eq!(listed, ["D1000002"]);
+        assert_eq!(d.listed_more, 4);
+        // With numbers, or from an unknown sender, nothing is listed.
+        assert!(decide(&ins(), &active).listed.is_empty());
+        let stranger = Lookup {
+            partner: None,
+            ..active.clone()
+        };
+        let d = decide(&none, &stranger);
+        assert!(d.listed.is_empty());
+        assert_eq!(d.action, Action::Review);
+    }
+
+    #[test]
     fn rma_label_requests() {
         use crate::domain::ShipmentStatus::{ReturnRequested, Shipped};
         let rma = |numbers: &[&str]| Inspection {

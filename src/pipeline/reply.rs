@@ -304,3 +304,66 @@ pub(crate) fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> Lo
         overdue_since: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LoanNumber, ShipmentStatus};
+
+    fn d(s: &str) -> jiff::civil::Date {
+        s.parse().unwrap()
+    }
+
+    fn loan(status: ShipmentStatus, eta: Option<&str>, delivered: Option<&str>) -> Shipment {
+        Shipment {
+            status,
+            eta: eta.map(d),
+            delivered_on: delivered.map(d),
+            ..Shipment::minimal(LoanNumber::from_normalized("D1000001".into()), "P01")
+        }
+    }
+
+    #[test]
+    fn attention_is_exception_or_overdue_past_the_grace_days() {
+        use ShipmentStatus::*;
+        let today = d("2026-12-04");
+        let cases = [
+            (loan(Exception, None, None), Some(Attention::Exception)),
+            (loan(InTransit, Some("2026-12-01"), None), None), // 3 days: not yet
+            (
+                loan(InTransit, Some("2026-11-30"), None),
+                Some(Attention::Overdue {
+                    since: d("2026-11-30"),
+                }),
+            ),
+            (
+                loan(Shipped, Some("2026-11-08"), None),
+                Some(Attention::Overdue {
+                    since: d("2026-11-08"),
+                }),
+            ),
+            (
+                loan(Delivered, Some("2026-11-08"), Some("2026-11-20")),
+                None,
+            ),
+            (loan(ReturnRequested, Some("2026-11-08"), None), None),
+            (loan(Processing, None, None), None),
+            (loan(InTransit, Some("2026-12-10"), None), None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(attention(&s, today, 3), want, "{s:?}");
+        }
+        assert_eq!(
+            attention(&loan(InTransit, Some("2026-12-01"), None), today, 2),
+            Some(Attention::Overdue {
+                since: d("2026-12-01")
+            })
+        );
+    }
+
+    #[test]
+    fn utc_date_is_the_calendar_day_in_utc() {
+        let t: jiff::Timestamp = "2026-12-03T23:30:00Z".parse().unwrap();
+        assert_eq!(utc_date(t), d("2026-12-03"));
+    }
+}
