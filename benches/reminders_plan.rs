@@ -171,7 +171,6 @@ async fn load(store: &Store, n: usize) {
             converted: i % 10 == 3,
             timezone: zones[i % zones.len()].into(),
             language: Language::ALL[i % 4],
-            notify_shipment_updates: false,
         });
         if batch.len() == batch.capacity() {
             store.upsert_trials(&batch, 0).await.unwrap();

@@ -34,14 +34,17 @@ pub trait ShipmentNotifier: Send + Sync + std::fmt::Debug {
     ) -> Result<NewOutbox, String>;
 }
 
+/// A changed loan and its status before the change (`None`: new to trialdesk).
+pub(super) type Change<'a> = (&'a Shipment, Option<ShipmentStatus>);
+
 /// The changes of one upsert worth announcing: loans whose status is new or changed to one of
 /// `statuses`, grouped by partner (partners and loans in input order).
 pub(super) fn announced_changes<'a>(
     shipments: &'a [Shipment],
     before: &BTreeMap<String, ShipmentStatus>,
     statuses: &[ShipmentStatus],
-) -> Vec<(&'a str, Vec<(&'a Shipment, Option<ShipmentStatus>)>)> {
-    let mut out: Vec<(&str, Vec<(&Shipment, Option<ShipmentStatus>)>)> = Vec::new();
+) -> Vec<(&'a str, Vec<Change<'a>>)> {
+    let mut out: Vec<(&str, Vec<Change<'_>>)> = Vec::new();
     for s in shipments {
         let previous = before.get(s.loan_number.as_str()).copied();
         if previous == Some(s.status) || !statuses.contains(&s.status) {
@@ -84,7 +87,8 @@ mod tests {
             ("D5".to_string(), Shipped),
         ]);
         let got = announced_changes(&rows, &before, &[Shipped, Delivered, Exception]);
-        let shown: Vec<(&str, Vec<(&str, Option<ShipmentStatus>)>)> = got
+        type Shown<'a> = Vec<(&'a str, Vec<(&'a str, Option<ShipmentStatus>)>)>;
+        let shown: Shown<'_> = got
             .iter()
             .map(|(p, l)| {
                 (
