@@ -536,3 +536,54 @@ async fn rma_label_requests_get_the_label_attached_or_go_to_review() {
     assert_eq!((summary.replied, summary.review), (0, 1), "{summary}");
     assert_eq!(env.replies().len(), 2);
 }
+
+/// A notice that cannot be composed fails the whole write: the data and its notice commit
+/// together or not at all.
+#[tokio::test]
+async fn a_notice_that_cannot_be_composed_fails_the_import_and_writes_nothing() {
+    #[derive(Debug)]
+    struct Broken;
+    impl trialdesk::store::ShipmentNotifier for Broken {
+        fn statuses(&self) -> &[trialdesk::domain::ShipmentStatus] {
+            &[trialdesk::domain::ShipmentStatus::Shipped]
+        }
+        fn compose(
+            &self,
+            _: &trialdesk::domain::Partner,
+            _: &[trialdesk::store::NoticeLoan],
+            _: i64,
+        ) -> Result<trialdesk::store::NewOutbox, String> {
+            Err("template shipment_notice.zh.txt: line 3: syntax error".into())
+        }
+    }
+    let env = TestEnv::new("").await;
+    import(&env.app, ImportKind::Partners, PARTNERS_OPTED_IN).await;
+    let mut app = env.app.clone();
+    app.store = app.store.clone().with_notifier(Arc::new(Broken));
+    let before = app.store.shipment_count().await.unwrap();
+    let csv = format!(
+        "{SHIPMENTS_HEADER}\
+         D20261009,P01,南京钟山大学,shipped,EMS,EA1CN,2026-11-19,2026-11-22,,Webex Room Kit Mini\n"
+    );
+    let err = import_bytes(
+        &app.store,
+        ImportKind::Shipments,
+        csv.as_bytes(),
+        &app.rules.loans,
+        &mut |_, _| {},
+        0,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("P01") && err.contains("syntax error") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(app.store.shipment_count().await.unwrap(), before);
+    assert!(notices(&app).await.is_empty());
+    // With the working notifier the same file goes in, with its notice.
+    import(&env.app, ImportKind::Shipments, &csv).await;
+    assert_eq!(env.app.store.shipment_count().await.unwrap(), before + 1);
+    assert_eq!(notices(&env.app).await.len(), 1);
+}
