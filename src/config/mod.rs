@@ -12,6 +12,7 @@ mod cluster;
 mod database;
 mod health;
 mod imap;
+mod live;
 mod mail;
 mod metrics;
 mod ops;
@@ -29,6 +30,7 @@ pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
 pub use imap::{AfterProcessing, ImapConfig};
+pub use live::{NotifyConfig, RmaConfig, TrackingConfig};
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
@@ -90,6 +92,12 @@ pub struct Config {
     pub cluster: ClusterConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
+    #[serde(default)]
+    pub rma: RmaConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -189,6 +197,8 @@ impl Config {
         self.retention.validate()?;
         self.web.validate()?;
         self.cluster.validate()?;
+        self.tracking.validate()?;
+        self.rma.validate()?;
         self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {
