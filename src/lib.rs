@@ -50,14 +50,35 @@
 //! [`retention`] clears raw mail past its age; decisions and review history stay.
 //!
 //! Beside the flow: [`import`] loads partners, shipments and trials from CSV; [`config`] is the
-//! one typed configuration tree; [`worker`] is the loop shape every background task shares
-//! (steps, idle waits, backoff, cancellation between steps); [`app`] wires the parts; [`cli`]
-//! is the command line. `main.rs` only parses arguments and maps errors to exit codes.
-//! [`health`] computes `/healthz` (and the lines of `trialdesk check`) from the workers'
-//! counters, [`metrics`] serves them and the database's queue figures to Prometheus at
-//! `/metrics`, [`telemetry`] sets up the logs; [`tls`] and [`mailauth`] give the IMAP source
-//! and the SMTP transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens
-//! fetched at each connect).
+//! one typed configuration tree (a file per section: `[imap]`, `[smtp]` and the login they
+//! share are three); [`worker`] is the one loop every background task runs
+//! ([`worker::Worker`]: a step, an idle wait, backoff, cancellation between steps); [`app`]
+//! wires the parts (it alone builds the review actions and the pages' state); [`cli`] is the
+//! command line. `main.rs` only parses arguments and maps errors to exit codes.
+//! [`health`] computes `/healthz` (and the lines of `trialdesk check`, [`probe`]) from the
+//! workers' state; [`counters`] is what the workers count into (depending on no worker),
+//! [`metrics`] renders it with the database's queue figures for Prometheus at `/metrics`;
+//! [`telemetry`] sets up the logs; [`tls`] and [`mailauth`] give the IMAP source and the SMTP
+//! transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens fetched at
+//! each connect).
+//!
+//! # The shape of the code
+//!
+//! - **Decisions are pure functions, adapters are thin.** Every rule that decides something
+//!   takes plain values and returns plain values, with a table test beside it:
+//!   [`classify`] (subject, numbers and where they come from — [`classify::message::numbers_from`] —,
+//!   quotes, automated mail, sender), the IMAP round ([`inbound::imap::plan_fetch`],
+//!   [`inbound::imap::plan_filing`]), the rate-limit ladder ([`pipeline::ladder`]), the
+//!   reminder schedule. Around them, adapters only translate: `inbound::imap::{session, round}`
+//!   talk IMAP, `classify::mime` talks mail-parser, `store/` talks SQL, `outbound/` talks SMTP.
+//! - **Protocols stay at their edge**: no `sqlx` outside [`store`], no `async_imap` outside
+//!   [`inbound`], no `lettre` outside [`outbound`].
+//! - **Dependencies point one way.** No top-level module reaches itself through another
+//!   (`tests/architecture.rs` fails `cargo test` on a cycle): `app` wires everything and
+//!   nothing uses `app`; `review` uses `pipeline`, never the reverse; `health` and `metrics`
+//!   read the workers, the workers count into `counters`; `domain` and `clock` use nothing.
+//!
+//! More in `docs/design.md`.
 
 pub mod app;
 pub mod classify;

@@ -1,5 +1,5 @@
-//! Text helpers: HTML → text ([`html`]), charsets and RFC 2047 header decoding
-//! ([`charset`]), and folding for matching (here).
+//! Text helpers: HTML → text (`html`), charsets and RFC 2047 header decoding
+//! (`charset`), and folding for matching (here).
 //!
 //! Everything here works on untrusted input and never panics: no indexing on input-derived
 //! positions except on char boundaries found by the iteration itself.
