@@ -33,14 +33,15 @@
 //! itself capped), and the pipeline sends it to review.
 
 pub mod conn;
+mod plan;
 mod probe;
 mod round;
 mod session;
 mod status;
 pub mod utf7;
 
+pub use plan::{plan_fetch, plan_filing, FetchLimits, FetchPlan, FilingPlan, MAX_HEADER_BYTES};
 pub use probe::probe;
-pub use round::{plan_fetch, plan_filing, FetchLimits, FetchPlan, FilingPlan, MAX_HEADER_BYTES};
 pub use status::{ImapStatus, ImapStatusSnapshot};
 
 use std::collections::HashSet;
