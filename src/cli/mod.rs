@@ -98,6 +98,63 @@ pub enum Command {
     },
 }
 
+/// An error as printed by the binary: `error: ` and each cause of the chain once (a cause a
+/// wrapper already quotes is not repeated), then a `hint: ` line for the mistakes a new
+/// operator makes (no config file, an SQLite file that does not exist yet).
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    let mut out = format!("error: {message}");
+    for hint in hints(e) {
+        out.push_str("\nhint: ");
+        out.push_str(&hint);
+    }
+    out
+}
+
+fn hints(e: &anyhow::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    for cause in e.chain() {
+        if let Some(crate::config::ConfigError::Read { source, .. }) = cause.downcast_ref() {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                out.push(
+                    "choose the configuration file with --config FILE or the environment \
+                     variable TRIALDESK_CONFIG=FILE (default: config/trialdesk.toml, relative to \
+                     the current folder); config/trialdesk.example.toml is a commented example \
+                     to copy"
+                        .into(),
+                );
+            }
+        }
+        if let Some(crate::store::StoreError::Connect { url, source }) = cause.downcast_ref() {
+            let missing_file = source
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "14");
+            if url.starts_with("sqlite:") && missing_file {
+                out.push(if url.contains("mode=") {
+                    "check that the database file's folder exists and is writable".to_string()
+                } else {
+                    format!(
+                        "SQLite opens an existing file only: add ?mode=rwc to database.url to \
+                         create it ({url}?mode=rwc), or check the path"
+                    )
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Runs a parsed command. Returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;

@@ -1,0 +1,177 @@
+//! Issue 17, "the first hour": what a new operator trips over on the command line, run as the
+//! real binary — error messages that say each cause once with a hint, a PostgreSQL server that
+//! refuses, and a `check` that changes nothing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn td(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("TRIALDESK_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.push((p.display().to_string(), Vec::new()));
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_missing_config_file_is_named_once_with_how_to_choose_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = td(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("No such file or directory").count(),
+        1,
+        "each cause once:\n{err}"
+    );
+    assert!(
+        err.starts_with("error: cannot read config file config/trialdesk.toml: "),
+        "{err}"
+    );
+    for needle in [
+        "--config",
+        "TRIALDESK_CONFIG",
+        "config/trialdesk.example.toml",
+    ] {
+        assert!(err.contains(needle), "{needle}:\n{err}");
+    }
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn an_sqlite_file_that_does_not_exist_says_so_once_and_suggests_mode_rwc() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[database]\nurl = \"sqlite://x.db\"\n",
+    )
+    .unwrap();
+    let out = td(dir.path(), &["--config", "c.toml", "migrate"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("unable to open database file").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("hint: ") && err.contains("?mode=rwc"), "{err}");
+    assert!(!dir.path().join("x.db").exists());
+}
+
+#[test]
+fn postgres_on_a_closed_port_fails_fast_with_the_real_cause() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!("[database]\nurl = \"postgres://u:secret@127.0.0.1:{port}/x\"\n"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = td(dir.path(), &["--config", "c.toml", "migrate"]);
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(took < Duration::from_secs(6), "took {took:?}: {err}");
+    assert!(err.to_lowercase().contains("connection refused"), "{err}");
+    assert!(!err.contains("pool timed out"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn check_changes_nothing_and_says_the_same_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[database]\nurl = \"sqlite://data/td.db?mode=rwc\"\n",
+    )
+    .unwrap();
+    let before = snapshot(dir.path());
+    let first = td(dir.path(), &["--config", "c.toml", "check"]);
+    let second = td(dir.path(), &["--config", "c.toml", "check"]);
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "check created or changed files"
+    );
+    assert!(
+        first.status.success(),
+        "{}{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    assert_eq!(stdout(&first), stdout(&second));
+    let text = stdout(&first);
+    assert!(text.contains("does not exist yet"), "{text}");
+    assert!(
+        text.contains("outbox folder") && text.contains("missing; created at the first run"),
+        "{text}"
+    );
+
+    // Once the database exists, check reads it without changing it.
+    let migrated = td(dir.path(), &["--config", "c.toml", "migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let db = dir.path().join("data/td.db");
+    let bytes = std::fs::read(&db).unwrap();
+    let first = td(dir.path(), &["--config", "c.toml", "check"]);
+    let second = td(dir.path(), &["--config", "c.toml", "check"]);
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    assert!(!dir.path().join("outbox").exists());
+    assert!(!dir.path().join("maildir").exists());
+    assert_eq!(stdout(&first), stdout(&second));
+    assert!(
+        stdout(&first).contains("reachable (sqlite)"),
+        "{}",
+        stdout(&first)
+    );
+
+    // A folder that does not exist is a failure, and check does not create it either.
+    std::fs::write(
+        dir.path().join("d.toml"),
+        "[database]\nurl = \"sqlite://nowhere/td.db?mode=rwc\"\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = td(dir.path(), &["--config", "d.toml", "check"]);
+        assert!(!out.status.success());
+        assert!(stdout(&out).contains("folder"), "{}", stdout(&out));
+        assert!(!dir.path().join("nowhere").exists());
+    }
+}
