@@ -218,7 +218,19 @@ impl App {
         let stats = sender.stats();
         let open_by_reason = self.store.review_counts().await?;
         let open_reviews = open_by_reason.iter().map(|(_, n)| n).sum();
-        let sent_by_kind = self.store.sent_by_kind(started_ms).await?;
+        let mut sent_by_kind = self.store.sent_by_kind(started_ms).await?;
+        // Replies first, reminders in the order they fall due, anything else after.
+        let rank = |what: &str| {
+            let reminder = crate::reminders::Kind::ALL
+                .iter()
+                .position(|k| what == format!("reminder {k}"));
+            match (what, reminder) {
+                ("reply", _) => 0,
+                (_, Some(i)) => 1 + i,
+                _ => 10,
+            }
+        };
+        sent_by_kind.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
         use std::sync::atomic::Ordering::Relaxed;
         let flagged = inbound.replied_flagged.load(Relaxed);
         Ok(RunSummary {
