@@ -175,3 +175,90 @@ fn check_changes_nothing_and_says_the_same_twice() {
         assert!(!dir.path().join("nowhere").exists());
     }
 }
+
+/// A directory with a config (SQLite, created on first use) and the sample partners imported.
+fn with_partners() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[database]\nurl = \"sqlite://td.db?mode=rwc\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("partners.csv"),
+        "partner_id,name,domains,admin_emails,language\n\
+         P01,Huadong,huadong.example.cn,it@huadong.example.cn,zh\n",
+    )
+    .unwrap();
+    let out = td(
+        dir.path(),
+        &["--config", "c.toml", "import", "partners", "partners.csv"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    dir
+}
+
+const SHIPMENTS_HEADER: &str =
+    "loan_number,partner_id,customer,status,carrier,tracking_number,shipped_on,eta,delivered_on,items\n";
+
+#[test]
+fn csv_import_reports_every_problem_in_one_pass_and_imports_nothing() {
+    let dir = with_partners();
+    std::fs::write(
+        dir.path().join("shipments.csv"),
+        format!(
+            "{SHIPMENTS_HEADER}\
+             D20261001,P01,Good,in_transit,EMS,EA1,2026-11-03,2026-11-08,,Cam\n\
+             D20261002,P99,Unknown partner,in_transit,EMS,EA2,2026-11-03,2026-11-08,,Cam\n\
+             D20261003,P01,Short row,in_transit\n\
+             D20261004,P01,Long row,in_transit,EMS,EA4,2026-11-03,2026-11-08,,Cam,surplus\n\
+             D20261005,P01,Backwards,delivered,EMS,EA5,2026-11-03,2026-11-08,2026-11-01,Cam\n\
+             D20261006,P01,Shipped yet delivered,shipped,EMS,EA6,2026-11-03,2026-11-08,2026-11-05,Cam\n\
+             D20261007,P01,Bad status,nope,EMS,EA7,2026-11-03,2026-11-08,,Cam\n"
+        ),
+    )
+    .unwrap();
+    let out = td(
+        dir.path(),
+        &["--config", "c.toml", "import", "shipments", "shipments.csv"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("6 problem(s) found, nothing was imported"),
+        "{err}"
+    );
+    for needle in [
+        "line 3, column partner_id: unknown partner \"P99\"",
+        "line 4: 4 field(s) where the header has 10",
+        "line 5: 11 field(s) where the header has 10",
+        "line 6, column delivered_on: 2026-11-01 is before shipped_on 2026-11-03",
+        "line 7, column delivered_on: 2026-11-05 is set but status is shipped",
+        "line 8, column status:",
+    ] {
+        assert!(err.contains(needle), "{needle}:\n{err}");
+    }
+    assert!(!err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn a_semicolon_or_tab_separated_file_is_read_and_said_so() {
+    let dir = with_partners();
+    for (name, sep, word) in [("semi.csv", ";", "semicolon"), ("tab.csv", "\t", "tab")] {
+        let text = format!(
+            "{}D20261001{sep}P01{sep}Kunde{sep}in_transit{sep}DHL{sep}JJ1{sep}2026-11-03{sep}2026-11-08{sep}{sep}\"Cam; Mini\"\n",
+            SHIPMENTS_HEADER.replace(',', sep)
+        );
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let out = td(
+            dir.path(),
+            &["--config", "c.toml", "import", "shipments", name],
+        );
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let said = stdout(&out);
+        assert!(
+            said.contains("imported 1 shipments") && said.contains(&format!("{word}-separated")),
+            "{said}"
+        );
+    }
+}

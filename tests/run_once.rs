@@ -251,7 +251,9 @@ async fn the_cli_runs_the_same_job() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("answered 3, to review 2, ignored 1"),
+        stdout.contains(
+            "answered 3 (1 of them also flagged for review), set aside for review 2, ignored 1"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("sent 3 mail(s)"), "{stdout}");

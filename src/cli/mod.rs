@@ -330,8 +330,15 @@ async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::
             .await;
     bar.finish_and_clear();
     let summary = result?;
+    let separated = match summary.delimiter {
+        b',' => String::new(),
+        d => format!(
+            " (read as {}-separated: the header is)",
+            crate::import::delimiter_name(d)
+        ),
+    };
     println!(
-        "imported {} {} from {}",
+        "imported {} {} from {}{separated}",
         summary.rows,
         kind.noun(),
         file.display()
