@@ -262,3 +262,79 @@ fn a_semicolon_or_tab_separated_file_is_read_and_said_so() {
         );
     }
 }
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_command_definitions() {
+    // No configuration needed: a fresh checkout has none.
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, start) in [
+        ("bash", "_trialdesk()"),
+        ("zsh", "#compdef trialdesk"),
+        ("fish", "complete -c trialdesk"),
+    ] {
+        let out = td(dir.path(), &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(start), "{shell}:\n{script}");
+        for word in ["reminders", "queue", "config", "completions"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    let bash = td(dir.path(), &["completions", "bash"]);
+    let path = dir.path().join("trialdesk.bash");
+    std::fs::write(&path, &bash.stdout).unwrap();
+    let syntax = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+    assert!(syntax.status.success(), "{}", stderr(&syntax));
+
+    let man = td(dir.path(), &["man"]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let page = stdout(&man);
+    assert!(page.contains(".TH trialdesk 1"), "{page}");
+    for section in [
+        "TRIALDESK QUEUE ANSWER",
+        "TRIALDESK REMINDERS PLAN",
+        "TRIALDESK IMPORT",
+    ] {
+        assert!(page.contains(section), "{section}");
+    }
+    assert!(page.contains("Free text"), "the --text help line");
+    let bad = td(dir.path(), &["completions", "tcsh"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn options_come_in_one_order_in_every_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in [
+        &["queue", "list"][..],
+        &["queue", "show"],
+        &["queue", "answer"],
+        &["queue", "resolve"],
+        &["reminders", "plan"],
+        &["reminders", "run"],
+        &["users", "list"],
+        &["import"],
+        &["run"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = td(dir.path(), &args);
+        assert!(out.status.success(), "{cmd:?}");
+        let help = stdout(&out);
+        // Command options, then --json, then --as, then the global --config, then --help.
+        let at = |flag: &str| help.find(&format!("      {flag}"));
+        let order: Vec<usize> = ["--json", "--as", "--config", "-h, --help"]
+            .iter()
+            .filter_map(|f| at(f).or_else(|| help.find(f)))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{cmd:?}:\n{help}");
+        assert!(help.contains("--config <FILE>"), "{cmd:?}:\n{help}");
+        // Every argument has a help line: no option line ends right after its name.
+        for line in help.lines() {
+            let t = line.trim_start();
+            if t.starts_with("--") || t.starts_with('<') {
+                assert!(t.contains("  "), "{cmd:?}: no help for {t:?}");
+            }
+        }
+    }
+}

@@ -28,6 +28,8 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        value_name = "FILE",
+        display_order = 100,
         default_value = "config/trialdesk.toml",
         env = "TRIALDESK_CONFIG"
     )]
@@ -52,13 +54,19 @@ pub enum Command {
     /// Import partners, shipments or trials from CSV (all-or-nothing, upsert by id), or a
     /// whole database from a dump written by `export` (into an empty database).
     Import {
+        /// What FILE holds: a CSV of partners, shipments or trials, or a dump.
         #[arg(value_enum)]
         kind: ImportWhat,
+        /// The CSV file (comma-, semicolon- or tab-separated, UTF-8, header row first) or the
+        /// dump written by `trialdesk export`.
         file: PathBuf,
     },
     /// Write every table to FILE (`-`: standard output), to move to another database (SQLite
     /// ⇄ PostgreSQL) with `import dump`. Reads one consistent snapshot; safe while running.
-    Export { file: PathBuf },
+    Export {
+        /// The dump file to write, or `-` for standard output.
+        file: PathBuf,
+    },
     /// The review queue.
     Queue {
         #[command(subcommand)]
@@ -96,6 +104,67 @@ pub enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Print a shell completion script (e.g. `trialdesk completions bash >
+    /// /etc/bash_completion.d/trialdesk`). Reads no configuration.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff) of trialdesk and every command (e.g. `trialdesk man |
+    /// man -l -`). Reads no configuration.
+    Man,
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Writes the completion script for `shell`, generated from the command definitions.
+pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    // Generated into memory first: clap_complete panics on a failed write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "trialdesk", &mut script);
+    out.write_all(&script)
+}
+
+/// A closed pipe (`trialdesk man | head`) is the reader's choice, not an error.
+fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes one roff manual page: the top-level command, then each subcommand as a section.
+pub fn write_man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    clap_mangen::Man::new(cmd.clone()).render(out)?;
+    fn sub(cmd: &clap::Command, path: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for s in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("{path} {}", s.get_name());
+            writeln!(out, ".SH \"{}\"", name.to_uppercase())?;
+            let page = clap_mangen::Man::new(s.clone().bin_name(name.clone()));
+            page.render_description_section(out)?;
+            page.render_synopsis_section(out)?;
+            page.render_options_section(out)?;
+            sub(s, &name, out)?;
+        }
+        Ok(())
+    }
+    sub(&cmd, "trialdesk", out)
 }
 
 /// An error as printed by the binary: `error: ` and each cause of the chain once (a cause a
@@ -157,6 +226,18 @@ fn hints(e: &anyhow::Error) -> Vec<String> {
 
 /// Runs a parsed command. Returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // These need no configuration (a fresh checkout has none).
+    match cli.command {
+        Command::Completions { shell } => {
+            ignore_broken_pipe(write_completions(shell, &mut std::io::stdout().lock()))?;
+            return Ok(());
+        }
+        Command::Man => {
+            ignore_broken_pipe(write_man(&mut std::io::stdout().lock()))?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Run { once } => {
@@ -263,6 +344,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::open(config).await?;
             users::run(&app, command).await?;
         }
+        // Printed above, before the configuration is read.
+        Command::Completions { .. } | Command::Man => {}
         Command::Migrate => {
             crate::telemetry::init(&config.logging);
             let store = crate::store::Store::connect(&config.database, &config.base_dir).await?;
@@ -296,7 +379,6 @@ pub enum ImportWhat {
     Partners,
     Shipments,
     Trials,
-    /// A file written by `trialdesk export`.
     Dump,
 }
 
@@ -344,4 +426,46 @@ async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::
         file.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and argument of every subcommand, with its path.
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+        for a in cmd.get_arguments() {
+            out.push((path.to_string(), a.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_and_command_has_a_help_line() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut args = Vec::new();
+        walk(&cmd, "trialdesk", &mut args);
+        let missing: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| !matches!(a.get_id().as_str(), "help" | "version"))
+            .filter(|(_, a)| a.get_help().is_none())
+            .map(|(p, a)| format!("{p}: {}", a.get_id()))
+            .collect();
+        assert!(missing.is_empty(), "no help line: {missing:#?}");
+        fn commands(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(format!("{path} {}", sub.get_name()));
+                }
+                commands(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut bare = Vec::new();
+        commands(&cmd, "trialdesk", &mut bare);
+        assert!(bare.is_empty(), "no about line: {bare:?}");
+    }
 }

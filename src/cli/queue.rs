@@ -14,7 +14,7 @@ pub enum QueueCommand {
     /// List what waits for review (newest first).
     List {
         /// One JSON array of items on stdout instead of a table (shape: docs/command-line.md).
-        #[arg(long)]
+        #[arg(long, display_order = 90)]
         json: bool,
         /// Only this reason (e.g. unknown_sender, other_subject, dead_letter); an unknown
         /// reason is an error that lists the known ones.
@@ -44,7 +44,7 @@ pub enum QueueCommand {
         /// The review item's id (the ID column of `queue list`).
         id: i64,
         /// One JSON object on stdout instead of text (shape: docs/command-line.md).
-        #[arg(long)]
+        #[arg(long, display_order = 90)]
         json: bool,
     },
     /// Close an item without answering; the note says why.
@@ -98,7 +98,7 @@ pub enum QueueCommand {
 pub struct Who {
     /// Name recorded in the audit log: a staff account (`trialdesk users list`); without
     /// --as, $USER.
-    #[arg(long = "as", value_name = "NAME")]
+    #[arg(long = "as", value_name = "NAME", display_order = 95)]
     name: Option<String>,
 }
 

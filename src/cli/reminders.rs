@@ -20,7 +20,7 @@ pub enum RemindersCommand {
         #[arg(long, value_parser = parse_iso_date)]
         date: Date,
         /// Exactly one JSON array on stdout: {trial_id, kind, audience, recipients, due_on}.
-        #[arg(long)]
+        #[arg(long, display_order = 90)]
         json: bool,
     },
     /// Queue the reminders due now (sent by `trialdesk run`), and record the missed ones.
@@ -29,7 +29,7 @@ pub enum RemindersCommand {
         #[arg(long, value_parser = parse_iso_date)]
         date: Option<Date>,
         /// Print the summary as one JSON object.
-        #[arg(long)]
+        #[arg(long, display_order = 90)]
         json: bool,
     },
 }
