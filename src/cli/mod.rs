@@ -46,13 +46,17 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Show what trialdesk would do with one mail, as JSON (reads the database, changes nothing).
+    /// Show what trialdesk would do with one mail, as JSON (changes nothing).
+    ///
+    /// Reads the database to decide as `run` would; writes nothing and sends nothing.
     Explain {
         /// An RFC 5322 message (.eml).
         file: PathBuf,
     },
-    /// Import partners, shipments or trials from CSV (all-or-nothing, upsert by id), or a
-    /// whole database from a dump written by `export` (into an empty database).
+    /// Import partners, shipments or trials from CSV, or a database dump.
+    ///
+    /// CSV: all-or-nothing, upsert by id, every problem reported with its line in one pass.
+    /// Dump: a whole database written by `export`, into an empty database.
     Import {
         /// What FILE holds: a CSV of partners, shipments or trials, or a dump.
         #[arg(value_enum)]
@@ -61,8 +65,10 @@ pub enum Command {
         /// dump written by `trialdesk export`.
         file: PathBuf,
     },
-    /// Write every table to FILE (`-`: standard output), to move to another database (SQLite
-    /// ⇄ PostgreSQL) with `import dump`. Reads one consistent snapshot; safe while running.
+    /// Write every table to FILE (`-`: standard output) for `import dump`.
+    ///
+    /// Moves a database between SQLite and PostgreSQL. Reads one consistent snapshot; safe
+    /// while running.
     Export {
         /// The dump file to write, or `-` for standard output.
         file: PathBuf,
@@ -74,8 +80,10 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Connect to the database, the mail source and the transport with the configured
-    /// settings and say what works (sends nothing, changes nothing).
+    /// Try the database, the mail source and the transport; say what works.
+    ///
+    /// Uses the configured settings; sends nothing and changes nothing (an SQLite file is
+    /// opened read-only, no folder is created). Exit status 1 when a check failed.
     Check,
     /// Trial-lifecycle reminders: the plan for a date, or queue what is due.
     Reminders {
@@ -104,15 +112,18 @@ pub enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
-    /// Print a shell completion script (e.g. `trialdesk completions bash >
-    /// /etc/bash_completion.d/trialdesk`). Reads no configuration.
+    /// Print a shell completion script (bash, zsh or fish).
+    ///
+    /// E.g. `trialdesk completions bash > /etc/bash_completion.d/trialdesk`. Reads no
+    /// configuration.
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the manual page (roff) of trialdesk and every command (e.g. `trialdesk man |
-    /// man -l -`). Reads no configuration.
+    /// Print the manual page of trialdesk and every command (roff).
+    ///
+    /// E.g. `trialdesk man | man -l -`. Reads no configuration.
     Man,
 }
 
