@@ -315,6 +315,12 @@ fn options_come_in_one_order_in_every_help() {
         &["users", "list"],
         &["import"],
         &["run"],
+        &["check"],
+        &["export"],
+        &["explain"],
+        &["completions"],
+        &["users", "add"],
+        &["trials", "extend"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");

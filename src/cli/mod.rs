@@ -47,16 +47,17 @@ pub enum Command {
         once: bool,
     },
     /// Show what trialdesk would do with one mail, as JSON (changes nothing).
-    ///
-    /// Reads the database to decide as `run` would; writes nothing and sends nothing.
+    #[command(
+        after_help = "Reads the database to decide as `run` would; writes nothing and sends nothing."
+    )]
     Explain {
         /// An RFC 5322 message (.eml).
         file: PathBuf,
     },
     /// Import partners, shipments or trials from CSV, or a database dump.
-    ///
-    /// CSV: all-or-nothing, upsert by id, every problem reported with its line in one pass.
-    /// Dump: a whole database written by `export`, into an empty database.
+    #[command(
+        after_help = "CSV: all-or-nothing, upsert by id, every problem reported with its line in one pass. Dump: a whole database written by `export`, into an empty database."
+    )]
     Import {
         /// What FILE holds: a CSV of partners, shipments or trials, or a dump.
         #[arg(value_enum)]
@@ -66,9 +67,9 @@ pub enum Command {
         file: PathBuf,
     },
     /// Write every table to FILE (`-`: standard output) for `import dump`.
-    ///
-    /// Moves a database between SQLite and PostgreSQL. Reads one consistent snapshot; safe
-    /// while running.
+    #[command(
+        after_help = "Moves a database between SQLite and PostgreSQL. Reads one consistent snapshot; safe while running."
+    )]
     Export {
         /// The dump file to write, or `-` for standard output.
         file: PathBuf,
@@ -81,9 +82,9 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Try the database, the mail source and the transport; say what works.
-    ///
-    /// Uses the configured settings; sends nothing and changes nothing (an SQLite file is
-    /// opened read-only, no folder is created). Exit status 1 when a check failed.
+    #[command(
+        after_help = "Uses the configured settings; sends nothing and changes nothing (an SQLite file is opened read-only, no folder is created). Exit status 1 when a check failed."
+    )]
     Check,
     /// Trial-lifecycle reminders: the plan for a date, or queue what is due.
     Reminders {
@@ -113,17 +114,16 @@ pub enum Command {
         command: users::UsersCommand,
     },
     /// Print a shell completion script (bash, zsh or fish).
-    ///
-    /// E.g. `trialdesk completions bash > /etc/bash_completion.d/trialdesk`. Reads no
-    /// configuration.
+    #[command(
+        after_help = "E.g. `trialdesk completions bash > /etc/bash_completion.d/trialdesk`. Reads no configuration."
+    )]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
     },
     /// Print the manual page of trialdesk and every command (roff).
-    ///
-    /// E.g. `trialdesk man | man -l -`. Reads no configuration.
+    #[command(after_help = "E.g. `trialdesk man | man -l -`. Reads no configuration.")]
     Man,
 }
 
@@ -478,5 +478,23 @@ mod tests {
         let mut bare = Vec::new();
         commands(&cmd, "trialdesk", &mut bare);
         assert!(bare.is_empty(), "no about line: {bare:?}");
+        // One help style everywhere: a long description or a long argument help would switch
+        // `--help` to clap's other layout (details go to `after_help` instead).
+        fn long(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+            if cmd.get_long_about().is_some() {
+                out.push(path.to_string());
+            }
+            for a in cmd.get_arguments() {
+                if a.get_long_help().is_some() {
+                    out.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                long(sub, &format!("{path} {}", sub.get_name()), out);
+            }
+        }
+        let mut long_help = Vec::new();
+        long(&cmd, "trialdesk", &mut long_help);
+        assert!(long_help.is_empty(), "long help: {long_help:?}");
     }
 }
