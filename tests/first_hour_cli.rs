@@ -344,3 +344,35 @@ fn options_come_in_one_order_in_every_help() {
         }
     }
 }
+
+#[test]
+fn postgres_that_accepts_but_never_answers_is_given_up_after_5_s() {
+    // Accepts the TCP connection and says nothing (a hung server, a wrong port behind a proxy).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for s in listener.incoming().flatten() {
+            open.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!("[database]\nurl = \"postgres://u@127.0.0.1:{port}/x\"\n"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = td(dir.path(), &["--config", "c.toml", "migrate"]);
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(8),
+        "took {took:?}: {err}"
+    );
+    assert!(
+        err.contains("no answer from the server within 5 s"),
+        "{err}"
+    );
+}

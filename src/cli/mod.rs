@@ -497,4 +497,20 @@ mod tests {
         long(&cmd, "trialdesk", &mut long_help);
         assert!(long_help.is_empty(), "long help: {long_help:?}");
     }
+
+    #[test]
+    fn an_error_report_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone (os error 2)");
+        let e = anyhow::Error::new(crate::config::ConfigError::Read {
+            path: "x.toml".into(),
+            source: io,
+        });
+        let report = error_report(&e);
+        assert_eq!(report.matches("gone (os error 2)").count(), 1, "{report}");
+        assert!(report.starts_with("error: cannot read config file x.toml: gone"));
+        assert!(report.contains("\nhint: ") && report.contains("TRIALDESK_CONFIG"));
+        // Causes that are not quoted by their wrapper are kept, in order.
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_report(&e), "error: outer: middle: inner");
+    }
 }
