@@ -329,6 +329,10 @@ mod tests {
                         }
                         if kind == Kind::ExpiresIn7Days {
                             assert_eq!(ctx.days_left, 7 - late, "{what}");
+                            // No "in 1 days" / "noch 1 Tage" on the last day of the window.
+                            for bad in ["1 days", "1 Tage", "in 1 Tag"] {
+                                assert!(!all.contains(bad), "{what}: {bad:?}:\n{all}");
+                            }
                         }
                     }
                 }
