@@ -99,6 +99,8 @@ pub struct ImportSummary {
     pub rows: usize,
     /// The separator the file used (`,`, or `;` / tab when the header said so).
     pub delimiter: u8,
+    /// Shipment notices queued by this import (partners that opted in, see `notify`).
+    pub notices: usize,
 }
 
 /// Parses, checks and stores one CSV file's bytes.
@@ -111,6 +113,7 @@ pub async fn import_bytes(
     now_ms: i64,
 ) -> Result<ImportSummary, ImportError> {
     // Every problem of the file in one pass: row checks and references together.
+    let mut notices = 0;
     let (rows, delimiter) = match kind {
         ImportKind::Partners => {
             let parsed = partners::parse_partners_all(bytes, progress);
@@ -129,7 +132,7 @@ pub async fn import_bytes(
             let parsed = shipments::parse_shipments_all(bytes, loans, Some(&known), progress);
             table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
             let shipments: Vec<_> = parsed.rows.into_iter().map(|(_, s)| s).collect();
-            store.upsert_shipments(&shipments, now_ms).await?;
+            notices = store.upsert_shipments(&shipments, now_ms).await?.len();
             (shipments.len(), parsed.delimiter)
         }
         ImportKind::Trials => {
@@ -145,6 +148,7 @@ pub async fn import_bytes(
         kind,
         rows,
         delimiter,
+        notices,
     })
 }
 

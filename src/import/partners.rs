@@ -6,8 +6,11 @@ use crate::domain::{Language, Partner};
 
 /// The columns of a partners file (and the keys of a partner record).
 pub const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
+/// Columns a file may leave out (older files import unchanged).
+pub const OPTIONAL: &[&str] = &["notify_shipment_updates"];
 
-/// Parses `partner_id,name,domains,admin_emails,language` (lists `;`-separated).
+/// Parses `partner_id,name,domains,admin_emails,language[,notify_shipment_updates]` (lists
+/// `;`-separated; `notify_shipment_updates` is `true`/`false`, empty or absent = false).
 pub fn parse_partners(
     bytes: &[u8],
     progress: Progress<'_>,
@@ -18,7 +21,7 @@ pub fn parse_partners(
 
 /// Every good row and every problem of the file in one pass.
 pub(super) fn parse_partners_all(bytes: &[u8], progress: Progress<'_>) -> Parsed<Partner> {
-    let table = match Table::open(bytes, COLUMNS) {
+    let table = match Table::open_with(bytes, COLUMNS, OPTIONAL) {
         Ok(t) => t,
         Err(errors) => return Parsed::failed(errors),
     };
@@ -79,14 +82,18 @@ pub fn partner_row(row: &mut Row<'_>) -> Option<Partner> {
     }
     let admins = row.emails("admin_emails", 1);
     let language: Option<Language> = row.parsed("language");
-    match (id, name, domains_ok, admins, language) {
-        (Some(partner_id), Some(name), true, Some(admin_emails), Some(language)) => Some(Partner {
-            partner_id,
-            name,
-            domains,
-            admin_emails,
-            language,
-        }),
+    let notify = row.boolean("notify_shipment_updates");
+    match (id, name, domains_ok, admins, language, notify) {
+        (Some(partner_id), Some(name), true, Some(admin_emails), Some(language), Some(notify)) => {
+            Some(Partner {
+                partner_id,
+                name,
+                domains,
+                admin_emails,
+                language,
+                notify_shipment_updates: notify,
+            })
+        }
         _ => None,
     }
 }
@@ -98,7 +105,8 @@ pub fn partner_from_record(
     record: &HashMap<String, String>,
 ) -> Result<Partner, Vec<RowError>> {
     let mut errors = Vec::new();
-    let mut row = Row::from_record(line, COLUMNS, record, &mut errors);
+    let columns: Vec<&'static str> = COLUMNS.iter().chain(OPTIONAL).copied().collect();
+    let mut row = Row::from_record(line, &columns, record, &mut errors);
     match partner_row(&mut row) {
         Some(p) if errors.is_empty() => Ok(p),
         _ => Err(errors),
@@ -190,6 +198,32 @@ mod tests {
         assert_eq!(errs[0].line, 1);
         assert!(errs[0].message.contains("admin_emails"));
         assert!(errs[0].message.contains("language"));
+    }
+
+    #[test]
+    fn notify_column_is_optional() {
+        let old = parse(
+            "partner_id,name,domains,admin_emails,language\nP1,A,a.example.cn,a@a.example.cn,zh\n",
+        )
+        .unwrap();
+        assert!(!old[0].1.notify_shipment_updates);
+        let new = parse(
+            "partner_id,name,domains,admin_emails,language,notify_shipment_updates\n\
+             P1,A,a.example.cn,a@a.example.cn,zh,true\n\
+             P2,B,b.example.cn,b@b.example.cn,en,\n",
+        )
+        .unwrap();
+        assert!(new[0].1.notify_shipment_updates);
+        assert!(!new[1].1.notify_shipment_updates);
+        let errs = parse(
+            "partner_id,name,domains,admin_emails,language,notify_shipment_updates\n\
+             P1,A,a.example.cn,a@a.example.cn,zh,perhaps\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "line 2, column notify_shipment_updates: \"perhaps\" is not true or false"
+        );
     }
 
     #[test]

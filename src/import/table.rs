@@ -34,10 +34,20 @@ impl Table {
     /// The separator is found from the header: `,`, or `;` or tab when the header names the
     /// required columns only when split by that (spreadsheets in many locales export those).
     pub(super) fn open(bytes: &[u8], required: &[&'static str]) -> Result<Table, Vec<RowError>> {
+        Self::open_with(bytes, required, &[])
+    }
+
+    /// [`Table::open`] that also reads the `optional` columns when the header names them
+    /// (an absent optional column reads as empty cells, so older files import unchanged).
+    pub(super) fn open_with(
+        bytes: &[u8],
+        required: &[&'static str],
+        optional: &[&'static str],
+    ) -> Result<Table, Vec<RowError>> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut first_try = None;
         for delimiter in [b',', b';', b'\t'] {
-            match Self::open_with(bytes, required, delimiter) {
+            match Self::open_separated(bytes, required, optional, delimiter) {
                 Ok(t) => return Ok(t),
                 Err(e) => {
                     first_try.get_or_insert(e);
@@ -47,9 +57,10 @@ impl Table {
         Err(first_try.unwrap_or_default())
     }
 
-    fn open_with(
+    fn open_separated(
         bytes: &[u8],
         required: &[&'static str],
+        optional: &[&'static str],
         delimiter: u8,
     ) -> Result<Table, Vec<RowError>> {
         let mut reader = csv::ReaderBuilder::new()
@@ -79,6 +90,11 @@ impl Table {
                     index.insert(col, i);
                 }
                 None => missing.push(col),
+            }
+        }
+        for &col in optional {
+            if let Some(i) = names.iter().position(|n| n == col) {
+                index.insert(col, i);
             }
         }
         if !missing.is_empty() {
