@@ -184,6 +184,7 @@ impl App {
 
     /// `run --once`: drain the source, then send what is due, and report.
     pub async fn run_once(&self) -> anyhow::Result<RunSummary> {
+        let started_ms = self.clock.now().as_millisecond();
         let queued = Arc::new(Notify::new());
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
         let sender = self.sender(queued)?;
@@ -226,19 +227,29 @@ impl App {
         };
         sender.drain().await?;
         let stats = sender.stats();
-        let open_reviews = self
-            .store
-            .review_counts()
-            .await?
-            .iter()
-            .map(|(_, n)| n)
-            .sum();
+        let open_by_reason = self.store.review_counts().await?;
+        let open_reviews = open_by_reason.iter().map(|(_, n)| n).sum();
+        let mut sent_by_kind = self.store.sent_by_kind(started_ms).await?;
+        // Replies first, reminders in the order they fall due, anything else after.
+        let rank = |what: &str| {
+            let reminder = crate::reminders::Kind::ALL
+                .iter()
+                .position(|k| what == format!("reminder {k}"));
+            match (what, reminder) {
+                ("reply", _) => 0,
+                (_, Some(i)) => 1 + i,
+                _ => 10,
+            }
+        };
+        sent_by_kind.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
         use std::sync::atomic::Ordering::Relaxed;
+        let flagged = inbound.replied_flagged.load(Relaxed);
         Ok(RunSummary {
             source,
             transport: sender.describe_transport(),
             fetched: inbound.fetched.load(Relaxed),
             replied: inbound.replied.load(Relaxed),
+            replied_flagged: flagged,
             review: inbound.review.load(Relaxed),
             ignored: inbound.ignored.load(Relaxed),
             duplicates: inbound.duplicates.load(Relaxed),
@@ -246,7 +257,9 @@ impl App {
             sent: stats.sent.load(Relaxed),
             retrying: stats.retried.load(Relaxed),
             dead: stats.dead.load(Relaxed),
+            sent_by_kind,
             open_reviews,
+            open_by_reason,
         })
     }
 
@@ -433,13 +446,19 @@ impl App {
     }
 }
 
-/// What `run --once` did.
+/// What `run --once` did. Every mail read is counted once: `fetched` is the sum of
+/// `replied`, `review`, `ignored`, `duplicates` and `failed`; `replied_flagged` is the part
+/// of `replied` that opened a review item as well.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunSummary {
     pub source: String,
     pub transport: String,
     pub fetched: u64,
+    /// Answered (flagged for review or not).
     pub replied: u64,
+    /// Of `replied`: answered and given a review item as well (e.g. `loan_of_other_partner`).
+    pub replied_flagged: u64,
+    /// Not answered: set aside for staff.
     pub review: u64,
     pub ignored: u64,
     pub duplicates: u64,
@@ -447,15 +466,37 @@ pub struct RunSummary {
     pub sent: u64,
     pub retrying: u64,
     pub dead: u64,
+    /// What was delivered during this run, by outbox purpose (`reply`, …) and reminder kind
+    /// (`reminder expires_today`, …).
+    pub sent_by_kind: Vec<(String, i64)>,
     pub open_reviews: i64,
+    /// The open review items (of every run so far) by reason.
+    pub open_by_reason: Vec<(String, i64)>,
+}
+
+/// `a 2, b 1` (or `none`).
+fn counts_line(counts: &[(String, i64)]) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "read {} mail(s) from {}", self.fetched, self.source)?;
+        let flagged = match self.replied_flagged {
+            0 => String::new(),
+            n => format!(" ({n} of them also flagged for review)"),
+        };
         writeln!(
             f,
-            "  answered {}, to review {}, ignored {}, already handled {}, failed {}",
+            "  answered {}{flagged}, set aside for review {}, ignored {}, already handled {}, \
+             failed {}",
             self.replied, self.review, self.ignored, self.duplicates, self.failed
         )?;
         writeln!(
@@ -463,11 +504,18 @@ impl std::fmt::Display for RunSummary {
             "sent {} mail(s) via {} ({} to retry later, {} dead-lettered)",
             self.sent, self.transport, self.retrying, self.dead
         )?;
+        if self.sent > 0 {
+            writeln!(f, "  {}", counts_line(&self.sent_by_kind))?;
+        }
         write!(
             f,
             "review queue: {} open (see `trialdesk queue list`)",
             self.open_reviews
-        )
+        )?;
+        if self.open_reviews > 0 {
+            write!(f, "\n  {}", counts_line(&self.open_by_reason))?;
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ async fn main() -> std::process::ExitCode {
     match trialdesk::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", trialdesk::cli::error_report(&e));
             if e.downcast_ref::<trialdesk::config::ConfigError>().is_some() {
                 std::process::ExitCode::from(2)
             } else {

@@ -40,6 +40,24 @@ async fn demo_answers_requests_and_sends_each_reminder_kind_today() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(!stderr.contains("reminder missed"), "{stderr}");
+    // Issue 17: the binary's own summaries say what went out, by kind.
+    assert!(
+        stdout.contains(
+            "\n  expires_in_7_days 2, expires_today 2, grace_period_ended 2, calling_numbers_released 2\n"
+        ),
+        "reminders run lists the kinds queued:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            " reminder expires_in_7_days 2, reminder expires_today 2, reminder grace_period_ended 2, \
+             reminder calling_numbers_released 2\n"
+        ) && stdout.contains("\n  reply "),
+        "run --once lists what was sent, by kind:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("review queue: ") && stdout.contains("of them also flagged for review"),
+        "{stdout}"
+    );
 
     let db = dir.path().join("demo-out/trialdesk.db");
     let url = format!("sqlite://{}?mode=ro", db.display());

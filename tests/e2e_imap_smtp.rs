@@ -177,7 +177,7 @@ async fn run_once_reads_mail_marked_seen_elsewhere_and_never_loads_an_oversize_m
     let (ok, out, err) = env.cli(&["run", "--once"]);
     assert!(ok, "run --once failed:\n{out}\n{err}");
     assert!(out.contains("read 3 mail(s)"), "{out}");
-    assert!(out.contains("answered 2, to review 1"), "{out}");
+    assert!(out.contains("answered 2, set aside for review 1"), "{out}");
     assert!(out.contains("sent 2 mail(s)"), "{out}");
 
     assert_eq!(

@@ -201,7 +201,7 @@ async fn the_rate_limit_ladder_stops_answering_a_robot() {
     let (ok, out, err) = env.cli(&["run", "--once"]);
     assert!(ok, "{out}\n{err}");
     // Default ladder: at most 10 automatic replies to one address in 10 minutes.
-    assert!(out.contains("answered 10, to review 2"), "{out}");
+    assert!(out.contains("answered 10, set aside for review 2"), "{out}");
     assert_eq!(
         stack
             .wait_count(&robot, "INBOX", 10, Duration::from_secs(20))

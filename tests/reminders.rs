@@ -389,3 +389,49 @@ async fn run_forever_sends_due_reminders_beside_the_pipeline() {
     );
     assert!(Path::new(&env.outbox()).exists());
 }
+
+/// Issue 17: the bot was down on the expiry day; the `expires_today` reminder caught up a day
+/// later (clock moved by hand, never the wall clock) says "yesterday", not "today", in the
+/// mail itself, for both audiences.
+#[tokio::test]
+async fn a_reminder_caught_up_a_day_late_says_yesterday() {
+    let mut env = TestEnv::new("").await;
+    // 2027-03-02 10:00 in Shanghai: one day after the expiry date.
+    let clock = ManualClock::new("2027-03-02T02:00:00Z".parse().unwrap());
+    env.app.clock = Arc::new(clock.clone());
+    import_trials(
+        &env.app.store,
+        "L-1,P01,迟到客户,it@late.example.cn,meeting,2027-01-01,2027-03-01,false,false,Asia/Shanghai,zh\n",
+        "2027-02-01T00:00:00Z".parse::<Timestamp>().unwrap().as_millisecond(),
+    )
+    .await;
+    let scheduler = env.app.scheduler(Arc::new(Notify::new())).unwrap();
+    scheduler
+        .run_until_done(At::Instant(clock.now()))
+        .await
+        .unwrap();
+    let rows = env.app.store.reminders(Some("L-1")).await.unwrap();
+    let sent: Vec<_> = rows
+        .iter()
+        .filter(|r| r.kind == "expires_today" && r.state == "queued")
+        .collect();
+    assert_eq!(sent.len(), 2, "{rows:?}");
+    for r in sent {
+        let row = env
+            .app
+            .store
+            .outbox_row(r.outbox_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let msg = mail_parser::MessageParser::default()
+            .parse(&row.body)
+            .unwrap();
+        let text = msg.body_text(0).unwrap().to_string();
+        let html = msg.body_html(0).unwrap().to_string();
+        for part in [&row.subject, &text, &html] {
+            assert!(!part.contains("今天"), "{}: {part}", r.audience);
+            assert!(part.contains("昨天"), "{}: {part}", r.audience);
+        }
+    }
+}

@@ -156,6 +156,27 @@ async fn plan_json_lists_each_open_window_sorted_and_changes_nothing() {
         human.contains("4 reminder(s)") && human.contains("calling_numbers_released"),
         "{human}"
     );
+    // Issue 17: catch-up reminders are listed as such, each with its own due date.
+    let human = cli.ok(&["reminders", "plan", "--date", "2027-01-01"]);
+    assert!(
+        human.starts_with(
+            "4 reminder(s) due on or before 2027-01-01, with catch-up from 2026-12-26:\n"
+        ),
+        "{human}"
+    );
+    assert!(human.contains("due on"), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|l| l.trim_start().starts_with("2026-12-26  C-4")
+                && l.contains("grace_period_ended")),
+        "{human}"
+    );
+    let none = cli.ok(&["reminders", "plan", "--date", "2026-12-10"]);
+    assert_eq!(
+        none,
+        "no reminders due on or before 2026-12-10, with catch-up from 2026-12-04\n"
+    );
     // A bad date is refused.
     let bad = cli.run(&["reminders", "plan", "--date", "2027-02-30", "--json"]);
     assert!(!bad.status.success());
@@ -165,9 +186,22 @@ async fn plan_json_lists_each_open_window_sorted_and_changes_nothing() {
 #[tokio::test]
 async fn run_then_extend_replans_and_the_second_extension_is_refused() {
     let cli = Cli::new().await;
+    // The human summary lists the kinds that went out.
+    let human = cli.ok(&["reminders", "run", "--date", "2027-01-03"]);
+    assert!(
+        human.contains("queued 4 reminder mail(s)")
+            && human.contains("\n  expires_in_7_days 2, expires_today 2\n"),
+        "{human}"
+    );
     let out = cli.ok(&["reminders", "run", "--date", "2027-01-10", "--json"]);
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["queued"], 4, "{out}");
+    // Issue 17: what was queued, by kind.
+    assert_eq!(
+        report["queued_by_kind"],
+        json!({"expires_in_7_days": 0, "expires_today": 2, "grace_period_ended": 0, "calling_numbers_released": 2}),
+        "{out}"
+    );
     // Queued reminders leave the plan, for that day and the rest of their windows.
     assert_eq!(cli.plan("2027-01-10"), json!([]));
     assert_eq!(cli.plan("2027-01-12"), json!([]));

@@ -24,6 +24,7 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
     )
     .await;
     let (dead, outbox) = seed_dead_letter(&env, "cli-dl@huadong.example.cn").await;
+    env.app.store.add_user("dana", "unused", 0).await.unwrap();
 
     let list: serde_json::Value =
         serde_json::from_str(&ok(&env.cli(&["queue", "list", "--json"]))).unwrap();
@@ -68,6 +69,68 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
     assert_eq!(show["message"]["loan_numbers"][0], "D20261001");
     let human = ok(&env.cli(&["queue", "show", &item.to_string()]));
     assert!(human.contains("请查询 D20261001"), "{human}");
+
+    // Issue 17: the JSON shape has real arrays and RFC 3339 times.
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&td(&env, &["queue", "list", "--json"]))).unwrap();
+    for it in list.as_array().unwrap() {
+        assert!(it["reasons"].is_array(), "{it}");
+        let created = it["created_at"].as_str().unwrap_or_else(|| panic!("{it}"));
+        assert!(created.parse::<jiff::Timestamp>().is_ok(), "{created}");
+        assert!(created.ends_with('Z'), "{created}");
+    }
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == item)
+        .unwrap();
+    assert_eq!(mine["loan_numbers"], serde_json::json!(["D20261001"]));
+    assert!(show["item"]["reasons"].is_array(), "{show}");
+    assert!(show["item"]["created_at"].is_string(), "{show}");
+    assert!(
+        show["message"]["inbound"]["received_at"].is_string(),
+        "{show}"
+    );
+    for d in show["message"]["decisions"].as_array().unwrap() {
+        assert!(
+            d["decided_at"].is_string() && d["loan_numbers"].is_array(),
+            "{d}"
+        );
+    }
+
+    // An unknown reason is an error naming the known ones, not an empty queue.
+    let bogus = td(&env, &["queue", "list", "--reason", "bogus"]);
+    assert!(!bogus.status.success());
+    let err = String::from_utf8_lossy(&bogus.stderr);
+    assert!(
+        err.contains("\"bogus\"") && err.contains("unknown_sender") && err.contains("dead_letter"),
+        "{err}"
+    );
+    assert!(bogus.stdout.is_empty());
+
+    // An answer needs --text or --loans, and says both.
+    let bare = td(&env, &["queue", "answer", &item.to_string()]);
+    assert!(!bare.status.success());
+    let err = String::from_utf8_lossy(&bare.stderr);
+    assert!(err.contains("--text") && err.contains("--loans"), "{err}");
+
+    // `--as` must name a staff account; nothing is done or audited under a typo.
+    let typo = td(
+        &env,
+        &[
+            "queue",
+            "resolve",
+            &item.to_string(),
+            "--note",
+            "x",
+            "--as",
+            "Dnaa",
+        ],
+    );
+    assert!(!typo.status.success());
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(err.contains("Dnaa") && err.contains("dana"), "{err}");
 
     // A note is required; `--as` names the operator, else $USER.
     assert!(!env
@@ -114,7 +177,7 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
         who,
         vec![
             ("retry".into(), "operator".into(), "cli".into()),
-            ("resolve".into(), "Dana".into(), "cli".into()),
+            ("resolve".into(), "dana".into(), "cli".into()),
         ]
     );
 }

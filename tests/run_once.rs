@@ -78,6 +78,25 @@ async fn run_once_answers_reviews_and_ignores_then_sends_nothing_twice() {
     assert_eq!(summary.review, 2, "{summary}");
     assert_eq!(summary.ignored, 1, "{summary}");
     assert_eq!(summary.sent, 3, "{summary}");
+    // Issue 17: the Pacific Rim mail asks for another partner's loan: answered AND flagged.
+    // It is counted once (among the answered), and the review queue adds up.
+    assert_eq!(summary.replied_flagged, 1, "{summary}");
+    assert_eq!(
+        summary.open_reviews as u64,
+        summary.review + summary.replied_flagged,
+        "{summary}"
+    );
+    assert_eq!(summary.sent_by_kind, vec![("reply".to_string(), 3)]);
+    let text = summary.to_string();
+    assert!(
+        text.contains(
+            "answered 3 (1 of them also flagged for review), set aside for review 2, ignored 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\n  reply 3\n"), "{text}");
+    assert!(text.contains("review queue: 3 open"), "{text}");
+    assert!(text.contains("loan_of_other_partner 1"), "{text}");
 
     let replies = env.replies();
     assert_eq!(replies.len(), 3, "{replies:#?}");
@@ -246,7 +265,9 @@ async fn the_cli_runs_the_same_job() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("answered 3, to review 2, ignored 1"),
+        stdout.contains(
+            "answered 3 (1 of them also flagged for review), set aside for review 2, ignored 1"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("sent 3 mail(s)"), "{stdout}");

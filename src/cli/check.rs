@@ -37,7 +37,39 @@ pub async fn run(config: &Config, out: &mut impl Write) -> std::io::Result<usize
 
 async fn database(config: &Config) -> Vec<ProbeStep> {
     let what = format!("database {}", config.database.redacted_url());
-    let store = match Store::connect(&config.database, &config.base_dir).await {
+    if let Some((file, creates)) = crate::store::sqlite_file(&config.database.url, &config.base_dir)
+    {
+        let folder = file.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+            return vec![ProbeStep::fail(
+                &what,
+                format!(
+                    "folder {} does not exist; create it (SQLite creates the file, not its folder)",
+                    folder.display()
+                ),
+            )];
+        }
+        if !file.exists() {
+            return vec![if creates {
+                ProbeStep::ok(
+                    &what,
+                    format!(
+                        "{} does not exist yet; `trialdesk migrate` or the first run creates it",
+                        file.display()
+                    ),
+                )
+            } else {
+                ProbeStep::fail(
+                    &what,
+                    format!(
+                        "{} does not exist, and without ?mode=rwc in the URL nothing creates it",
+                        file.display()
+                    ),
+                )
+            }];
+        }
+    }
+    let store = match Store::connect_read_only(&config.database, &config.base_dir).await {
         Ok(s) => s,
         Err(e) => return vec![ProbeStep::fail(&what, e.to_string())],
     };
@@ -141,9 +173,28 @@ async fn transport(config: &Config) -> Vec<ProbeStep> {
         TransportKind::File => {
             let dir = config.resolve_path(&config.outbox.dir);
             let what = format!("outbox folder {}", dir.display());
-            match std::fs::create_dir_all(&dir).and_then(|_| tempfile_probe(&dir)) {
-                Ok(()) => vec![ProbeStep::ok(&what, "writable".into())],
-                Err(e) => vec![ProbeStep::fail(&what, e.to_string())],
+            if dir.is_dir() {
+                return match tempfile_probe(&dir) {
+                    Ok(()) => vec![ProbeStep::ok(&what, "writable".into())],
+                    Err(e) => vec![ProbeStep::fail(&what, e.to_string())],
+                };
+            }
+            if dir.exists() {
+                return vec![ProbeStep::fail(&what, "exists but is not a folder".into())];
+            }
+            // Missing: created at the first run if its nearest existing ancestor is writable.
+            // Nothing is created here.
+            let ancestor = dir.ancestors().skip(1).find(|a| a.is_dir());
+            match ancestor.map(|a| (a, tempfile_probe(a))) {
+                Some((_, Ok(()))) => vec![ProbeStep::ok(
+                    &what,
+                    "missing; created at the first run".into(),
+                )],
+                Some((a, Err(e))) => vec![ProbeStep::fail(
+                    &what,
+                    format!("missing, and {} is not writable: {e}", a.display()),
+                )],
+                None => vec![ProbeStep::fail(&what, "missing".into())],
             }
         }
     }

@@ -13,10 +13,11 @@ use crate::store::{Cursor, ReviewFilter, ReviewOrder};
 pub enum QueueCommand {
     /// List what waits for review (newest first).
     List {
-        /// One JSON array of items on stdout instead of a table.
-        #[arg(long)]
+        /// One JSON array of items on stdout instead of a table (shape: docs/command-line.md).
+        #[arg(long, display_order = 90)]
         json: bool,
-        /// Only this reason (e.g. unknown_sender, other_subject, dead_letter).
+        /// Only this reason (e.g. unknown_sender, other_subject, dead_letter); an unknown
+        /// reason is an error that lists the known ones.
         #[arg(long)]
         reason: Option<String>,
         /// Sender, subject or loan number contains this text.
@@ -28,8 +29,10 @@ pub enum QueueCommand {
         /// List resolved items instead of open ones.
         #[arg(long)]
         resolved: bool,
+        /// At most this many items (1–10000).
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Skip this many items first (prefer --after for paging through a changing queue).
         #[arg(long, default_value_t = 0)]
         offset: i64,
         /// Continue after this cursor (printed at the end of a page).
@@ -38,13 +41,17 @@ pub enum QueueCommand {
     },
     /// Everything about one item: the mail, why it waits, decisions, replies, activity.
     Show {
+        /// The review item's id (the ID column of `queue list`).
         id: i64,
-        #[arg(long)]
+        /// One JSON object on stdout instead of text (shape: docs/command-line.md).
+        #[arg(long, display_order = 90)]
         json: bool,
     },
     /// Close an item without answering; the note says why.
     Resolve {
+        /// The review item's id.
         id: i64,
+        /// Why it is closed (recorded in the audit log).
         #[arg(long)]
         note: String,
         #[command(flatten)]
@@ -52,27 +59,31 @@ pub enum QueueCommand {
     },
     /// Put a dead-lettered mail back in the outbox (attempts start over).
     Retry {
+        /// The review item's id.
         id: i64,
         #[command(flatten)]
         who: Who,
     },
     /// Give up on a dead-lettered mail.
     Discard {
+        /// The review item's id.
         id: i64,
         #[command(flatten)]
         who: Who,
     },
     /// Run the stored mail through the rules again (e.g. after importing shipments).
     Reprocess {
+        /// The review item's id.
         id: i64,
         #[command(flatten)]
         who: Who,
     },
     /// Answer an item's mail: with the tracking template for --loans, or with --text.
     Answer {
+        /// The review item's id.
         id: i64,
         /// Loan numbers for the tracking template (space or comma separated).
-        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        #[arg(long, conflicts_with = "text")]
         loans: Option<String>,
         /// Free text (the signature and the quoted original are added).
         #[arg(long)]
@@ -85,21 +96,64 @@ pub enum QueueCommand {
 /// Who the audit log names for a CLI action.
 #[derive(Debug, clap::Args)]
 pub struct Who {
-    /// Name recorded in the audit log (default: $USER).
-    #[arg(long = "as", value_name = "NAME")]
+    /// Name recorded in the audit log: a staff account (`trialdesk users list`); without
+    /// --as, $USER.
+    #[arg(long = "as", value_name = "NAME", display_order = 95)]
     name: Option<String>,
 }
 
 impl Who {
-    fn actor(&self) -> Actor {
-        let name = self
-            .name
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
+    /// The actor to audit. A name given with `--as` must be a staff account: the audit log
+    /// names people, not typos.
+    async fn actor(&self, app: &App) -> anyhow::Result<Actor> {
+        if let Some(given) = &self.name {
+            let name = crate::review::users::normalize_name(given)
+                .map_err(|e| anyhow::anyhow!("--as {given:?}: {e}"))?;
+            let name = name.as_str();
+            let user = app.store.user_by_name(name).await?;
+            if user.as_ref().is_some_and(|u| u.disabled) {
+                anyhow::bail!("--as {given:?}: that staff account is disabled");
+            }
+            if user.is_none() {
+                let known: Vec<String> = app
+                    .store
+                    .users()
+                    .await?
+                    .into_iter()
+                    .map(|u| u.name)
+                    .collect();
+                anyhow::bail!(
+                    "--as {given:?}: no staff account has that name (known: {}; add one with \
+                     `trialdesk users add`)",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+            return Ok(Actor::cli(name));
+        }
+        let name = std::env::var("USER")
+            .ok()
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "cli".into());
-        Actor::cli(name.trim())
+        Ok(Actor::cli(name.trim()))
     }
+}
+
+/// Reason codes `queue list --reason` accepts: every code trialdesk writes, and any found in
+/// the database.
+async fn known_reasons(app: &App) -> anyhow::Result<Vec<String>> {
+    let mut codes: Vec<String> = crate::classify::ReviewReason::ALL
+        .iter()
+        .map(|r| r.code().to_string())
+        .chain(["reminder_failed", "unprocessable"].map(String::from))
+        .chain(app.store.review_reasons_used().await?)
+        .collect();
+    codes.sort();
+    codes.dedup();
+    Ok(codes)
 }
 
 pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
@@ -114,6 +168,15 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             offset,
             after,
         } => {
+            if let Some(r) = &reason {
+                let known = known_reasons(app).await?;
+                if !known.contains(r) {
+                    anyhow::bail!(
+                        "--reason {r:?} is not a review reason; one of: {}",
+                        known.join(", ")
+                    );
+                }
+            }
             let filter = ReviewFilter {
                 state: if resolved { "resolved" } else { "open" }.into(),
                 reason,
@@ -130,7 +193,10 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             };
             let page = app.store.review_page(&filter).await?;
             if json {
-                println!("{}", serde_json::to_string(&page.items)?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&json_view(serde_json::to_value(&page.items)?))?
+                );
                 return Ok(());
             }
             if page.items.is_empty() {
@@ -167,7 +233,10 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("review item {id} does not exist"))?;
             if json {
-                println!("{}", serde_json::to_string(&detail)?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&json_view(serde_json::to_value(&detail)?))?
+                );
                 return Ok(());
             }
             let item = &detail.item;
@@ -228,19 +297,21 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             }
         }
         QueueCommand::Resolve { id, note, who } => {
-            actions(app)?.resolve(id, &note, &who.actor()).await?;
+            actions(app)?
+                .resolve(id, &note, &who.actor(app).await?)
+                .await?;
             println!("item {id} resolved");
         }
         QueueCommand::Retry { id, who } => {
-            let outbox = actions(app)?.retry(id, &who.actor()).await?;
+            let outbox = actions(app)?.retry(id, &who.actor(app).await?).await?;
             println!("item {id}: mail {outbox} queued again (a running `trialdesk run` sends it)");
         }
         QueueCommand::Discard { id, who } => {
-            let outbox = actions(app)?.discard(id, &who.actor()).await?;
+            let outbox = actions(app)?.discard(id, &who.actor(app).await?).await?;
             println!("item {id}: mail {outbox} discarded");
         }
         QueueCommand::Reprocess { id, who } => {
-            let r = actions(app)?.reprocess(id, &who.actor()).await?;
+            let r = actions(app)?.reprocess(id, &who.actor(app).await?).await?;
             let what = match (r.outcome.queued, r.outcome.already_answered) {
                 (Some(o), _) => format!("reply queued as mail {o}"),
                 (None, true) => "already answered: no second reply".to_string(),
@@ -265,14 +336,71 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
         } => {
             let actions = actions(app)?;
             let outbox = match (loans, text) {
-                (Some(loans), _) => actions.answer_template(id, &[loans], &who.actor()).await?,
-                (None, Some(text)) => actions.answer_text(id, &text, &who.actor()).await?,
-                (None, None) => anyhow::bail!("give --loans or --text"),
+                (Some(loans), _) => {
+                    actions
+                        .answer_template(id, &[loans], &who.actor(app).await?)
+                        .await?
+                }
+                (None, Some(text)) => {
+                    actions
+                        .answer_text(id, &text, &who.actor(app).await?)
+                        .await?
+                }
+                (None, None) => anyhow::bail!(
+                    "say how to answer: --text TEXT (free text) or --loans NUMBERS (the tracking \
+                     template)"
+                ),
             };
             println!("item {id} answered: mail {outbox} queued");
         }
     }
     Ok(())
+}
+
+/// The `--json` shape of `queue list` and `queue show`: the store's rows, with the lists it
+/// keeps as JSON text (`reasons`, `loan_numbers`, `recipients`, `review`) as real arrays and
+/// its times (`at`, `…_at`, Unix milliseconds) as RFC 3339 UTC strings.
+pub fn json_view(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => Value::Array(items.into_iter().map(json_view).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s)
+                            if matches!(
+                                k.as_str(),
+                                "reasons" | "loan_numbers" | "recipients" | "review"
+                            ) =>
+                        {
+                            match serde_json::from_str::<Value>(&s) {
+                                Ok(list @ Value::Array(_)) => list,
+                                _ => Value::String(s),
+                            }
+                        }
+                        Value::Number(n) if k == "at" || k.ends_with("_at") => n
+                            .as_i64()
+                            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                            .map(|t| Value::String(rfc3339(t)))
+                            .unwrap_or(Value::Number(n)),
+                        other => json_view(other),
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `2026-12-04T07:15:00.123Z` (milliseconds only when there are any).
+fn rfc3339(t: jiff::Timestamp) -> String {
+    if t.subsec_millisecond() == 0 {
+        t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
 }
 
 fn actions(app: &App) -> anyhow::Result<Actions> {

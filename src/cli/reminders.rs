@@ -13,14 +13,14 @@ use crate::reminders::{self, At};
 
 #[derive(Debug, Subcommand)]
 pub enum RemindersCommand {
-    /// List the reminders due on a date (each trial's local date) and not yet sent. Changes
-    /// nothing.
+    /// List the reminders not yet sent that are due on a date or up to 6 days before it
+    /// (catch-up), each with its due date (each trial's local date). Changes nothing.
     Plan {
         /// The date, YYYY-MM-DD.
         #[arg(long, value_parser = parse_iso_date)]
         date: Date,
         /// Exactly one JSON array on stdout: {trial_id, kind, audience, recipients, due_on}.
-        #[arg(long)]
+        #[arg(long, display_order = 90)]
         json: bool,
     },
     /// Queue the reminders due now (sent by `trialdesk run`), and record the missed ones.
@@ -29,7 +29,7 @@ pub enum RemindersCommand {
         #[arg(long, value_parser = parse_iso_date)]
         date: Option<Date>,
         /// Print the summary as one JSON object.
-        #[arg(long)]
+        #[arg(long, display_order = 90)]
         json: bool,
     },
 }
@@ -51,11 +51,19 @@ pub async fn run(app: &App, command: RemindersCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&planned)?);
                 return Ok(());
             }
+            let window = format!(
+                "due on or before {date}, with catch-up from {}",
+                reminders::schedule::add_days(date, 1 - reminders::schedule::WINDOW_DAYS)
+            );
             if planned.is_empty() {
-                println!("no reminders due on {date}");
+                println!("no reminders {window}");
                 return Ok(());
             }
-            println!("{} reminder(s) due on {date}:", planned.len());
+            println!("{} reminder(s) {window}:", planned.len());
+            println!(
+                "  {:<10}  {:<12} {:<26} {:<16} recipients",
+                "due on", "trial", "kind", "audience"
+            );
             for p in &planned {
                 println!(
                     "  {}  {:<12} {:<26} {:<16} {}",
@@ -82,6 +90,12 @@ pub async fn run(app: &App, command: RemindersCommand) -> anyhow::Result<()> {
                      {} already recorded",
                     report.queued, report.missed, report.failed, report.skipped
                 );
+                let by_kind = report.queued_by_kind.nonzero();
+                if !by_kind.is_empty() {
+                    let list: Vec<String> =
+                        by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                    println!("  {}", list.join(", "));
+                }
                 if report.queued > 0 {
                     println!("`trialdesk run` delivers them");
                 }

@@ -11,16 +11,29 @@ use crate::review::users;
 pub enum UsersCommand {
     /// Create an account. Asks for the password twice (hidden) on a terminal; reads one line
     /// from standard input otherwise (for scripts).
-    Add { name: String },
+    Add {
+        /// The account name (lower-cased; letters, digits, `.`, `-`, `_`, `@`).
+        name: String,
+    },
     /// Set a new password (the user is signed out everywhere).
-    Passwd { name: String },
+    Passwd {
+        /// The account name.
+        name: String,
+    },
     /// Disable an account (signs it out; its name stays in the audit log).
-    Disable { name: String },
+    Disable {
+        /// The account name.
+        name: String,
+    },
     /// Enable a disabled account again.
-    Enable { name: String },
+    Enable {
+        /// The account name.
+        name: String,
+    },
     /// List the accounts.
     List {
-        #[arg(long)]
+        /// One JSON array on stdout instead of a table.
+        #[arg(long, display_order = 90)]
         json: bool,
     },
 }

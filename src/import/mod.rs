@@ -16,9 +16,12 @@ use std::path::{Path, PathBuf};
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::store::{Store, StoreError};
 
-pub use partners::parse_partners;
-pub use shipments::parse_shipments;
-pub use trials::parse_trials;
+pub use partners::{parse_partners, partner_from_record, partner_row, COLUMNS as PARTNER_COLUMNS};
+pub use shipments::{
+    parse_shipments, shipment_from_record, shipment_row, COLUMNS as SHIPMENT_COLUMNS,
+};
+pub use table::{delimiter_name, Row};
+pub use trials::{parse_trials, trial_from_record, trial_row, COLUMNS as TRIAL_COLUMNS};
 
 /// What a CSV file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,6 +97,8 @@ pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 pub struct ImportSummary {
     pub kind: ImportKind,
     pub rows: usize,
+    /// The separator the file used (`,`, or `;` / tab when the header said so).
+    pub delimiter: u8,
     /// Shipment notices queued by this import (partners that opted in, see `notify`).
     pub notices: usize,
 }
@@ -107,44 +112,42 @@ pub async fn import_bytes(
     progress: Progress<'_>,
     now_ms: i64,
 ) -> Result<ImportSummary, ImportError> {
+    // Every problem of the file in one pass: row checks and references together.
     let mut notices = 0;
-    let rows = match kind {
+    let (rows, delimiter) = match kind {
         ImportKind::Partners => {
-            let partners = parse_partners(bytes, progress).map_err(ImportError::Rows)?;
+            let parsed = partners::parse_partners_all(bytes, progress);
             let owners = store.domain_owners().await?;
-            partners::check_domain_owners(&partners, &owners).map_err(ImportError::Rows)?;
-            let partners: Vec<_> = partners.into_iter().map(|(_, p)| p).collect();
+            let mut errors = parsed.errors;
+            if let Err(e) = partners::check_domain_owners(&parsed.rows, &owners) {
+                errors.extend(e);
+            }
+            table::ok_if_empty((), errors).map_err(ImportError::Rows)?;
+            let partners: Vec<_> = parsed.rows.into_iter().map(|(_, p)| p).collect();
             store.upsert_partners(&partners, now_ms).await?;
-            partners.len()
+            (partners.len(), parsed.delimiter)
         }
         ImportKind::Shipments => {
-            let shipments = parse_shipments(bytes, loans, progress).map_err(ImportError::Rows)?;
             let known = store.partner_ids().await?;
-            table::check_partner_refs(
-                shipments.iter().map(|(line, s)| (*line, &s.partner_id)),
-                &known,
-            )
-            .map_err(ImportError::Rows)?;
-            let shipments: Vec<_> = shipments.into_iter().map(|(_, s)| s).collect();
+            let parsed = shipments::parse_shipments_all(bytes, loans, Some(&known), progress);
+            table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
+            let shipments: Vec<_> = parsed.rows.into_iter().map(|(_, s)| s).collect();
             notices = store.upsert_shipments(&shipments, now_ms).await?.len();
-            shipments.len()
+            (shipments.len(), parsed.delimiter)
         }
         ImportKind::Trials => {
-            let trials = parse_trials(bytes, progress).map_err(ImportError::Rows)?;
             let known = store.partner_ids().await?;
-            table::check_partner_refs(
-                trials.iter().map(|(line, t)| (*line, &t.partner_id)),
-                &known,
-            )
-            .map_err(ImportError::Rows)?;
-            let trials: Vec<_> = trials.into_iter().map(|(_, t)| t).collect();
+            let parsed = trials::parse_trials_all(bytes, Some(&known), progress);
+            table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
+            let trials: Vec<_> = parsed.rows.into_iter().map(|(_, t)| t).collect();
             store.upsert_trials(&trials, now_ms).await?;
-            trials.len()
+            (trials.len(), parsed.delimiter)
         }
     };
     Ok(ImportSummary {
         kind,
         rows,
+        delimiter,
         notices,
     })
 }

@@ -1,12 +1,13 @@
 use std::collections::HashMap;
 
-use super::table::{first_occurrence, looks_like_domain, ok_if_empty, Table};
+use super::table::{first_occurrence, looks_like_domain, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Partner};
 
-const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
+/// The columns of a partners file (and the keys of a partner record).
+pub const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
 /// Columns a file may leave out (older files import unchanged).
-const OPTIONAL: &[&str] = &["notify_shipment_updates"];
+pub const OPTIONAL: &[&str] = &["notify_shipment_updates"];
 
 /// Parses `partner_id,name,domains,admin_emails,language[,notify_shipment_updates]` (lists
 /// `;`-separated; `notify_shipment_updates` is `true`/`false`, empty or absent = false).
@@ -14,64 +15,102 @@ pub fn parse_partners(
     bytes: &[u8],
     progress: Progress<'_>,
 ) -> Result<Vec<(u64, Partner)>, Vec<RowError>> {
-    let table = Table::open_with(bytes, COLUMNS, OPTIONAL)?;
+    let parsed = parse_partners_all(bytes, progress);
+    ok_if_empty(parsed.rows, parsed.errors)
+}
+
+/// Every good row and every problem of the file in one pass.
+pub(super) fn parse_partners_all(bytes: &[u8], progress: Progress<'_>) -> Parsed<Partner> {
+    let table = match Table::open_with(bytes, COLUMNS, OPTIONAL) {
+        Ok(t) => t,
+        Err(errors) => return Parsed::failed(errors),
+    };
+    let delimiter = table.delimiter;
     let mut errors = Vec::new();
-    let mut out = Vec::new();
+    let mut rows = Vec::new();
     let mut seen_ids = HashMap::new();
     let mut seen_domains: HashMap<String, (String, u64)> = HashMap::new();
     table.for_each_row(&mut errors, progress, |row| {
-        let id = row.required("partner_id");
-        let name = row.required("name");
-        let domains: Vec<String> = row
-            .list("domains")
-            .into_iter()
-            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
-            .collect();
-        let mut domains_ok = !domains.is_empty();
-        if domains.is_empty() {
-            row.error("domains", "needs at least one domain");
-        }
-        for d in &domains {
-            if !looks_like_domain(d) {
-                row.error("domains", format!("{d:?} is not a domain"));
-                domains_ok = false;
-            }
-        }
-        let admins = row.emails("admin_emails", 1);
-        let language: Option<Language> = row.parsed("language");
-        let notify = row.boolean("notify_shipment_updates");
-        let Some(id) = id else { return };
-        if !first_occurrence(&mut seen_ids, row, "partner_id", &id) {
+        let Some(partner) = partner_row(row) else {
+            return;
+        };
+        if !first_occurrence(&mut seen_ids, row, "partner_id", &partner.partner_id) {
             return;
         }
-        for d in &domains {
+        let mut domains_ok = true;
+        for d in &partner.domains {
             if let Some((other, line)) = seen_domains.get(d) {
-                if other != &id {
+                if other != &partner.partner_id {
                     let msg = format!("domain {d:?} is already given to {other} on line {line}");
                     row.error("domains", msg);
                     domains_ok = false;
                 }
             } else {
-                seen_domains.insert(d.clone(), (id.clone(), row.line));
+                seen_domains.insert(d.clone(), (partner.partner_id.clone(), row.line));
             }
         }
-        if let (Some(name), true, Some(admin_emails), Some(language), Some(notify)) =
-            (name, domains_ok, admins, language, notify)
-        {
-            out.push((
-                row.line,
-                Partner {
-                    partner_id: id,
-                    name,
-                    domains,
-                    admin_emails,
-                    language,
-                    notify_shipment_updates: notify,
-                },
-            ));
+        if domains_ok {
+            rows.push((row.line, partner));
         }
     });
-    ok_if_empty(out, errors)
+    Parsed {
+        rows,
+        errors,
+        delimiter,
+    }
+}
+
+/// Checks one partner row (a CSV line, or any column → text record) and builds the partner;
+/// None when the row had a problem (reported into the row's errors).
+pub fn partner_row(row: &mut Row<'_>) -> Option<Partner> {
+    let id = row.required("partner_id");
+    let name = row.required("name");
+    let domains: Vec<String> = row
+        .list("domains")
+        .into_iter()
+        .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    let mut domains_ok = !domains.is_empty();
+    if domains.is_empty() {
+        row.error("domains", "needs at least one domain");
+    }
+    for d in &domains {
+        if !looks_like_domain(d) {
+            row.error("domains", format!("{d:?} is not a domain"));
+            domains_ok = false;
+        }
+    }
+    let admins = row.emails("admin_emails", 1);
+    let language: Option<Language> = row.parsed("language");
+    let notify = row.boolean("notify_shipment_updates");
+    match (id, name, domains_ok, admins, language, notify) {
+        (Some(partner_id), Some(name), true, Some(admin_emails), Some(language), Some(notify)) => {
+            Some(Partner {
+                partner_id,
+                name,
+                domains,
+                admin_emails,
+                language,
+                notify_shipment_updates: notify,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A partner from a column → text record (the HTTP API's JSON, say), with the CSV rows'
+/// checks; `line` numbers its problems.
+pub fn partner_from_record(
+    line: u64,
+    record: &HashMap<String, String>,
+) -> Result<Partner, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let columns: Vec<&'static str> = COLUMNS.iter().chain(OPTIONAL).copied().collect();
+    let mut row = Row::from_record(line, &columns, record, &mut errors);
+    match partner_row(&mut row) {
+        Some(p) if errors.is_empty() => Ok(p),
+        _ => Err(errors),
+    }
 }
 
 /// A domain already registered to a partner that is not in this file stays with it: moving a
@@ -154,6 +193,14 @@ mod tests {
     }
 
     #[test]
+    fn missing_header_is_named() {
+        let errs = parse("partner_id,name,domains\nP1,a,b.cn\n").unwrap_err();
+        assert_eq!(errs[0].line, 1);
+        assert!(errs[0].message.contains("admin_emails"));
+        assert!(errs[0].message.contains("language"));
+    }
+
+    #[test]
     fn notify_column_is_optional() {
         let old = parse(
             "partner_id,name,domains,admin_emails,language\nP1,A,a.example.cn,a@a.example.cn,zh\n",
@@ -177,14 +224,6 @@ mod tests {
             errs[0].to_string(),
             "line 2, column notify_shipment_updates: \"perhaps\" is not true or false"
         );
-    }
-
-    #[test]
-    fn missing_header_is_named() {
-        let errs = parse("partner_id,name,domains\nP1,a,b.cn\n").unwrap_err();
-        assert_eq!(errs[0].line, 1);
-        assert!(errs[0].message.contains("admin_emails"));
-        assert!(errs[0].message.contains("language"));
     }
 
     #[test]

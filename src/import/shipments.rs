@@ -1,11 +1,12 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::table::{first_occurrence, ok_if_empty, Table};
+use super::table::{first_occurrence, known_partner, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::domain::{Shipment, ShipmentStatus};
 
-const COLUMNS: &[&str] = &[
+/// The columns of a shipments file (and the keys of a shipment record).
+pub const COLUMNS: &[&str] = &[
     "loan_number",
     "partner_id",
     "customer",
@@ -26,64 +27,159 @@ pub fn parse_shipments(
     loans: &LoanExtractor,
     progress: Progress<'_>,
 ) -> Result<Vec<(u64, Shipment)>, Vec<RowError>> {
-    let table = Table::open(bytes, COLUMNS)?;
+    let parsed = parse_shipments_all(bytes, loans, None, progress);
+    ok_if_empty(parsed.rows, parsed.errors)
+}
+
+/// Every good row and every problem of the file in one pass; with `partners`, a partner id
+/// not in it is one of the problems.
+pub(super) fn parse_shipments_all(
+    bytes: &[u8],
+    loans: &LoanExtractor,
+    partners: Option<&HashSet<String>>,
+    progress: Progress<'_>,
+) -> Parsed<Shipment> {
+    let table = match Table::open(bytes, COLUMNS) {
+        Ok(t) => t,
+        Err(errors) => return Parsed::failed(errors),
+    };
+    let delimiter = table.delimiter;
     let mut errors = Vec::new();
-    let mut out = Vec::new();
+    let mut rows = Vec::new();
     let mut seen = HashMap::new();
     table.for_each_row(&mut errors, progress, |row| {
-        let raw_number = row.cell("loan_number").to_string();
-        let loan_number = match loans.parse_one(&raw_number) {
-            Some(n) => Some(n),
-            None if raw_number.is_empty() => {
-                row.error("loan_number", "must not be empty");
-                None
-            }
-            None => {
-                row.error(
-                    "loan_number",
-                    format!(
-                        "{raw_number:?} is not a loan number (does not match classify.loan_number_pattern {:?})",
-                        loans.pattern()
-                    ),
-                );
-                None
-            }
-        };
-        let partner_id = row.required("partner_id");
-        let customer = row.required("customer");
-        let status: Option<ShipmentStatus> = row.parsed("status");
-        let shipped_on = row.optional_date("shipped_on");
-        let eta = row.optional_date("eta");
-        let delivered_on = row.optional_date("delivered_on");
-        let carrier = Some(row.cell("carrier").to_string()).filter(|s| !s.is_empty());
-        let tracking_number =
-            Some(row.cell("tracking_number").to_string()).filter(|s| !s.is_empty());
-        let items = row.list("items");
-        let Some(loan_number) = loan_number else { return };
-        if !first_occurrence(&mut seen, row, "loan_number", loan_number.as_str()) {
+        let Some(shipment) = shipment_row(row, loans, partners) else {
             return;
-        }
-        if let (Some(partner_id), Some(customer), Some(status), Ok(shipped_on), Ok(eta), Ok(delivered_on)) =
-            (partner_id, customer, status, shipped_on, eta, delivered_on)
-        {
-            out.push((
-                row.line,
-                Shipment {
-                    loan_number,
-                    partner_id,
-                    customer,
-                    status,
-                    carrier,
-                    tracking_number,
-                    shipped_on,
-                    eta,
-                    delivered_on,
-                    items,
-                },
-            ));
+        };
+        if first_occurrence(&mut seen, row, "loan_number", shipment.loan_number.as_str()) {
+            rows.push((row.line, shipment));
         }
     });
-    ok_if_empty(out, errors)
+    Parsed {
+        rows,
+        errors,
+        delimiter,
+    }
+}
+
+/// Checks one shipment row (a CSV line, or any column → text record) and builds the
+/// shipment; None when the row had a problem (reported into the row's errors).
+///
+/// Dates that contradict each other are rejected with the row, not imported with a warning:
+/// a reply quoting them would tell a partner something impossible. `delivered_on` must not
+/// be before `shipped_on`, and a shipment still `ordered`, `processing`, `shipped` or
+/// `in_transit` has no `delivered_on`.
+pub fn shipment_row(
+    row: &mut Row<'_>,
+    loans: &LoanExtractor,
+    partners: Option<&HashSet<String>>,
+) -> Option<Shipment> {
+    let raw_number = row.cell("loan_number").to_string();
+    let loan_number = match loans.parse_one(&raw_number) {
+        Some(n) => Some(n),
+        None if raw_number.is_empty() => {
+            row.error("loan_number", "must not be empty");
+            None
+        }
+        None => {
+            row.error(
+                "loan_number",
+                format!(
+                    "{raw_number:?} is not a loan number (does not match classify.loan_number_pattern {:?})",
+                    loans.pattern()
+                ),
+            );
+            None
+        }
+    };
+    let partner_id = row.required("partner_id");
+    let partner_id = partner_id.filter(|id| known_partner(row, partners, id));
+    let customer = row.required("customer");
+    let status: Option<ShipmentStatus> = row.parsed("status");
+    let shipped_on = row.optional_date("shipped_on");
+    let eta = row.optional_date("eta");
+    let delivered_on = row.optional_date("delivered_on");
+    let mut dates_agree = true;
+    if let (Ok(Some(shipped)), Ok(Some(delivered))) = (shipped_on, delivered_on) {
+        if delivered < shipped {
+            row.error(
+                "delivered_on",
+                format!("{delivered} is before shipped_on {shipped}"),
+            );
+            dates_agree = false;
+        }
+    }
+    if let (Some(st), Ok(Some(delivered))) = (status, delivered_on) {
+        if matches!(
+            st,
+            ShipmentStatus::Ordered
+                | ShipmentStatus::Processing
+                | ShipmentStatus::Shipped
+                | ShipmentStatus::InTransit
+        ) {
+            row.error(
+                "delivered_on",
+                format!(
+                    "{delivered} is set but status is {}: use status delivered (or a later \
+                     one), or leave delivered_on empty",
+                    st.code()
+                ),
+            );
+            dates_agree = false;
+        }
+    }
+    let carrier = Some(row.cell("carrier").to_string()).filter(|s| !s.is_empty());
+    let tracking_number = Some(row.cell("tracking_number").to_string()).filter(|s| !s.is_empty());
+    let items = row.list("items");
+    match (
+        loan_number,
+        partner_id,
+        customer,
+        status,
+        shipped_on,
+        eta,
+        delivered_on,
+        dates_agree,
+    ) {
+        (
+            Some(loan_number),
+            Some(partner_id),
+            Some(customer),
+            Some(status),
+            Ok(shipped_on),
+            Ok(eta),
+            Ok(delivered_on),
+            true,
+        ) => Some(Shipment {
+            loan_number,
+            partner_id,
+            customer,
+            status,
+            carrier,
+            tracking_number,
+            shipped_on,
+            eta,
+            delivered_on,
+            items,
+        }),
+        _ => None,
+    }
+}
+
+/// A shipment from a column → text record (the HTTP API's JSON, say), with the CSV rows'
+/// checks; `line` numbers its problems.
+pub fn shipment_from_record(
+    line: u64,
+    record: &HashMap<String, String>,
+    loans: &LoanExtractor,
+    partners: Option<&HashSet<String>>,
+) -> Result<Shipment, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut row = Row::from_record(line, COLUMNS, record, &mut errors);
+    match shipment_row(&mut row, loans, partners) {
+        Some(s) if errors.is_empty() => Ok(s),
+        _ => Err(errors),
+    }
 }
 
 #[cfg(test)]
@@ -202,5 +298,60 @@ mod tests {
         let errs = parse_shipments(&bytes, &extractor(), &mut |_, _| {}).unwrap_err();
         assert_eq!(errs[0].line, 2);
         assert!(errs[0].message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn a_record_is_checked_like_a_csv_row() {
+        let record = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let known = HashSet::from(["P01".to_string()]);
+        let good = record(&[
+            ("loan_number", "d20261001"),
+            ("Partner_ID", "P01"),
+            ("customer", "苏州"),
+            ("status", "delivered"),
+            ("shipped_on", "2026-11-03"),
+            ("delivered_on", "2026-11-05"),
+            ("items", "Cam; Mini"),
+        ]);
+        let s = shipment_from_record(1, &good, &extractor(), Some(&known)).unwrap();
+        assert_eq!(s.loan_number.as_str(), "D20261001");
+        assert_eq!(s.items, vec!["Cam", "Mini"]);
+        let bad = record(&[
+            ("loan_number", "D20261002"),
+            ("partner_id", "P99"),
+            ("customer", "x"),
+            ("status", "in_transit"),
+            ("shipped_on", "2026-11-03"),
+            ("delivered_on", "2026-11-01"),
+        ]);
+        let errs = shipment_from_record(7, &bad, &extractor(), Some(&known)).unwrap_err();
+        let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "line 7, column partner_id: unknown partner \"P99\" (import partners first)",
+                "line 7, column delivered_on: 2026-11-01 is before shipped_on 2026-11-03",
+                "line 7, column delivered_on: 2026-11-01 is set but status is in_transit: use \
+                 status delivered (or a later one), or leave delivered_on empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_of_the_wrong_width_are_reported_not_guessed() {
+        let errs = parse(&format!(
+            "{HEADER}D20261001,P01,c,ordered,,,,,\nD20261002,P01,c,ordered,,,,,,,\n"
+        ))
+        .unwrap_err();
+        let lines: Vec<u64> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3], "{errs:?}");
+        assert!(errs[0]
+            .message
+            .starts_with("9 field(s) where the header has 10"));
     }
 }

@@ -19,6 +19,10 @@ pub(super) const MAX_ERRORS: usize = 1_000;
 pub(super) struct Table {
     reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
     index: HashMap<&'static str, usize>,
+    /// Fields in the header: every row must have as many.
+    width: usize,
+    /// The separator found in the header (`,` unless the file uses `;` or tab).
+    pub delimiter: u8,
     total: u64,
     /// Byte offsets of every `\n`: line numbers come from byte positions, because the csv
     /// reader does not count the blank lines it skips.
@@ -27,6 +31,8 @@ pub(super) struct Table {
 
 impl Table {
     /// Opens the table and checks that every `required` column is present.
+    /// The separator is found from the header: `,`, or `;` or tab when the header names the
+    /// required columns only when split by that (spreadsheets in many locales export those).
     pub(super) fn open(bytes: &[u8], required: &[&'static str]) -> Result<Table, Vec<RowError>> {
         Self::open_with(bytes, required, &[])
     }
@@ -39,8 +45,27 @@ impl Table {
         optional: &[&'static str],
     ) -> Result<Table, Vec<RowError>> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let mut first_try = None;
+        for delimiter in [b',', b';', b'\t'] {
+            match Self::open_separated(bytes, required, optional, delimiter) {
+                Ok(t) => return Ok(t),
+                Err(e) => {
+                    first_try.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_try.unwrap_or_default())
+    }
+
+    fn open_separated(
+        bytes: &[u8],
+        required: &[&'static str],
+        optional: &[&'static str],
+        delimiter: u8,
+    ) -> Result<Table, Vec<RowError>> {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
+            .delimiter(delimiter)
             .trim(csv::Trim::None)
             .from_reader(std::io::Cursor::new(bytes.to_vec()));
         let headers = match reader.byte_headers() {
@@ -77,7 +102,8 @@ impl Table {
                 line: 1,
                 column: None,
                 message: format!(
-                    "missing column(s) {} (the header must name: {})",
+                    "missing column(s) {} (the header must name: {}; separated by commas, \
+                     semicolons or tabs)",
                     missing.join(", "),
                     required.join(",")
                 ),
@@ -92,6 +118,8 @@ impl Table {
         Ok(Table {
             reader,
             index,
+            width: names.len(),
+            delimiter,
             total: bytes.len() as u64,
             newlines,
         })
@@ -168,11 +196,26 @@ impl Table {
                     oversized = true;
                 }
             }
-            if !oversized {
+            if fields.len() != self.width {
+                errors.push(RowError {
+                    line,
+                    column: None,
+                    message: format!(
+                        "{} field(s) where the header has {} (a missing or extra {}?); the row \
+                         is not read",
+                        fields.len(),
+                        self.width,
+                        delimiter_name(self.delimiter)
+                    ),
+                });
+            } else if !oversized {
                 let mut row = Row {
                     line,
-                    fields,
-                    index: &self.index,
+                    cells: self
+                        .index
+                        .iter()
+                        .filter_map(|(&c, &i)| fields.get(i).map(|f| (c, *f)))
+                        .collect(),
                     errors,
                 };
                 visit(&mut row);
@@ -194,12 +237,39 @@ impl Table {
     }
 }
 
-/// One data row being read.
-pub(super) struct Row<'a> {
+/// One row being read: the cells of the importer's columns, from a CSV line or from any
+/// other column → text record (e.g. a JSON object), and where its problems go.
+pub struct Row<'a> {
+    /// 1-based line of a CSV file (or the record's position elsewhere).
     pub line: u64,
-    fields: Vec<&'a str>,
-    index: &'a HashMap<&'static str, usize>,
+    cells: Vec<(&'static str, &'a str)>,
     errors: &'a mut Vec<RowError>,
+}
+
+impl<'a> Row<'a> {
+    /// A row from a record of column → text. Keys are matched to `columns` case-insensitively;
+    /// a missing key reads as an empty cell (and is reported by the checks that need it).
+    pub fn from_record(
+        line: u64,
+        columns: &[&'static str],
+        record: &'a HashMap<String, String>,
+        errors: &'a mut Vec<RowError>,
+    ) -> Row<'a> {
+        let cells = columns
+            .iter()
+            .filter_map(|&c| {
+                record
+                    .iter()
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case(c))
+                    .map(|(_, v)| (c, v.as_str()))
+            })
+            .collect();
+        Row {
+            line,
+            cells,
+            errors,
+        }
+    }
 }
 
 impl Row<'_> {
@@ -213,10 +283,10 @@ impl Row<'_> {
 
     /// The trimmed cell (empty when the row is short).
     pub fn cell(&self, column: &'static str) -> &str {
-        self.index
-            .get(column)
-            .and_then(|&i| self.fields.get(i))
-            .map(|s| s.trim())
+        self.cells
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, s)| s.trim())
             .unwrap_or("")
     }
 
@@ -242,6 +312,7 @@ impl Row<'_> {
     }
 
     /// `YYYY-MM-DD`, or empty.
+    #[allow(clippy::result_unit_err)] // the problem is already in the row's errors
     pub fn optional_date(&mut self, column: &'static str) -> Result<Option<jiff::civil::Date>, ()> {
         let v = self.cell(column).to_string();
         if v.is_empty() {
@@ -309,6 +380,49 @@ impl Row<'_> {
     }
 }
 
+/// A whole file read in one pass: the rows without problems, and every problem.
+pub struct Parsed<T> {
+    pub rows: Vec<(u64, T)>,
+    pub errors: Vec<RowError>,
+    /// The separator the file uses.
+    pub delimiter: u8,
+}
+
+impl<T> Parsed<T> {
+    /// A file that could not be read past its header.
+    pub fn failed(errors: Vec<RowError>) -> Parsed<T> {
+        Parsed {
+            rows: Vec::new(),
+            errors,
+            delimiter: b',',
+        }
+    }
+}
+
+/// With a set of known partners: reports `id` when it is not among them. True when it is
+/// known (or nothing is known to check against).
+pub fn known_partner(row: &mut Row<'_>, partners: Option<&HashSet<String>>, id: &str) -> bool {
+    match partners {
+        Some(known) if !known.contains(id) => {
+            row.error(
+                "partner_id",
+                format!("unknown partner {id:?} (import partners first)"),
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+/// How a separator is named in messages.
+pub fn delimiter_name(d: u8) -> &'static str {
+    match d {
+        b';' => "semicolon",
+        b'\t' => "tab",
+        _ => "comma",
+    }
+}
+
 /// A pragmatic check: one `@`, non-empty local part, a dotted domain without spaces.
 pub(super) fn looks_like_email(a: &str) -> bool {
     match a.rsplit_once('@') {
@@ -330,22 +444,6 @@ pub(super) fn looks_like_domain(d: &str) -> bool {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
-}
-
-/// Every referenced partner must exist in the database.
-pub(super) fn check_partner_refs<'a>(
-    refs: impl Iterator<Item = (u64, &'a String)>,
-    known: &HashSet<String>,
-) -> Result<(), Vec<RowError>> {
-    let errors: Vec<RowError> = refs
-        .filter(|(_, id)| !known.contains(*id))
-        .map(|(line, id)| RowError {
-            line,
-            column: Some("partner_id".into()),
-            message: format!("unknown partner {id:?} (import partners first)"),
-        })
-        .collect();
-    ok_if_empty((), errors)
 }
 
 /// The result tail of every importer and check: `value` when no row had a problem, otherwise

@@ -1,10 +1,11 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use super::table::{first_occurrence, ok_if_empty, Table};
+use super::table::{first_occurrence, known_partner, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Service, Trial};
 
-const COLUMNS: &[&str] = &[
+/// The columns of a trials file (and the keys of a trial record).
+pub const COLUMNS: &[&str] = &[
     "trial_id",
     "partner_id",
     "customer",
@@ -23,103 +24,145 @@ pub fn parse_trials(
     bytes: &[u8],
     progress: Progress<'_>,
 ) -> Result<Vec<(u64, Trial)>, Vec<RowError>> {
-    let table = Table::open(bytes, COLUMNS)?;
+    let parsed = parse_trials_all(bytes, None, progress);
+    ok_if_empty(parsed.rows, parsed.errors)
+}
+
+/// Every good row and every problem of the file in one pass; with `partners`, a partner id
+/// not in it is one of the problems.
+pub(super) fn parse_trials_all(
+    bytes: &[u8],
+    partners: Option<&HashSet<String>>,
+    progress: Progress<'_>,
+) -> Parsed<Trial> {
+    let table = match Table::open(bytes, COLUMNS) {
+        Ok(t) => t,
+        Err(errors) => return Parsed::failed(errors),
+    };
+    let delimiter = table.delimiter;
     let mut errors = Vec::new();
-    let mut out = Vec::new();
+    let mut rows = Vec::new();
     let mut seen = HashMap::new();
     table.for_each_row(&mut errors, progress, |row| {
-        let trial_id = row.required("trial_id");
-        let partner_id = row.required("partner_id");
-        let customer = row.required("customer");
-        let admins = row.emails("customer_admin_emails", 1);
-        let mut services = Vec::new();
-        let mut services_ok = true;
-        for s in row.list("services") {
-            match s.parse::<Service>() {
-                Ok(sv) if !services.contains(&sv) => services.push(sv),
-                Ok(_) => {}
-                Err(m) => {
-                    row.error("services", m);
-                    services_ok = false;
-                }
-            }
-        }
-        if services.is_empty() && services_ok {
-            row.error("services", "needs at least one service");
-            services_ok = false;
-        }
-        services.sort();
-        let starts_on = row.date("starts_on");
-        let expires_on = row.date("expires_on");
-        if let (Some(s), Some(e)) = (starts_on, expires_on) {
-            if e < s {
-                row.error("expires_on", format!("{e} is before starts_on {s}"));
-            }
-        }
-        let extended = row.boolean("extended");
-        let converted = row.boolean("converted");
-        let timezone = row.cell("timezone").to_string();
-        let tz_ok = if timezone.is_empty() {
-            row.error(
-                "timezone",
-                "must not be empty (an IANA name such as Asia/Shanghai)",
-            );
-            false
-        } else if jiff::tz::TimeZone::get(&timezone).is_err() {
-            row.error("timezone", format!("{timezone:?} is not an IANA time zone"));
-            false
-        } else {
-            true
-        };
-        let language: Option<Language> = row.parsed("language");
-        let Some(trial_id) = trial_id else { return };
-        if !first_occurrence(&mut seen, row, "trial_id", &trial_id) {
+        let Some(trial) = trial_row(row, partners) else {
             return;
-        }
-        if let (
-            Some(partner_id),
-            Some(customer),
-            Some(customer_admin_emails),
-            true,
-            Some(starts_on),
-            Some(expires_on),
-            Some(extended),
-            Some(converted),
-            true,
-            Some(language),
-        ) = (
-            partner_id,
-            customer,
-            admins,
-            services_ok,
-            starts_on,
-            expires_on,
-            extended,
-            converted,
-            tz_ok,
-            language,
-        ) {
-            if expires_on >= starts_on {
-                out.push((
-                    row.line,
-                    Trial {
-                        trial_id,
-                        partner_id,
-                        customer,
-                        customer_admin_emails,
-                        services,
-                        starts_on,
-                        expires_on,
-                        extended,
-                        converted,
-                        timezone,
-                        language,
-                    },
-                ));
-            }
+        };
+        if first_occurrence(&mut seen, row, "trial_id", &trial.trial_id) {
+            rows.push((row.line, trial));
         }
     });
-    ok_if_empty(out, errors)
+    Parsed {
+        rows,
+        errors,
+        delimiter,
+    }
+}
+
+/// Checks one trial row (a CSV line, or any column → text record) and builds the trial; None
+/// when the row had a problem (reported into the row's errors). `expires_on` before
+/// `starts_on` is rejected.
+pub fn trial_row(row: &mut Row<'_>, partners: Option<&HashSet<String>>) -> Option<Trial> {
+    let trial_id = row.required("trial_id");
+    let partner_id = row.required("partner_id");
+    let partner_id = partner_id.filter(|id| known_partner(row, partners, id));
+    let customer = row.required("customer");
+    let admins = row.emails("customer_admin_emails", 1);
+    let mut services = Vec::new();
+    let mut services_ok = true;
+    for s in row.list("services") {
+        match s.parse::<Service>() {
+            Ok(sv) if !services.contains(&sv) => services.push(sv),
+            Ok(_) => {}
+            Err(m) => {
+                row.error("services", m);
+                services_ok = false;
+            }
+        }
+    }
+    if services.is_empty() && services_ok {
+        row.error("services", "needs at least one service");
+        services_ok = false;
+    }
+    services.sort();
+    let starts_on = row.date("starts_on");
+    let expires_on = row.date("expires_on");
+    if let (Some(s), Some(e)) = (starts_on, expires_on) {
+        if e < s {
+            row.error("expires_on", format!("{e} is before starts_on {s}"));
+        }
+    }
+    let extended = row.boolean("extended");
+    let converted = row.boolean("converted");
+    let timezone = row.cell("timezone").to_string();
+    let tz_ok = if timezone.is_empty() {
+        row.error(
+            "timezone",
+            "must not be empty (an IANA name such as Asia/Shanghai)",
+        );
+        false
+    } else if jiff::tz::TimeZone::get(&timezone).is_err() {
+        row.error("timezone", format!("{timezone:?} is not an IANA time zone"));
+        false
+    } else {
+        true
+    };
+    let language: Option<Language> = row.parsed("language");
+    let trial_id = trial_id?;
+    if let (
+        Some(partner_id),
+        Some(customer),
+        Some(customer_admin_emails),
+        true,
+        Some(starts_on),
+        Some(expires_on),
+        Some(extended),
+        Some(converted),
+        true,
+        Some(language),
+    ) = (
+        partner_id,
+        customer,
+        admins,
+        services_ok,
+        starts_on,
+        expires_on,
+        extended,
+        converted,
+        tz_ok,
+        language,
+    ) {
+        if expires_on >= starts_on {
+            return Some(Trial {
+                trial_id,
+                partner_id,
+                customer,
+                customer_admin_emails,
+                services,
+                starts_on,
+                expires_on,
+                extended,
+                converted,
+                timezone,
+                language,
+            });
+        }
+    }
+    None
+}
+
+/// A trial from a column → text record (the HTTP API's JSON, say), with the CSV rows'
+/// checks; `line` numbers its problems.
+pub fn trial_from_record(
+    line: u64,
+    record: &HashMap<String, String>,
+    partners: Option<&HashSet<String>>,
+) -> Result<Trial, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut row = Row::from_record(line, COLUMNS, record, &mut errors);
+    match trial_row(&mut row, partners) {
+        Some(t) if errors.is_empty() => Ok(t),
+        _ => Err(errors),
+    }
 }
 
 #[cfg(test)]

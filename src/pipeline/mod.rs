@@ -58,6 +58,8 @@ pub enum Processed {
         kind: Kind,
         action: Action,
         queued: usize,
+        /// A review item was opened beside the reply (answered and flagged).
+        flagged: bool,
     },
     /// Already recorded earlier (redelivery, or re-read after a crash).
     Duplicate { inbound_id: i64 },
@@ -365,6 +367,7 @@ impl Pipeline {
                     kind: decision.kind,
                     action: decision.action,
                     queued: outbox_ids.len(),
+                    flagged: decision.action == Action::Reply && review.is_some(),
                 }
             }
             RecordOutcome::Duplicate { inbound_id } => Processed::Duplicate { inbound_id },

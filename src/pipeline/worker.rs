@@ -17,7 +17,10 @@ use crate::worker::{Outcome, Worker};
 #[derive(Debug, Default)]
 pub struct InboundStats {
     pub fetched: AtomicU64,
+    /// Answered (flagged or not).
     pub replied: AtomicU64,
+    /// Answered and also given a review item (a subset of `replied`).
+    pub replied_flagged: AtomicU64,
     pub review: AtomicU64,
     pub ignored: AtomicU64,
     pub duplicates: AtomicU64,
@@ -144,6 +147,9 @@ impl<S: MailSource> InboundWorker<S> {
                         },
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
+                    if let Processed::Recorded { flagged: true, .. } = &processed {
+                        self.stats.replied_flagged.fetch_add(1, Ordering::Relaxed);
+                    }
                     let disposition = match &processed {
                         Processed::Duplicate { inbound_id } => {
                             match self.recorded_disposition(*inbound_id).await {

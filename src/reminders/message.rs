@@ -28,6 +28,12 @@ pub struct ReminderContext {
     pub expires_on: String,
     /// Days from the day the mail goes out (local) to the expiry date; negative after it.
     pub days_left: i32,
+    /// The day this reminder fell due (`expires_on` + the kind's offset).
+    pub due_on: String,
+    /// Days between the due date and the day the mail goes out: 0 on time, more when a
+    /// reminder is caught up after downtime. Templates word the mail for the day it is sent
+    /// ("expires today" / "expired yesterday" / "expired on …, 3 days ago").
+    pub days_late: i32,
     pub grace_days: i32,
     /// Last day of the grace period (E + 30).
     pub grace_ends_on: String,
@@ -60,6 +66,8 @@ impl ReminderContext {
             extended: trial.extended,
             expires_on: e.to_string(),
             days_left: schedule::days_between(today, e),
+            due_on: schedule::due_on(e, kind).to_string(),
+            days_late: schedule::days_between(schedule::due_on(e, kind), today).max(0),
             grace_days: GRACE_DAYS,
             grace_ends_on: schedule::add_days(e, GRACE_DAYS).to_string(),
             numbers_kept_until: schedule::add_days(e, GRACE_DAYS + NUMBERS_KEPT_DAYS).to_string(),
@@ -261,5 +269,93 @@ mod tests {
             r.text
         );
         assert!(!r.text.contains("2027-02-14"), "{}", r.text);
+    }
+
+    /// Words that only fit the due date itself, per language.
+    fn same_day_words(lang: Language) -> &'static [&'static str] {
+        match lang {
+            Language::En => &["today", "have now been"],
+            Language::De => &["heute", "jetzt freigegeben"],
+            Language::Zh => &["今天", "现已"],
+            Language::Ja => &["本日"],
+        }
+    }
+
+    fn yesterday_word(lang: Language) -> &'static str {
+        match lang {
+            Language::En => "yesterday",
+            Language::De => "gestern",
+            Language::Zh => "昨天",
+            Language::Ja => "昨日",
+        }
+    }
+
+    #[test]
+    fn a_late_reminder_is_worded_for_the_day_it_is_sent() {
+        let t = templates();
+        let base = trial(Language::En, vec![Service::Meeting, Service::Calling]);
+        for lang in Language::ALL {
+            let mut tr = base.clone();
+            tr.language = lang;
+            let p = partner(lang);
+            for kind in Kind::ALL {
+                let due = schedule::due_on(tr.expires_on, kind);
+                for audience in Audience::ALL {
+                    for late in 0..schedule::WINDOW_DAYS {
+                        let today = schedule::add_days(due, late);
+                        let ctx =
+                            ReminderContext::new(kind, audience, &tr, &p, today, "https://b", "D");
+                        assert_eq!(ctx.days_late, late);
+                        assert_eq!(ctx.due_on, due.to_string());
+                        let r = render(&t, audience, lang, &ctx).unwrap();
+                        let what = format!("{lang} {kind} {audience} {late} day(s) late");
+                        let all = format!("{}\n{}\n{}", r.subject, r.text, r.html);
+                        if late == 0 {
+                            continue;
+                        }
+                        for w in same_day_words(lang) {
+                            assert!(!all.contains(w), "{what}: says {w:?}:\n{all}");
+                        }
+                        let kind_has_day_words =
+                            matches!(kind, Kind::ExpiresToday | Kind::CallingNumbersReleased);
+                        if kind_has_day_words && late == 1 {
+                            assert!(all.contains(yesterday_word(lang)), "{what}:\n{all}");
+                        }
+                        if kind_has_day_words && late > 1 {
+                            assert!(all.contains(&due.to_string()), "{what}:\n{all}");
+                            assert!(!all.contains(yesterday_word(lang)), "{what}:\n{all}");
+                        }
+                        if kind == Kind::ExpiresToday && late > 1 {
+                            assert!(all.contains(&late.to_string()), "{what}:\n{all}");
+                        }
+                        if kind == Kind::ExpiresIn7Days {
+                            assert_eq!(ctx.days_left, 7 - late, "{what}");
+                            // No "in 1 days" / "noch 1 Tage" on the last day of the window.
+                            for bad in ["1 days", "1 Tage", "in 1 Tag"] {
+                                assert!(!all.contains(bad), "{what}: {bad:?}:\n{all}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_expires_today_reminder_on_time_still_says_today() {
+        let t = templates();
+        let tr = trial(Language::Zh, vec![Service::Meeting]);
+        let ctx = ReminderContext::new(
+            Kind::ExpiresToday,
+            Audience::CustomerAdmins,
+            &tr,
+            &partner(Language::Zh),
+            tr.expires_on,
+            "https://b",
+            "D",
+        );
+        let r = render(&t, Audience::CustomerAdmins, Language::Zh, &ctx).unwrap();
+        assert!(r.subject.contains("今天到期"), "{}", r.subject);
+        assert!(r.text.contains("于今天（2026-12-31）到期"), "{}", r.text);
     }
 }

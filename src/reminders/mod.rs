@@ -32,4 +32,4 @@ pub use extend::{extend_trial, ExtendError, Extended, EXTENSION_DAYS};
 pub use message::{render, ReminderContext, Rendered};
 pub use plan::{open_audiences, plan, PlannedReminder};
 pub use schedule::{At, Audience, Kind};
-pub use scheduler::{ReminderSettings, Scheduler, StepReport, LOOKBACK_DAYS, MAX_SLEEP};
+pub use scheduler::{ByKind, ReminderSettings, Scheduler, StepReport, LOOKBACK_DAYS, MAX_SLEEP};

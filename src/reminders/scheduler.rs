@@ -76,6 +76,8 @@ impl ReminderSettings {
 pub struct StepReport {
     /// Reminder mails queued in the outbox.
     pub queued: usize,
+    /// `queued` by reminder kind (JSON: an object keyed by kind code).
+    pub queued_by_kind: ByKind,
     /// Reminders recorded as missed (window over, never sent).
     pub missed: usize,
     /// Reminders that could not be rendered or addressed (in the review queue).
@@ -86,6 +88,38 @@ pub struct StepReport {
     pub more: bool,
 }
 
+/// A count per reminder kind, in [`Kind::ALL`] order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByKind(pub [usize; 4]);
+
+impl ByKind {
+    pub fn add(&mut self, kind: Kind) {
+        if let Some(i) = Kind::ALL.iter().position(|k| *k == kind) {
+            self.0[i] += 1;
+        }
+    }
+
+    /// The kinds with a count above zero, in the order they fall due.
+    pub fn nonzero(&self) -> Vec<(Kind, usize)> {
+        Kind::ALL
+            .into_iter()
+            .zip(self.0)
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+impl serde::Serialize for ByKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(Kind::ALL.len()))?;
+        for (k, n) in Kind::ALL.into_iter().zip(self.0) {
+            map.serialize_entry(k.code(), &n)?;
+        }
+        map.end()
+    }
+}
+
 impl StepReport {
     fn handled(&self) -> usize {
         self.queued + self.missed + self.failed + self.skipped
@@ -93,6 +127,9 @@ impl StepReport {
 
     fn add(&mut self, other: StepReport) {
         self.queued += other.queued;
+        for (a, b) in self.queued_by_kind.0.iter_mut().zip(other.queued_by_kind.0) {
+            *a += b;
+        }
         self.missed += other.missed;
         self.failed += other.failed;
         self.skipped += other.skipped;
@@ -490,6 +527,7 @@ impl Scheduler {
                 {
                     ReminderOutcome::Recorded { reminder_id } => {
                         report.queued += 1;
+                        report.queued_by_kind.add(kind);
                         self.metrics
                             .reminder(kind.code(), crate::counters::ReminderOutcome::Queued);
                         self.queued.notify_waiters();

@@ -164,6 +164,29 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// How long the first connection to PostgreSQL may take before the error is reported.
+pub const PG_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens and closes one connection, so that a server that refuses or never answers is
+/// reported with its cause within [`PG_CONNECT_TIMEOUT`].
+async fn probe_postgres(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    use sqlx::{ConnectOptions, Connection};
+    match tokio::time::timeout(PG_CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "no answer from the server within {} s",
+                PG_CONNECT_TIMEOUT.as_secs()
+            ),
+        ))),
+    }
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -205,6 +228,10 @@ impl Store {
             let options = PgConnectOptions::from_str(url)
                 .map_err(connect_err)?
                 .options([("idle_in_transaction_session_timeout", "30s")]);
+            // One direct connection first, bounded by PG_CONNECT_TIMEOUT: the pool would retry
+            // for `acquire_timeout` and report only "pool timed out", never the real cause
+            // (connection refused, bad password, no such database).
+            probe_postgres(&options).await.map_err(connect_err)?;
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
@@ -215,6 +242,37 @@ impl Store {
         };
         Ok(Store {
             backend,
+            notifier: None,
+        })
+    }
+
+    /// Opens the pool for looking only (`trialdesk check`): an SQLite file is opened read-only
+    /// and never created, its journal mode left as it is. PostgreSQL as [`Store::connect`].
+    pub async fn connect_read_only(
+        config: &DatabaseConfig,
+        base_dir: &Path,
+    ) -> Result<Store, StoreError> {
+        let url = config.url.as_str();
+        if !url.starts_with("sqlite:") {
+            return Self::connect(config, base_dir).await;
+        }
+        let connect_err = |source| StoreError::Connect {
+            url: config.redacted_url(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(&resolve_sqlite_url(url, base_dir))
+            .map_err(connect_err)?
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(config.acquire_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
             notifier: None,
         })
     }
@@ -306,6 +364,20 @@ where
 
 /// `sqlite://rel/path.db?x` → `sqlite://<base_dir>/rel/path.db?x`, so the database sits
 /// next to the config rather than wherever the process was started.
+/// The file of an `sqlite:` URL (relative to `base_dir`), and whether the URL lets SQLite
+/// create it (`mode=rwc`). None for other URLs and in-memory databases.
+pub fn sqlite_file(url: &str, base_dir: &Path) -> Option<(std::path::PathBuf, bool)> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return None;
+    }
+    let creates = query.split('&').any(|kv| kv == "mode=rwc");
+    Some((base_dir.join(path), creates))
+}
+
 fn resolve_sqlite_url(url: &str, base_dir: &Path) -> String {
     let rest = url
         .strip_prefix("sqlite://")

@@ -280,6 +280,22 @@ impl Store {
         }))
     }
 
+    /// Mail delivered at or after `since_ms`, counted by what it is: the outbox purpose
+    /// (`reply`, …), a reminder as `reminder <kind>`. For `run --once`'s summary.
+    pub async fn sent_by_kind(&self, since_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT CASE WHEN r.kind IS NULL THEN o.purpose \
+                 ELSE o.purpose || ' ' || r.kind END AS what, COUNT(*) FROM outbox o \
+                 LEFT JOIN reminders r ON r.outbox_id = o.id \
+                 WHERE o.state = 'sent' AND o.sent_at >= $1 GROUP BY what ORDER BY what",
+            )
+            .bind(since_ms)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Counts by state, for summaries and health.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(dispatch!(self, |pool| {

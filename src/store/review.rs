@@ -359,6 +359,16 @@ impl Store {
         }))
     }
 
+    /// Every reason code any item (open or resolved) has as its primary reason.
+    pub async fn review_reasons_used(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = dispatch!(self, |pool| {
+            sqlx::query_as("SELECT DISTINCT reason FROM review_items ORDER BY reason")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+
     /// Open items per primary reason.
     pub async fn review_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(dispatch!(self, |pool| {
