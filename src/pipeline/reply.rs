@@ -133,7 +133,7 @@ pub fn compose_tracking_reply(
         envelope_from: composer.from_address(),
         recipients: vec![to.address.clone()],
         rate_key: to.address.to_lowercase(),
-        subject,
+        subject: crate::outbound::headers::subject(&subject),
         body: composed.bytes,
     })
 }
