@@ -57,7 +57,8 @@
 //! counters, [`metrics`] serves them and the database's queue figures to Prometheus at
 //! `/metrics`, [`telemetry`] sets up the logs; [`tls`] and [`mailauth`] give the IMAP source
 //! and the SMTP transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens
-//! fetched at each connect).
+//! fetched at each connect). [`offload`] runs CPU-heavy work on untrusted mail (parsing,
+//! HTML sanitising) off the async threads.
 
 pub mod app;
 pub mod classify;
@@ -74,6 +75,7 @@ pub mod inbound;
 pub mod lease;
 pub mod mailauth;
 pub mod metrics;
+pub mod offload;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;

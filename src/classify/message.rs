@@ -45,7 +45,12 @@ pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
             .push("MIME structure unreadable; body read as plain text".into());
         return inspection;
     }
-    let mut i = empty_inspection(full_size, rules);
+    unreadable(rules, raw, full_size)
+}
+
+/// The inspection of a mail that could not be read at all: keyed by its hash, sent to review.
+pub(crate) fn unreadable(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
+    let mut i = empty_inspection(full_size.max(raw.len() as u64), rules);
     i.message_key = hash_key(raw);
     i.notes
         .push("internal error while parsing; sent to review".into());
@@ -357,7 +362,7 @@ fn type_of(ct: Option<&mail_parser::ContentType<'_>>) -> String {
 /// a few hundred thousand nested `message/rfc822` headers (6 MB) overflow the stack and abort
 /// the process — not a panic `catch_unwind` could stop. Dropping through this wrapper first
 /// detaches every nested message onto a heap stack.
-struct Parsed<'x>(Message<'x>);
+pub(crate) struct Parsed<'x>(pub(crate) Message<'x>);
 
 impl<'x> std::ops::Deref for Parsed<'x> {
     type Target = Message<'x>;
@@ -389,15 +394,15 @@ fn detach_nested<'x>(msg: &mut Message<'x>, pending: &mut Vec<Message<'x>>) {
 
 /// Nesting depth and number of parts of a MIME tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MimeShape {
+pub(crate) struct MimeShape {
     /// 1 for a single-part mail; each multipart or attached message adds a level.
-    depth: usize,
+    pub(crate) depth: usize,
     /// Parts counted, attached messages' parts included; the walk stops after `max_parts + 1`.
-    parts: usize,
+    pub(crate) parts: usize,
 }
 
 /// Walks the tree without recursion (see [`Parsed`]) and with bounded work.
-fn mime_shape(msg: &Message<'_>, max_parts: usize) -> MimeShape {
+pub(crate) fn mime_shape(msg: &Message<'_>, max_parts: usize) -> MimeShape {
     let mut shape = MimeShape { depth: 0, parts: 0 };
     // (message, part id, depth of that part)
     let mut stack: Vec<(&Message<'_>, u32, usize)> = vec![(msg, 0, 1)];
@@ -586,11 +591,11 @@ fn redecode_if_garbled<'t>(
 /// Most header fields read at the top of a mail. Real mail has a few dozen (a long relay
 /// chain perhaps a hundred); a million tiny fields would cost some twenty times their size in
 /// parsed headers.
-const MAX_HEADER_FIELDS: usize = 1000;
+pub(crate) const MAX_HEADER_FIELDS: usize = 1000;
 
 /// Where the header field after the first `max` starts, when the top-level header section
 /// has more than `max` fields (continuation lines belong to their field).
-fn header_fields_cut(raw: &[u8], max: usize) -> Option<usize> {
+pub(crate) fn header_fields_cut(raw: &[u8], max: usize) -> Option<usize> {
     let mut fields = 0;
     let mut pos = 0;
     while pos < raw.len() {

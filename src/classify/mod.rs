@@ -290,6 +290,24 @@ pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
     message::inspect_sized(rules, raw, full_size)
 }
 
+/// [`inspect_sized`] on the blocking pool ([`crate::offload`]), so parsing a crafted mail never
+/// holds an async worker thread. Should the work not finish, the mail is unreadable (review).
+pub async fn inspect_off_thread(
+    rules: &std::sync::Arc<Rules>,
+    raw: &[u8],
+    full_size: u64,
+) -> Inspection {
+    let shared: std::sync::Arc<[u8]> = raw.into();
+    let (r, bytes) = (rules.clone(), shared.clone());
+    match crate::offload::run(None, move || message::inspect_sized(&r, &bytes, full_size)).await {
+        Ok(inspection) => inspection,
+        Err(e) => {
+            tracing::error!(error = %e, "inspecting a mail failed");
+            message::unreadable(rules, &shared, full_size)
+        }
+    }
+}
+
 /// Combines an inspection with the store's facts. Pure.
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     decision::decide(inspection, lookup)

@@ -89,7 +89,7 @@ impl Evaluator {
     /// `full_size` is the mail's size at the source (larger than `raw` when only the headers
     /// of an oversize mail were read).
     pub async fn evaluate(&self, raw: &[u8], full_size: u64) -> Result<Evaluation, PipelineError> {
-        let inspection = classify::inspect_sized(&self.rules, raw, full_size);
+        let inspection = classify::inspect_off_thread(&self.rules, raw, full_size).await;
         self.decide(inspection).await
     }
 
@@ -203,7 +203,8 @@ impl Pipeline {
     async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
         // The rules' reading first; the store is asked about the partner and loans only
         // once the mail is known not to be recorded already (redeliveries, re-reads).
-        let inspection = classify::inspect_sized(&self.evaluator.rules, &mail.bytes, mail.size);
+        let inspection =
+            classify::inspect_off_thread(&self.evaluator.rules, &mail.bytes, mail.size).await;
         let span = tracing::Span::current();
         span.record(
             "message_id",

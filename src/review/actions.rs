@@ -211,7 +211,7 @@ impl Actions {
         })?;
         let raw = self.store.inbound_raw(inbound_id).await?;
         let mut inspection = match &raw {
-            Some(raw) => classify::inspect(&self.rules, raw),
+            Some(raw) => classify::inspect_off_thread(&self.rules, raw, raw.len() as u64).await,
             None => classify::inspect(&self.rules, b""),
         };
         // What was stored is what staff saw: it fills what a re-read cannot give (an
