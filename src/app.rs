@@ -42,6 +42,9 @@ impl App {
     /// Opens the store (applying migrations) and compiles the rules.
     pub async fn open(config: Config) -> anyhow::Result<App> {
         let rules = Rules::from_config(&config)?;
+        if let Some(warning) = crate::config::security_warning(&config.security) {
+            tracing::warn!("{warning}");
+        }
         let store = Store::open(&config.database, &config.base_dir).await?;
         Ok(App {
             config: Arc::new(config),

@@ -70,3 +70,145 @@ async fn a_crlf_in_the_display_name_is_answered_without_header_injection() {
     assert!(!raw.contains("evil@evil.example>"), "{head}");
     assert!(wang.text.contains("D20261001"), "{}", wang.text);
 }
+
+/// Review reasons (JSON lists) of every open item, by sender.
+async fn review_reasons(env: &TestEnv) -> Vec<(String, String)> {
+    env.app
+        .store
+        .review_items(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.sender.unwrap_or_default(), i.reasons))
+        .collect()
+}
+
+/// Sender identity as an MTA sees it: two From fields, two addresses in one From, a Kelvin
+/// sign (U+212A) in place of `k` in a partner's domain: none is answered automatically.
+#[tokio::test]
+async fn ambiguous_or_lookalike_senders_are_not_answered() {
+    let env = TestEnv::new("").await;
+    let request = |from: &str, mid: &str| {
+        mail(
+            from,
+            "Trial Endpoint Tracking Request",
+            mid,
+            "",
+            "D50261001\r\n",
+        )
+    };
+    // Two From header fields: the first a partner's, the second not.
+    let mut two_fields = b"From: Mallory <mallory@evil.example.org>\r\n".to_vec();
+    two_fields.extend(request(
+        "Dana <ops@pacrim.example.com>",
+        "amb-1@pacrim.example.com",
+    ));
+    env.deliver("3001.a.host", &two_fields);
+    env.deliver(
+        "3002.b.host",
+        &request(
+            "ops@pacrim.example.com, mallory@evil.example.org",
+            "amb-2@pacrim.example.com",
+        ),
+    );
+    env.deliver(
+        "3003.c.host",
+        &mail(
+            "Admin <admin@sa\u{212A}ura-net.example.jp>",
+            "Trial Endpoint Tracking Request",
+            "kelvin-1@example.org",
+            "",
+            "D30261001\r\n",
+        ),
+    );
+    // Control: the same request, plainly from the partner, is answered.
+    env.deliver(
+        "3004.d.host",
+        &request("ops@pacrim.example.com", "ok-1@pacrim.example.com"),
+    );
+    let summary = env.app.run_once().await.unwrap();
+    assert_eq!(summary.fetched, 4, "{summary}");
+    assert_eq!(summary.replied, 1, "{summary}");
+    assert_eq!(summary.review, 3, "{summary}");
+    let replies = env.replies();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies[0].in_reply_to.as_deref(),
+        Some("ok-1@pacrim.example.com")
+    );
+    let reasons = review_reasons(&env).await;
+    let ambiguous = reasons
+        .iter()
+        .filter(|(_, r)| r.contains("sender:ambiguous"))
+        .count();
+    assert_eq!(ambiguous, 2, "{reasons:?}");
+    let kelvin = reasons
+        .iter()
+        .find(|(s, _)| s.contains('\u{212A}'))
+        .expect("the Kelvin mail is kept as sent, not lower-cased to k");
+    assert!(kelvin.1.contains("unknown_sender"), "{kelvin:?}");
+}
+
+/// `security.require_dmarc_pass = true`: only a trusted `dmarc=pass` is answered; `none`,
+/// `temperror`, a `pass` from an untrusted authserv-id and no header at all go to review.
+#[tokio::test]
+async fn require_dmarc_pass_answers_only_a_trusted_pass() {
+    let env = TestEnv::new("").await;
+    // The test config already has [security]; turn the policy on for this app.
+    let text = std::fs::read_to_string(&env.config_path)
+        .unwrap()
+        .replace("[security]\n", "[security]\nrequire_dmarc_pass = true\n");
+    std::fs::write(&env.config_path, text).unwrap();
+    let config = trialdesk::config::Config::load(&env.config_path).unwrap();
+    assert!(config.security.require_dmarc_pass);
+    let app = trialdesk::app::App::open(config).await.unwrap();
+    let ar = |result: &str, id: &str| {
+        format!("Authentication-Results: {id}; spf=pass smtp.mailfrom=pacrim.example.com; dmarc={result} header.from=pacrim.example.com\r\n")
+    };
+    let cases = [
+        ("4001", ar("pass", "mx.helpdesk.example.test"), true),
+        ("4002", ar("none", "mx.helpdesk.example.test"), false),
+        ("4003", ar("temperror", "mx.helpdesk.example.test"), false),
+        ("4004", ar("pass", "forged.example.org"), false),
+        ("4005", String::new(), false),
+    ];
+    for (n, header, _) in &cases {
+        env.deliver(
+            &format!("{n}.x.host"),
+            &mail(
+                "ops@pacrim.example.com",
+                "Trial Endpoint Tracking Request",
+                &format!("dmarc-{n}@pacrim.example.com"),
+                header,
+                "D50261001\r\n",
+            ),
+        );
+    }
+    let summary = app.run_once().await.unwrap();
+    assert_eq!(summary.replied, 1, "{summary}");
+    assert_eq!(summary.review, 4, "{summary}");
+    let replies = env.replies();
+    assert_eq!(
+        replies[0].in_reply_to.as_deref(),
+        Some("dmarc-4001@pacrim.example.com")
+    );
+    let reasons = review_reasons(&env).await;
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|(_, r)| r.contains("dmarc_not_pass"))
+            .count(),
+        4,
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn an_empty_trusted_authserv_list_is_warned_about() {
+    let mut security = trialdesk::config::SecurityConfig::default();
+    assert!(trialdesk::config::security_warning(&security)
+        .unwrap()
+        .contains("trusted_authserv_ids is empty"));
+    security.trusted_authserv_ids = vec!["mx.example".into()];
+    assert!(trialdesk::config::security_warning(&security).is_none());
+}

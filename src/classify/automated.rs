@@ -757,6 +757,7 @@ mod tests {
             max_message_bytes: 1 << 20,
             max_mime_depth: 20,
             max_mime_parts: 500,
+            sender_policy: Default::default(),
         }
     }
 

@@ -80,6 +80,8 @@ fn empty_inspection(full_size: u64, rules: &Rules) -> Inspection {
         loan_numbers: Vec::new(),
         loan_numbers_truncated: false,
         dmarc_fail: false,
+        dmarc: None,
+        sender_ambiguous: false,
         oversize: full_size > rules.max_message_bytes as u64,
         mime_too_deep: false,
         too_many_parts: false,
@@ -234,9 +236,23 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], full_size: u64, mode: Mode) -> Insp
         .filter(|(n, _)| n.eq_ignore_ascii_case("authentication-results"))
         .map(|(_, v)| v.as_str())
         .collect();
-    if let Some(id) = sender::trusted_dmarc_fail(auth_values, &rules.trusted_authserv_ids) {
-        ins.dmarc_fail = true;
-        ins.findings.push(format!("dmarc:fail:{id}"));
+    let from_fields = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("from"))
+        .count();
+    let from_addresses = msg.from().map_or(0, |a| a.iter().count());
+    if from_fields > 1 || from_addresses > 1 {
+        ins.sender_ambiguous = true;
+        ins.findings.push(format!(
+            "sender:from_fields:{from_fields}:addresses:{from_addresses}"
+        ));
+    }
+    if let Some((id, result)) = sender::trusted_dmarc(auth_values, &rules.trusted_authserv_ids) {
+        if result == "fail" {
+            ins.dmarc_fail = true;
+            ins.findings.push(format!("dmarc:fail:{id}"));
+        }
+        ins.dmarc = Some(result);
     }
 
     // Bodies.
@@ -747,7 +763,8 @@ fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailbox> {
     }
     Some(Mailbox {
         name: name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
-        address: address.to_lowercase(),
+        // ASCII only: Unicode lower-casing turns the Kelvin sign into `k` (see authorise).
+        address: address.to_ascii_lowercase(),
     })
 }
 

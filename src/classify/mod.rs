@@ -10,6 +10,7 @@
 //! The store lookup between the two lives in `pipeline`, so these rules are unit-tested
 //! table by table without a database.
 
+pub mod authorise;
 pub mod automated;
 pub mod decision;
 pub mod loan_numbers;
@@ -60,6 +61,8 @@ pub struct Rules {
     /// Most MIME parts (nested messages' parts included) whose bodies are read; mail with more
     /// goes to review with its headers.
     pub max_mime_parts: usize,
+    /// `[security]`'s sender policy (see [`authorise`]).
+    pub sender_policy: authorise::SenderPolicy,
 }
 
 impl Rules {
@@ -82,6 +85,9 @@ impl Rules {
             max_message_bytes: config.mail.max_message_bytes,
             max_mime_depth: config.mail.max_mime_depth,
             max_mime_parts: config.mail.max_mime_parts,
+            sender_policy: authorise::SenderPolicy {
+                require_dmarc_pass: config.security.require_dmarc_pass,
+            },
         })
     }
 }
@@ -113,6 +119,12 @@ pub struct Inspection {
     pub loan_numbers_truncated: bool,
     /// A trusted authserv-id reported `dmarc=fail`.
     pub dmarc_fail: bool,
+    /// The DMARC result a trusted authserv-id reported (lower-case; a `fail` from any trusted
+    /// header wins), None without a trusted header carrying one.
+    pub dmarc: Option<String>,
+    /// Two or more From header fields, or more than one address in From: which sender a
+    /// person's mail client shows is not certain.
+    pub sender_ambiguous: bool,
     /// The mail exceeded `max_message_bytes` and was only read as far as its headers.
     pub oversize: bool,
     /// The MIME structure is nested deeper than `max_mime_depth`: only headers were read.
@@ -185,10 +197,12 @@ pub enum ReviewReason {
     RateLimited,
     DeadLetter,
     MissedReminder,
+    SenderAmbiguous,
+    DmarcNotPass,
 }
 
 impl ReviewReason {
-    pub const ALL: [ReviewReason; 12] = [
+    pub const ALL: [ReviewReason; 14] = [
         ReviewReason::UnknownSender,
         ReviewReason::DmarcFail,
         ReviewReason::OtherSubject,
@@ -201,6 +215,8 @@ impl ReviewReason {
         ReviewReason::RateLimited,
         ReviewReason::DeadLetter,
         ReviewReason::MissedReminder,
+        ReviewReason::SenderAmbiguous,
+        ReviewReason::DmarcNotPass,
     ];
 
     pub fn code(self) -> &'static str {
@@ -217,6 +233,8 @@ impl ReviewReason {
             ReviewReason::RateLimited => "rate_limited",
             ReviewReason::DeadLetter => "dead_letter",
             ReviewReason::MissedReminder => "missed_reminder",
+            ReviewReason::SenderAmbiguous => "sender:ambiguous",
+            ReviewReason::DmarcNotPass => "dmarc_not_pass",
         }
     }
 
@@ -239,6 +257,12 @@ impl ReviewReason {
             ReviewReason::RateLimited => "automatic mail to this address hit the rate limit",
             ReviewReason::DeadLetter => "delivery failed permanently",
             ReviewReason::MissedReminder => "reminder not sent within its window",
+            ReviewReason::SenderAmbiguous => {
+                "two From header fields or several From addresses: the sender is ambiguous"
+            }
+            ReviewReason::DmarcNotPass => {
+                "no trusted dmarc=pass, which security.require_dmarc_pass asks for"
+            }
         }
     }
 }
@@ -308,7 +332,16 @@ pub async fn inspect_off_thread(
     }
 }
 
-/// Combines an inspection with the store's facts. Pure.
+/// Combines an inspection with the store's facts under the default sender policy. Pure.
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
-    decision::decide(inspection, lookup)
+    decision::decide(inspection, lookup, &authorise::SenderPolicy::default())
+}
+
+/// [`decide`] under `policy` (`Rules::sender_policy`). Pure.
+pub fn decide_with(
+    inspection: &Inspection,
+    lookup: &Lookup,
+    policy: &authorise::SenderPolicy,
+) -> Decision {
+    decision::decide(inspection, lookup, policy)
 }
