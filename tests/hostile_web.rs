@@ -175,3 +175,70 @@ async fn a_deeply_nested_mail_is_shown_as_headers_with_a_note() {
     let img = b.get(&format!("/messages/{inbound}/inline/x")).await;
     assert_eq!(img.status, StatusCode::NOT_FOUND);
 }
+
+/// 40 parallel wrong passwords for one name: the check and the record used to be separate
+/// steps, so all 40 were checked (and got 401) against a limit of 5. Now at most 5 reach the
+/// password check; the rest are refused with 429 at once, as are attempts beyond the few
+/// password checks (argon2, ≈ 19 MiB each) allowed to run at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_passwords_cannot_pass_the_limit() {
+    let env = TestEnv::new("").await;
+    add_user(&env, "ana").await;
+    let mut browsers = Vec::new();
+    for i in 0..40u16 {
+        let mut b = Browser::new(&env);
+        // Different client addresses: only the per-name limit applies.
+        b.remote = format!("10.0.{}.{}:4000", i / 200, i % 200 + 1)
+            .parse()
+            .unwrap();
+        let form = b.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = form.csrf();
+        browsers.push((b, csrf));
+    }
+    let tasks: Vec<_> = browsers
+        .into_iter()
+        .map(|(mut b, csrf)| {
+            tokio::spawn(async move {
+                b.post(
+                    "/login",
+                    &[
+                        ("csrf", csrf.as_str()),
+                        ("name", "ana"),
+                        ("password", "wrong password"),
+                        ("next", "/queue"),
+                    ],
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut unauthorized = 0;
+    let mut too_many = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            StatusCode::UNAUTHORIZED => unauthorized += 1,
+            StatusCode::TOO_MANY_REQUESTS => too_many += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        unauthorized <= 5,
+        "{unauthorized} reached the password check"
+    );
+    assert_eq!(unauthorized + too_many, 40);
+    // Only the checked attempts count as failures: the name is locked once 5 of them failed
+    // (then even the right password waits), and not before.
+    let mut b = Browser::new(&env);
+    let expected = if unauthorized == 5 {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::SEE_OTHER
+    };
+    assert_eq!(
+        b.login("ana", PASSWORD).await.status,
+        expected,
+        "{unauthorized} failures"
+    );
+}
