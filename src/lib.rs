@@ -78,6 +78,7 @@ pub mod metrics;
 pub mod offload;
 pub mod outbound;
 pub mod pipeline;
+pub mod private_file;
 pub mod reminders;
 pub mod retention;
 pub mod review;

@@ -43,7 +43,7 @@ async fn a_crlf_in_the_display_name_is_answered_without_header_injection() {
     env.deliver(
         "2002.b.host",
         &mail(
-            "Dana Ortiz <ops@pacrim.example.com>",
+            "\"Visit https://evil.example/x or www.evil.example\" <ops@pacrim.example.com>",
             "Trial Endpoint Tracking Request",
             "crlf-2@pacrim.example.com",
             "",
@@ -69,6 +69,17 @@ async fn a_crlf_in_the_display_name_is_answered_without_header_injection() {
     );
     assert!(!raw.contains("evil@evil.example>"), "{head}");
     assert!(wang.text.contains("D20261001"), "{}", wang.text);
+    // A display name echoed into the reply cannot become a link (HTML or text).
+    let dana = replies
+        .iter()
+        .find(|r| r.to == "ops@pacrim.example.com")
+        .unwrap();
+    for part in [&dana.html, &dana.text] {
+        assert!(part.contains("Visit"), "{part}");
+        for link in ["https://evil", "www.evil", "evil.example"] {
+            assert!(!part.contains(link), "{link} in {part}");
+        }
+    }
 }
 
 /// Review reasons (JSON lists) of every open item, by sender.
@@ -211,4 +222,100 @@ fn an_empty_trusted_authserv_list_is_warned_about() {
         .contains("trusted_authserv_ids is empty"));
     security.trusted_authserv_ids = vec!["mx.example".into()];
     assert!(trialdesk::config::security_warning(&security).is_none());
+}
+
+/// `trialdesk ARGS` under umask 000 (every file would be world-writable).
+fn under_open_umask(env: &TestEnv, args: &str) -> (bool, String) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000; exec '{}' --config '{}' {args}",
+            env!("CARGO_BIN_EXE_trialdesk"),
+            env.config_path.display()
+        ))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The database (with its WAL and SHM files), the outbox files, an export dump and a backup
+/// are created 0600 even under umask 000.
+#[cfg(unix)]
+#[tokio::test]
+async fn files_trialdesk_writes_are_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let scratch = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("scratch.db").display()
+    );
+    let env = TestEnv::open(dir, &scratch, "").await;
+    // Point the config at a database file that does not exist yet, created by the binary.
+    let text = std::fs::read_to_string(&env.config_path).unwrap();
+    let start = text.find("url = \"").unwrap() + 7;
+    let end = start + text[start..].find('"').unwrap();
+    let text = format!(
+        "{}sqlite://{}?mode=rwc{}",
+        &text[..start],
+        db.display(),
+        &text[end..]
+    );
+    std::fs::write(&env.config_path, text).unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/data");
+    let (ok, out) = under_open_umask(&env, &format!("import partners '{data}/partners.csv'"));
+    assert!(ok, "{out}");
+    let (ok, out) = under_open_umask(&env, &format!("import shipments '{data}/shipments.csv'"));
+    assert!(ok, "{out}");
+    env.deliver(
+        "5001.a.host",
+        &mail(
+            "Dana <ops@pacrim.example.com>",
+            "Trial Endpoint Tracking Request",
+            "umask-1@pacrim.example.com",
+            "",
+            "D50261001\r\n",
+        ),
+    );
+    let (ok, out) = under_open_umask(&env, "run --once");
+    assert!(ok && out.contains("answered 1"), "{out}");
+    let dump = env.dir.path().join("all.dump");
+    let backup = env.dir.path().join("copy.db");
+    let (ok, out) = under_open_umask(&env, &format!("export '{}'", dump.display()));
+    assert!(ok, "{out}");
+    let (ok, out) = under_open_umask(&env, &format!("backup '{}'", backup.display()));
+    assert!(ok, "{out}");
+    let mut files = vec![db.clone(), dump, backup];
+    for suffix in ["-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if p.exists() {
+            files.push(p);
+        }
+    }
+    let replies: Vec<_> = std::fs::read_dir(env.outbox())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    files.extend(replies);
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
 }

@@ -74,6 +74,47 @@ pub fn display_name(name: Option<&str>) -> Option<String> {
     (!clean.is_empty()).then_some(clean)
 }
 
+/// Text from a received mail echoed into the body of our reply (the sender's display name,
+/// their subject): one line of plain text ([`header_text`], at most `max` characters) in which
+/// nothing can become a link. Mail clients turn `https://…`, `www.…`, `name@domain` and bare
+/// `domain.tld` into links even in plain text; a zero-width space after every `.`, `:` and `@`
+/// of such a word breaks the pattern without changing what a reader sees.
+pub fn echo_text(s: &str, max: usize) -> String {
+    let clean = cap_chars(header_text(s), max);
+    clean
+        .split(' ')
+        .map(|word| {
+            if looks_linkable(word) {
+                let mut out = String::with_capacity(word.len() + 8);
+                for c in word.chars() {
+                    out.push(c);
+                    if matches!(c, '.' | ':' | '@' | '/' | '．' | '。') {
+                        out.push('\u{200B}');
+                    }
+                }
+                out
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word a mail client might turn into a link: a scheme, `www.`, an address, or a dot
+/// between two letters or digits (`evil.example`).
+fn looks_linkable(word: &str) -> bool {
+    let lower = word.to_lowercase();
+    if lower.contains("://") || lower.contains("www") || lower.contains('@') {
+        return true;
+    }
+    let chars: Vec<char> = word.chars().collect();
+    chars.windows(3).any(|w| {
+        matches!(w[1], '.' | '．' | '。') && w[0].is_alphanumeric() && w[2].is_alphanumeric()
+    }) || lower.starts_with("mailto:")
+        || lower.starts_with("tel:")
+}
+
 /// A message id we can safely put between angle brackets in a header.
 pub fn is_sane_message_id(id: &str) -> bool {
     !id.is_empty()
@@ -140,6 +181,27 @@ mod tests {
         assert_eq!(n.chars().count(), MAX_NAME_CHARS);
         assert_eq!(display_name(Some(" \r\n ")), None);
         assert_eq!(display_name(None), None);
+    }
+
+    #[test]
+    fn echoed_text_cannot_become_a_link() {
+        let table: &[(&str, &str)] = &[
+            ("Wang Wei", "Wang Wei"),
+            ("J. Smith", "J. Smith"),
+            ("王伟", "王伟"),
+            (
+                "Click https://evil.example/x now",
+                "Click https:\u{200B}/\u{200B}/\u{200B}evil.\u{200B}example/\u{200B}x now",
+            ),
+            ("www.evil.example", "www.\u{200B}evil.\u{200B}example"),
+            ("evil.example", "evil.\u{200B}example"),
+            ("a@b.example", "a@\u{200B}b.\u{200B}example"),
+            ("Line\r\nBreak", "Line Break"),
+        ];
+        for (input, want) in table {
+            assert_eq!(echo_text(input, 100), *want, "{input:?}");
+        }
+        assert_eq!(echo_text(&"n".repeat(500), 100).chars().count(), 100);
     }
 
     #[test]
