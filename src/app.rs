@@ -309,6 +309,17 @@ impl App {
             started_ms,
             source,
             transport: sender.describe_transport(),
+            gate: Some(crate::health::DetailGate {
+                access: crate::metrics::Access::new(
+                    self.config.metrics.token(&self.config.base_dir)?.as_ref(),
+                ),
+                sessions: Some(crate::health::SessionCheck {
+                    store: self.store.clone(),
+                    secure_cookies: self.config.web.secure_cookies,
+                    idle_timeout_ms: self.config.web.session_idle_timeout.as_millis() as i64,
+                    clock: self.clock.clone(),
+                }),
+            }),
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.

@@ -513,7 +513,11 @@ impl Access {
     }
 
     /// Whether the request may see the metrics.
-    fn check(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), Refusal> {
+    pub(crate) fn check(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), Refusal> {
         match self {
             Access::Token(expected) => {
                 let given = headers
@@ -546,7 +550,7 @@ impl Access {
 
 /// Why a scrape is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// 401: the token is missing or wrong.
     NoToken,
     /// 403: no token is configured and the client is not on loopback.

@@ -242,3 +242,101 @@ async fn parallel_wrong_passwords_cannot_pass_the_limit() {
         "{unauthorized} failures"
     );
 }
+
+/// `/healthz` in detail (hosts, errors, lease holder, counters) only for signed-in staff and
+/// whoever may scrape `/metrics`; an anonymous remote caller sees the status alone.
+#[tokio::test]
+async fn healthz_detail_needs_a_session_or_the_metrics_token() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use trialdesk::health::{DetailGate, HealthState, SessionCheck};
+
+    let env = TestEnv::new("").await;
+    add_user(&env, "ana").await;
+    let mut b = Browser::new(&env);
+    assert_eq!(b.login("ana", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    let session = format!("td_session={}", b.cookies["td_session"]);
+    let state = |token: Option<&str>| HealthState {
+        config: trialdesk::config::HealthConfig {
+            max_fetch_silence: Duration::from_secs(3600),
+            max_send_failure: Duration::from_secs(3600),
+        },
+        inbound: Arc::default(),
+        sender: Arc::default(),
+        imap: None,
+        started_ms: jiff::Timestamp::now().as_millisecond(),
+        source: "imap:secret-host.internal".into(),
+        transport: "smtp:relay.internal".into(),
+        gate: Some(DetailGate {
+            access: trialdesk::metrics::Access::new(
+                token
+                    .map(|t| trialdesk::config::Secret::new(t.to_string()))
+                    .as_ref(),
+            ),
+            sessions: Some(SessionCheck {
+                store: env.app.store.clone(),
+                secure_cookies: false,
+                idle_timeout_ms: 3_600_000,
+                clock: env.app.clock.clone(),
+            }),
+        }),
+    };
+    let get = |state: HealthState, peer: &str, headers: Vec<(&'static str, String)>| {
+        let router = trialdesk::health::router(state);
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        async move {
+            let mut req = Request::get("/healthz").body(Body::empty()).unwrap();
+            for (k, v) in headers {
+                req.headers_mut().insert(k, v.parse().unwrap());
+            }
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let res = router.oneshot(req).await.unwrap();
+            let status = res.status();
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
+        }
+    };
+    let remote = "203.0.113.9:5000";
+    // Anonymous from afar: status only.
+    let (code, json) = get(state(Some("tok-1")), remote, vec![]).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(json, serde_json::json!({"status": "ok"}));
+    // A wrong token or a made-up session: still status only.
+    let (_, json) = get(
+        state(Some("tok-1")),
+        remote,
+        vec![
+            ("authorization", "Bearer nope".into()),
+            ("cookie", "td_session=0000".into()),
+        ],
+    )
+    .await;
+    assert_eq!(json, serde_json::json!({"status": "ok"}));
+    // The metrics token: detail.
+    let (_, json) = get(
+        state(Some("tok-1")),
+        remote,
+        vec![("authorization", "Bearer tok-1".into())],
+    )
+    .await;
+    assert_eq!(json["inbound"]["source"], "imap:secret-host.internal");
+    // Signed-in staff: detail.
+    let (_, json) = get(
+        state(Some("tok-1")),
+        remote,
+        vec![("cookie", session.clone())],
+    )
+    .await;
+    assert_eq!(json["outbound"]["transport"], "smtp:relay.internal");
+    // Without a metrics token, loopback (as for /metrics) sees detail, nobody else.
+    let (_, json) = get(state(None), "127.0.0.1:5000", vec![]).await;
+    assert!(json.get("inbound").is_some(), "{json}");
+    let (_, json) = get(state(None), remote, vec![]).await;
+    assert_eq!(json, serde_json::json!({"status": "ok"}));
+}

@@ -60,7 +60,12 @@ impl FormData {
 
 /// Cookie names. `__Host-` (only with `Secure`) pins the cookie to this host and path `/`.
 fn session_cookie(state: &WebState) -> &'static str {
-    if state.config.secure_cookies {
+    session_cookie_name(state.config.secure_cookies)
+}
+
+/// The session cookie's name (`__Host-` prefixed with `web.secure_cookies`).
+pub fn session_cookie_name(secure_cookies: bool) -> &'static str {
+    if secure_cookies {
         "__Host-td_session"
     } else {
         "td_session"
