@@ -15,7 +15,9 @@ use std::sync::Arc;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use serde::Serialize;
 
-use crate::classify::message::{header_fields_cut, mime_shape, Parsed, MAX_HEADER_FIELDS};
+use crate::classify::message::{
+    header_fields_cut, mime_shape, normalize_bare_cr, Parsed, MAX_HEADER_FIELDS,
+};
 
 /// How to sanitise a mail's HTML.
 #[derive(Debug, Clone)]
@@ -201,7 +203,9 @@ fn parse_bounded<'x>(raw: &'x [u8], limits: &ViewLimits) -> Option<Bounded<'x>> 
 ///
 /// CPU-bound on untrusted data: pages call it through [`view_off_thread`].
 pub fn view(raw: &[u8], opts: &SanitizeOptions, limits: &ViewLimits) -> Option<MailView> {
-    let bounded = parse_bounded(raw, limits)?;
+    // Bare-CR (classic Mac) mail, normalised as classification does.
+    let raw = normalize_bare_cr(raw);
+    let bounded = parse_bounded(&raw, limits)?;
     let message = bounded.message();
     let cap = |s: &str| cap_chars(clean_line(s), limits.max_header_value_chars);
     let mut summary = Vec::new();
@@ -403,7 +407,8 @@ pub async fn inline_image_off_thread(
 
 /// The `index`-th attachment of a raw mail (None over the limits, as the page lists none).
 pub fn attachment(raw: &[u8], index: usize, limits: &ViewLimits) -> Option<AttachmentData> {
-    let Bounded::Whole(message) = parse_bounded(raw, limits)? else {
+    let raw = normalize_bare_cr(raw);
+    let Bounded::Whole(message) = parse_bounded(&raw, limits)? else {
         return None;
     };
     let part = message.attachments().nth(index)?;
@@ -425,7 +430,8 @@ const INLINE_IMAGE_TYPES: [&str; 5] = [
 
 /// The part a `cid:` URL names, if it is a raster image.
 pub fn inline_image(raw: &[u8], content_id: &str, limits: &ViewLimits) -> Option<AttachmentData> {
-    let Bounded::Whole(message) = parse_bounded(raw, limits)? else {
+    let raw = normalize_bare_cr(raw);
+    let Bounded::Whole(message) = parse_bounded(&raw, limits)? else {
         return None;
     };
     let wanted = content_id.trim().trim_matches(['<', '>']);
