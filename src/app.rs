@@ -45,7 +45,12 @@ impl App {
         if let Some(warning) = crate::config::security_warning(&config.security) {
             tracing::warn!("{warning}");
         }
-        let store = Store::open(&config.database, &config.base_dir).await?;
+        let templates_loaded: crate::notify::TemplateSlot = Arc::default();
+        // Every shipment upsert through this store queues the proactive notices.
+        let notices = crate::notify::ShipmentNotices::new(&config, templates_loaded.clone());
+        let store = Store::open(&config.database, &config.base_dir)
+            .await?
+            .with_notifier(Arc::new(notices));
         Ok(App {
             config: Arc::new(config),
             store,
@@ -53,7 +58,7 @@ impl App {
             clock: Arc::new(SystemClock),
             reminders_changed: Arc::new(Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
-            templates_loaded: Arc::default(),
+            templates_loaded,
         })
     }
 

@@ -157,6 +157,7 @@ mod tests {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             admin_emails: vec![],
             language: Language::En,
+            notify_shipment_updates: false,
         }
     }
 

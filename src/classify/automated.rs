@@ -805,6 +805,7 @@ mod tests {
     fn rules() -> Rules {
         Rules {
             subject: SubjectMatcher::new(&[]),
+            rma: SubjectMatcher::new(&[]),
             loans: LoanExtractor::new("D[0-9]{6,10}", 50).unwrap(),
             trusted_authserv_ids: vec![],
             own_addresses: vec!["trial-helpdesk@helpdesk.example.com".into()],
@@ -813,6 +814,9 @@ mod tests {
             max_mime_depth: 20,
             max_mime_parts: 500,
             sender_policy: Default::default(),
+            rma_labels_dir: None,
+            rma_max_label_bytes: 1 << 20,
+            max_listed: 20,
         }
     }
 

@@ -53,7 +53,7 @@ pub fn header_text(s: &str) -> String {
 }
 
 /// `s` cut to at most `max` characters (the last one `…` when cut).
-fn cap_chars(s: String, max: usize) -> String {
+pub fn cap_chars(s: String, max: usize) -> String {
     if s.chars().count() <= max {
         return s;
     }
