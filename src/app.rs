@@ -42,6 +42,9 @@ impl App {
     /// Opens the store (applying migrations) and compiles the rules.
     pub async fn open(config: Config) -> anyhow::Result<App> {
         let rules = Rules::from_config(&config)?;
+        if let Some(warning) = crate::config::security_warning(&config.security) {
+            tracing::warn!("{warning}");
+        }
         let templates_loaded: crate::notify::TemplateSlot = Arc::default();
         // Every shipment upsert through this store queues the proactive notices.
         let notices = crate::notify::ShipmentNotices::new(&config, templates_loaded.clone());
@@ -330,6 +333,17 @@ impl App {
             started_ms,
             source,
             transport: sender.describe_transport(),
+            gate: Some(crate::health::DetailGate {
+                access: crate::metrics::Access::new(
+                    self.config.metrics.token(&self.config.base_dir)?.as_ref(),
+                ),
+                sessions: Some(crate::health::SessionCheck {
+                    store: self.store.clone(),
+                    secure_cookies: self.config.web.secure_cookies,
+                    idle_timeout_ms: self.config.web.session_idle_timeout.as_millis() as i64,
+                    clock: self.clock.clone(),
+                }),
+            }),
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.

@@ -145,7 +145,7 @@ pub async fn export(store: &Store, out: &Path) -> Result<Summary, DumpError> {
         Some(e) => format!("{}.partial", e.to_string_lossy()),
         None => "partial".into(),
     });
-    let file = std::fs::File::create(&partial).map_err(|e| {
+    let file = crate::private_file::create(&partial).map_err(|e| {
         DumpError::Io(std::io::Error::new(
             e.kind(),
             format!("cannot create {}: {e}", partial.display()),

@@ -168,3 +168,124 @@ pub fn csv_import(data: &[u8]) {
         );
     }
 }
+
+/// Raw mail → decision → the composed automatic reply: composing never fails on a header value
+/// (the sanitiser in `outbound::headers` sees to that), and the bytes are one mail to exactly
+/// the decided address, no line over RFC 5322's 998 octets, no `Bcc`/`Cc` of the sender's
+/// making.
+pub fn reply(raw: &[u8]) {
+    use crate::pipeline::reply::{compose_tracking_reply, TrackingReplies};
+    static PARTS: OnceLock<(TrackingReplies, crate::outbound::Composer)> = OnceLock::new();
+    let (replies, composer) = PARTS.get_or_init(|| {
+        let cfg = Config::from_toml_str(
+            "[database]\nurl = \"sqlite://fuzz.db\"\n[mail]\nfrom = \"trial-helpdesk@helpdesk.example.com\"\n",
+            std::path::Path::new("fuzz.toml"),
+            ".".into(),
+            &[],
+        )
+        .expect("fuzz config");
+        let templates = crate::outbound::Templates::load(std::path::Path::new(
+            "/nonexistent/trialdesk-fuzz-templates",
+        ))
+        .expect("built-in templates");
+        (
+            TrackingReplies::new(&cfg, std::sync::Arc::new(templates)),
+            crate::outbound::Composer::new("Trial Helpdesk", "trial-helpdesk@helpdesk.example.com", "helpdesk.example.com")
+                .expect("composer"),
+        )
+    });
+    let (ins, d) = inbound(raw);
+    // Compose whatever the decision (a staff answer may go to any sender).
+    let Some(to) = d.reply_to.clone().or_else(|| ins.from.clone()) else {
+        return;
+    };
+    let composed = compose_tracking_reply(
+        replies,
+        composer,
+        &ins,
+        &d,
+        &partner(),
+        &to,
+        jiff::Timestamp::UNIX_EPOCH,
+    );
+    let mail = match composed {
+        Ok(mail) => mail,
+        // Only an address lettre refuses may fail; never a display name or subject.
+        Err(e) => {
+            assert!(e.contains("cannot be used"), "{e}");
+            return;
+        }
+    };
+    for line in mail.body.split(|&b| b == b'\n') {
+        assert!(line.len() <= 998, "line of {} octets", line.len());
+    }
+    let head_end = mail
+        .body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header section");
+    let head = String::from_utf8_lossy(mail.body.get(..head_end).unwrap_or_default());
+    let names: Vec<String> = head
+        .split("\r\n")
+        .filter(|l| !l.starts_with([' ', '\t']))
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_ascii_lowercase()))
+        .collect();
+    assert_eq!(names.iter().filter(|n| *n == "to").count(), 1, "{head}");
+    assert!(!names.iter().any(|n| n == "bcc" || n == "cc"), "{head}");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.body)
+        .expect("our reply parses");
+    let got: Vec<&str> = parsed
+        .to()
+        .map(|a| a.iter().filter_map(|m| m.address()).collect())
+        .unwrap_or_default();
+    assert_eq!(got.len(), 1, "{head}");
+    assert!(
+        got[0].eq_ignore_ascii_case(&to.address),
+        "{got:?} vs {}",
+        to.address
+    );
+    assert!(
+        parsed.subject().unwrap_or("").chars().count()
+            <= crate::outbound::headers::MAX_SUBJECT_CHARS
+    );
+}
+
+/// Stored mail → what every review page shows of it (message and item pages, attachment and
+/// inline-image downloads): never a panic, output bounded by the display limits, sanitised
+/// HTML without script, every listed attachment downloadable.
+pub fn review_pages(raw: &[u8]) {
+    use crate::review::mail_view::{self, SanitizeOptions, ViewLimits};
+    let limits = ViewLimits::default();
+    let opts = SanitizeOptions {
+        remote_images: false,
+        inline_base: "/messages/1/inline/".into(),
+    };
+    if let Some(v) = mail_view::view(raw, &opts, &limits) {
+        assert!(v.headers.len() <= limits.max_header_fields);
+        for h in v.summary.iter().chain(&v.headers) {
+            assert!(h.value.chars().count() <= limits.max_header_value_chars);
+            assert!(!h.value.contains(['\r', '\n']), "{:?}", h.value);
+        }
+        if let Some(html) = &v.html {
+            let lower = html.to_ascii_lowercase();
+            assert!(!lower.contains("<script"), "script survived");
+            assert!(!lower.contains("javascript:"), "javascript: survived");
+        }
+        if v.limit_note.is_some() {
+            assert!(v.html.is_none() && v.attachments.is_empty());
+        }
+        for a in v.attachments.iter().take(20) {
+            assert!(
+                mail_view::attachment(raw, a.index, &limits).is_some(),
+                "listed attachment {} cannot be downloaded",
+                a.index
+            );
+        }
+        serde_json::to_string(&v).expect("view serialises");
+    }
+    let _ = mail_view::inline_image(raw, "x@y", &limits);
+    let mut text = String::from_utf8_lossy(raw).into_owned();
+    mail_view::cap_display_text(&mut text);
+    assert!(text.len() <= mail_view::MAX_DISPLAY_TEXT_BYTES + 200);
+}

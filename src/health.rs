@@ -7,12 +7,19 @@
 //! the classic helpdesk failure that goes unnoticed for days), or sends failing without a
 //! single success for longer than `health.max_send_failure`. The IMAP connection state and
 //! last error are reported alongside so the cause is visible in the same place.
+//!
+//! Who sees what: everyone gets the status (`{"status": "ok"}` or `"unhealthy"`, with the HTTP
+//! code); the detail (reasons, hosts, last errors, lease holder, counters) only signed-in staff
+//! (a live review-page session cookie) and whoever may scrape `/metrics` (`Authorization:
+//! Bearer <metrics.token>`; without a metrics token, direct loopback connections): see
+//! [`DetailGate`].
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -36,6 +43,59 @@ pub struct HealthState {
     pub started_ms: i64,
     pub source: String,
     pub transport: String,
+    /// Who may see the detail; None: nobody (status only).
+    pub gate: Option<DetailGate>,
+}
+
+/// Who may see `/healthz` in detail.
+#[derive(Clone)]
+pub struct DetailGate {
+    /// The `/metrics` rule: the bearer token, or loopback when no token is configured.
+    pub access: crate::metrics::Access,
+    /// Signed-in staff.
+    pub sessions: Option<SessionCheck>,
+}
+
+/// A review-page session check.
+#[derive(Clone)]
+pub struct SessionCheck {
+    pub store: crate::store::Store,
+    pub secure_cookies: bool,
+    pub idle_timeout_ms: i64,
+    pub clock: crate::clock::SharedClock,
+}
+
+impl DetailGate {
+    async fn allows(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
+        if self.access.check(headers, peer).is_ok() {
+            return true;
+        }
+        let Some(s) = &self.sessions else {
+            return false;
+        };
+        let name = crate::review::web::auth::session_cookie_name(s.secure_cookies);
+        let Some(token) = crate::review::web::auth::cookie(headers, name) else {
+            return false;
+        };
+        let now = s.clock.now().as_millisecond();
+        matches!(
+            s.store
+                .live_session(
+                    &crate::review::web::auth::token_hash(token),
+                    now,
+                    s.idle_timeout_ms
+                )
+                .await,
+            Ok(Some(_))
+        )
+    }
+}
+
+/// What an anonymous caller sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthStatus {
+    /// `ok` or `unhealthy`.
+    pub status: &'static str,
 }
 
 /// The JSON body of `/healthz`.
@@ -254,14 +314,33 @@ impl HealthState {
     }
 }
 
-async fn healthz(State(state): State<HealthState>) -> impl IntoResponse {
+async fn healthz(
+    State(state): State<HealthState>,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> axum::response::Response {
     let report = state.report(jiff::Timestamp::now().as_millisecond());
     let code = if report.reasons.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(report))
+    let peer = connect.map(|axum::Extension(ConnectInfo(addr))| addr);
+    let detail = match &state.gate {
+        Some(gate) => gate.allows(&headers, peer).await,
+        None => false,
+    };
+    if detail {
+        (code, Json(report)).into_response()
+    } else {
+        (
+            code,
+            Json(HealthStatus {
+                status: report.status,
+            }),
+        )
+            .into_response()
+    }
 }
 
 /// `GET /healthz`. Merge it into the web app's router.
@@ -288,6 +367,7 @@ mod tests {
             started_ms: 1_000_000,
             source: "test".into(),
             transport: "test".into(),
+            gate: None,
         }
     }
 

@@ -60,7 +60,8 @@
 //! [`metrics`] renders it with the database's queue figures for Prometheus at `/metrics`;
 //! [`telemetry`] sets up the logs; [`tls`] and [`mailauth`] give the IMAP source and the SMTP
 //! transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens fetched at
-//! each connect).
+//! each connect). [`offload`] runs CPU-heavy work on untrusted mail (parsing, HTML
+//! sanitising) off the async threads; [`private_file`] creates files only their owner reads.
 //!
 //! # The shape of the code
 //!
@@ -97,8 +98,10 @@ pub mod lease;
 pub mod mailauth;
 pub mod metrics;
 pub mod notify;
+pub mod offload;
 pub mod outbound;
 pub mod pipeline;
+pub mod private_file;
 pub mod probe;
 pub mod reminders;
 pub mod retention;

@@ -22,10 +22,29 @@ pub fn init_quiet(config: &LoggingConfig) {
     install(config, "warn");
 }
 
-fn install(config: &LoggingConfig, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env()
+/// Log targets of libraries that write credentials at some level, and the most verbose level
+/// let through from them. async-imap traces every command it writes (`encode: input: …`),
+/// `LOGIN user password` and the base64 XOAUTH2 line included; its wire trace is therefore
+/// never logged, whatever `RUST_LOG` says (trialdesk's own `imap_*` spans still are).
+pub const SECRET_BEARING_TARGETS: [(&str, &str); 1] = [("async_imap::imap_stream", "info")];
+
+/// The filter: `RUST_LOG` (or `default_filter`), with [`SECRET_BEARING_TARGETS`] capped.
+pub fn filter(default_filter: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    for (target, level) in SECRET_BEARING_TARGETS {
+        if let Ok(directive) = format!("{target}={level}").parse() {
+            // A later directive for the same target replaces an earlier one: the cap wins
+            // over `RUST_LOG=async_imap=trace` too.
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
+fn install(config: &LoggingConfig, default_filter: &str) {
+    let filter = filter(default_filter);
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

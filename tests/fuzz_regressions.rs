@@ -33,6 +33,8 @@ fn every_finding_passes_its_target_checks() {
         "quotes",
         "html_to_text",
         "csv_import",
+        "reply",
+        "review_pages",
     ] {
         for (name, data) in files(target) {
             let check: fn(&[u8]) = match target {
@@ -42,6 +44,8 @@ fn every_finding_passes_its_target_checks() {
                 "loan_numbers" => fuzzing::loan_numbers,
                 "quotes" => fuzzing::quotes,
                 "html_to_text" => fuzzing::html_to_text,
+                "reply" => fuzzing::reply,
+                "review_pages" => fuzzing::review_pages,
                 _ => fuzzing::csv_import,
             };
             let outcome = std::panic::catch_unwind(|| check(&data));
@@ -60,7 +64,9 @@ fn every_finding_passes_its_target_checks() {
                     "loan_numbers",
                     "quotes",
                     "html_to_text",
-                    "csv_import"
+                    "csv_import",
+                    "reply",
+                    "review_pages"
                 ]
                 .contains(&name.as_str()),
                 "unknown target folder {name}"

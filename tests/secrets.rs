@@ -230,3 +230,77 @@ fn help_and_explain_never_show_secrets() {
     let text = assert_hidden("explain", &out, true);
     assert!(text.contains("\"kind\""), "{text}");
 }
+
+/// Signs in to the real Dovecot (LOGIN with a password, then AUTHENTICATE XOAUTH2 with a
+/// token) with `RUST_LOG=trace`: async-imap traces every line it writes, credentials included,
+/// so its wire trace is capped (`telemetry::SECRET_BEARING_TARGETS`). Neither the password,
+/// nor the token, nor their base64 forms (AUTH PLAIN, XOAUTH2) may appear in any output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imap_logins_at_trace_level_hide_password_and_token() {
+    use base64::Engine as _;
+    use common::mailstack::{unique, E2e, Setup, Stack};
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let stack = Stack::get();
+
+    // Password login.
+    let env = E2e::new(&stack, Setup::plain(&stack)).await;
+    let (ok, out, err) = env.cli_env(&["check"], &[("RUST_LOG", "trace")]);
+    let text = format!("{out}\n{err}");
+    assert!(ok, "{out}");
+    // The trace really is on (or this test could not fail).
+    // Verbose logging really is on (async-imap's own trace is what the cap removes).
+    assert!(err.contains("DEBUG"), "{}", &err[..err.len().min(2000)]);
+    let user = env.helpdesk.clone();
+    let pw = stack.password.clone();
+    for (what, needle) in [
+        ("LOGIN line", format!("LOGIN \"{user}\" \"{pw}\"")),
+        ("quoted password", format!("\"{pw}\"")),
+        ("AUTH PLAIN", b64(&format!("\0{user}\0{pw}"))),
+    ] {
+        assert!(!text.contains(&needle), "{what} logged:\n{text}");
+    }
+    assert!(
+        !text.lines().any(|l| l.contains("LOGIN") && l.contains(&pw)),
+        "a LOGIN line with the password:\n{text}"
+    );
+
+    // XOAUTH2.
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let mut setup = Setup::plain(&stack);
+    setup.imap_password = false;
+    setup.imap_extra = format!(
+        "auth = \"xoauth2\"\noauth2_token_file = \"{}\"",
+        token_file.display()
+    );
+    let env = E2e::new(&stack, setup).await;
+    let token = unique("trace-token");
+    stack.add_oauth_token(&token, &env.helpdesk);
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let (ok, out, err) = env.cli_env(&["check"], &[("RUST_LOG", "trace")]);
+    let text = format!("{out}\n{err}");
+    assert!(out.contains("(XOAUTH2): accepted"), "{ok} {text}");
+    let sasl = format!("user={}\x01auth=Bearer {token}\x01\x01", env.helpdesk);
+    for (what, needle) in [("token", token.clone()), ("XOAUTH2 line", b64(&sasl))] {
+        assert!(!text.contains(&needle), "{what} logged:\n{text}");
+    }
+    // Even asking for async-imap's trace by name does not bring it back.
+    let (_, out, err) = env.cli_env(
+        &["check"],
+        &[(
+            "RUST_LOG",
+            "trace,async_imap=trace,async_imap::imap_stream=trace",
+        )],
+    );
+    let text = format!("{out}\n{err}");
+    assert!(
+        !text.contains(&token) && !text.contains(&b64(&sasl)),
+        "{text}"
+    );
+    let tokens = std::fs::read_to_string(&stack.oauth_tokens).unwrap();
+    let kept: Vec<&str> = tokens
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some(token.as_str()))
+        .collect();
+    std::fs::write(&stack.oauth_tokens, kept.join("\n") + "\n").unwrap();
+}

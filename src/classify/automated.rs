@@ -13,15 +13,19 @@
 //!    attached original message. Many MTAs (qmail, Exim, Notes, carriers) send bounces with no
 //!    DSN structure at all, so structure alone is not enough.
 //!
-//! Subject and body heuristics are skipped when the subject starts with a reply or forward
-//! prefix: a person forwarding a bounce or a shipping notice is a person.
+//! Subject heuristics are skipped when the subject starts with a reply or forward prefix: a
+//! person forwarding a bounce or a shipping notice is a person. The sender and body checks
+//! still run (bounces from `post_master@…` arrive as `Re: <your subject>`).
+//!
+//! Sender local parts are compared after folding case and dropping quotes, backslash escapes
+//! and `-`/`_`/`.` (`"Post\_Master"@…`, `MAILER_DAEMON@…`, `mailer.daemon@…`).
 
 use std::sync::OnceLock;
 
 use regex::Regex;
 
 use super::sender::address_local;
-use super::subject::has_reply_or_forward_prefix;
+use super::subject::{has_forward_prefix, has_reply_or_forward_prefix};
 use super::{Mailbox, Rules, OWN_MAIL_HEADER};
 
 /// What the detector looks at, gathered by `message`.
@@ -170,6 +174,25 @@ const DAEMON_LOCALS: &[&str] = &[
     "postmaster",
 ];
 
+/// A sender local part with case, quotes, escapes and `-`/`_`/`.` folded away:
+/// `"Post\_Master"` → `postmaster`.
+fn folded_local(local: &str) -> String {
+    local
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\' | '-' | '_' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The daemon local part `local` is a variant of (the [`DAEMON_LOCALS`] entry, folded).
+fn daemon_local(local: &str) -> Option<String> {
+    let folded = folded_local(local);
+    DAEMON_LOCALS
+        .iter()
+        .find(|d| folded_local(d) == folded)
+        .map(|d| d.to_string())
+}
+
 /// Headers that only machines set.
 fn header_markers(s: &Signals<'_>) -> Option<String> {
     for v in s.header_values("auto-submitted") {
@@ -211,11 +234,8 @@ fn header_markers(s: &Signals<'_>) -> Option<String> {
         return Some("bounce:exchange-ndr".into());
     }
     if let Some(from) = s.from {
-        if let Some(local) = address_local(&from.address) {
-            let local = local.to_ascii_lowercase();
-            if DAEMON_LOCALS.contains(&local.as_str()) {
-                return Some(format!("sender:{local}"));
-            }
+        if let Some(local) = address_local(&from.address).and_then(daemon_local) {
+            return Some(format!("sender:{local}"));
         }
     }
     // `From: MAILER-DAEMON (Mail Delivery System)` has no domain, so no parsed mailbox.
@@ -225,8 +245,8 @@ fn header_markers(s: &Signals<'_>) -> Option<String> {
             .split(|c: char| c.is_whitespace() || c == '(' || c == ',')
             .next()
             .unwrap_or("");
-        let local = first.split('@').next().unwrap_or("").trim_matches('"');
-        if DAEMON_LOCALS.contains(&local) {
+        let local = first.rsplit_once('@').map_or(first, |(l, _)| l);
+        if let Some(local) = daemon_local(local) {
             return Some(format!("sender:{local}"));
         }
     }
@@ -253,10 +273,11 @@ fn header_markers(s: &Signals<'_>) -> Option<String> {
 }
 
 fn daemon_or_list_address(addr: &str, what: &str) -> Option<String> {
-    let local = address_local(addr)?.to_ascii_lowercase();
-    if DAEMON_LOCALS.contains(&local.as_str()) {
+    let raw_local = address_local(addr)?;
+    if let Some(local) = daemon_local(raw_local) {
         return Some(format!("{what}:{local}"));
     }
+    let local = raw_local.to_ascii_lowercase();
     // Mailman (`list-bounces@`) and Majordomo/LISTSERV (`owner-list@`) envelope senders.
     if local.ends_with("-bounces") || local.starts_with("owner-") {
         return Some(format!("{what}:list"));
@@ -497,6 +518,8 @@ const BOUNCE_SUBJECTS_WHOLE: &[&str] = &[
     "não é possível entregar",
     "message you sent blocked",
     "returned mail",
+    "mail delivery warning",
+    "delivery delay notification",
     "undeliverable message",
     "undeliverable mail",
     "系统退信",
@@ -532,6 +555,17 @@ const BOUNCE_TEXT_STRONG: &[&str] = &[
     "resolver.adr.",
     "this is a delivery status notification",
     "delivery has failed to these recipients",
+    // Delivery-delay warnings without DSN structure.
+    "this is an advisory-only message",
+    "this is an advisory-only email",
+    "this is an advisory only message",
+    "you do not need to resend your message",
+    "you do not need to resend the message",
+    "the mail system will continue delivery attempts",
+    "delivery of your message has been delayed",
+    "delivery to the following recipient has been delayed",
+    "delivery to the following recipients has been delayed",
+    "delivery to the following recipients has been postponed",
 ];
 
 /// Bounce-ish phrases that a person might also write (circumstantial).
@@ -558,6 +592,13 @@ const BOUNCE_TEXT_WEAK: &[&str] = &[
     "original message headers",
     "original message follows",
     "returned message",
+    "advisory-only",
+    "message has been postponed",
+    "message delivery has been postponed",
+    "message has been delayed",
+    "message delivery delayed",
+    "will keep trying",
+    "will continue trying",
     "nicht zugestellt",
     "unzustellbar",
     "退信",
@@ -692,14 +733,28 @@ fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
     }) {
         return Some("auto_reply_subject".into());
     }
-    if has_reply_or_forward_prefix(s.subject) {
+    // A complaint report that is not ARF: "Complaint about message from 192.0.2.1" with the
+    // offending message attached.
+    if subject.starts_with("complaint about message from")
+        && s.part_types
+            .iter()
+            .any(|t| t == "message/rfc822" || t == "message/global")
+    {
+        return Some("complaint_report".into());
+    }
+    // A person forwarding a bounce pastes its text: a forward prefix switches the subject and
+    // body heuristics off. A reply prefix switches off the subject checks only: bounces from
+    // `post_master@…` come as `Re: <your subject>`, and the body still tells them.
+    if has_forward_prefix(s.subject) {
         return None;
     }
-    if starts_with_any(&subject, BOUNCE_SUBJECTS_WHOLE)
-        || BOUNCE_WORDS
-            .iter()
-            .any(|w| starts_with_delimited(&subject, w))
-        || has_phrase(&subject, BOUNCE_WORDS_CJK)
+    let reply = has_reply_or_forward_prefix(s.subject);
+    if !reply
+        && (starts_with_any(&subject, BOUNCE_SUBJECTS_WHOLE)
+            || BOUNCE_WORDS
+                .iter()
+                .any(|w| starts_with_delimited(&subject, w))
+            || has_phrase(&subject, BOUNCE_WORDS_CJK))
     {
         return Some("bounce_subject".into());
     }
@@ -713,7 +768,7 @@ fn subject_and_body_markers(s: &Signals<'_>) -> Option<String> {
         ));
     }
     let mut evidence = Vec::new();
-    if has_phrase(&subject, BOUNCE_WORDS) || has_phrase(&subject, BOUNCE_WORDS_WEAK) {
+    if !reply && (has_phrase(&subject, BOUNCE_WORDS) || has_phrase(&subject, BOUNCE_WORDS_WEAK)) {
         evidence.push("subject");
     }
     if s.from
@@ -758,6 +813,7 @@ mod tests {
             max_message_bytes: 1 << 20,
             max_mime_depth: 20,
             max_mime_parts: 500,
+            sender_policy: Default::default(),
             rma_labels_dir: None,
             rma_max_label_bytes: 1 << 20,
             max_listed: 20,
@@ -1146,5 +1202,146 @@ mod tests {
             ..Default::default()
         };
         assert!(detect(&rules(), &s).is_none());
+    }
+
+    /// Issue 13 §3: machine mail seen in public bounce collections that used to be missed.
+    #[test]
+    fn outside_corpus_machine_mail_is_automated() {
+        let rfc822 = vec!["text/plain".to_string(), "message/rfc822".to_string()];
+        let plain = vec!["text/plain".to_string()];
+        // (from, subject, text, part types, automated?)
+        let table: &[(&str, &str, &str, &Vec<String>, bool)] = &[
+            // Bounces with a reply prefix from post_master / postmaster / mailer-daemon variants.
+            (
+                "post_master@mx.example.org",
+                "Re: Test message",
+                "Hello",
+                &plain,
+                true,
+            ),
+            (
+                "Post_Master@mx.example.org",
+                "Re: Test message",
+                "Hello",
+                &plain,
+                true,
+            ),
+            (
+                "\"post\\_master\"@mx.example.org",
+                "RE: Test",
+                "Hello",
+                &plain,
+                true,
+            ),
+            (
+                "MAILER_DAEMON@mx.example.org",
+                "Re: x",
+                "Hello",
+                &plain,
+                true,
+            ),
+            (
+                "mailer.daemon@mx.example.org",
+                "Re: x",
+                "Hello",
+                &plain,
+                true,
+            ),
+            ("Postmaster@mx.example.org", "Fwd: x", "Hello", &plain, true),
+            // A reply prefix does not switch off the body checks.
+            (
+                "admin@mx.example.org",
+                "Re: Test message",
+                "This is the mail system at host mx.example.org. I'm sorry to have to inform you",
+                &plain,
+                true,
+            ),
+            // Delivery-delay warnings without DSN structure.
+            (
+                "admin@mx.example.org",
+                "Mail Delivery Warning",
+                "Hello",
+                &plain,
+                true,
+            ),
+            (
+                "Mail Delivery System <admin@mx.example.org>",
+                "Your message",
+                "This is an advisory-only message. The mail system will keep trying.",
+                &plain,
+                true,
+            ),
+            (
+                "admin@mx.example.org",
+                "Message status",
+                "Delivery of your message has been delayed. We will keep trying.",
+                &plain,
+                true,
+            ),
+            (
+                "Mail Administrator <admin@mx.example.org>",
+                "Notice",
+                "Your message has been postponed; message has been delayed. Will keep trying.",
+                &plain,
+                true,
+            ),
+            // Non-ARF complaint reports.
+            (
+                "abuse@isp.example",
+                "Complaint about message from 192.0.2.7",
+                "A user complained about the attached message.",
+                &rfc822,
+                true,
+            ),
+            // People stay people.
+            (
+                "ops@pacrim.example.com",
+                "Re: Trial Endpoint Tracking Request",
+                "The delivery is delayed, will keep trying to reach the courier. D50261001",
+                &plain,
+                false,
+            ),
+            (
+                "ops@pacrim.example.com",
+                "Complaint about message from your helpdesk",
+                "I did not get an answer",
+                &plain,
+                false,
+            ),
+            (
+                "postmasterfan@pacrim.example.com",
+                "Re: x",
+                "Hello",
+                &plain,
+                false,
+            ),
+            (
+                "ops@pacrim.example.com",
+                "Re: Test message",
+                "no action is required on your part",
+                &plain,
+                false,
+            ),
+        ];
+        for (from, subject, text, parts, want) in table {
+            let h = hdrs(&[("From", from)]);
+            let addr = from
+                .rsplit_once('<')
+                .map_or(*from, |(_, a)| a.trim_end_matches('>'));
+            let name = from.split_once(" <").map(|(n, _)| n);
+            let mb = mb(name, addr);
+            let s = Signals {
+                headers: &h,
+                subject,
+                from: Some(&mb),
+                root_type: "multipart/mixed",
+                part_types: parts,
+                fresh_text: text,
+                full_text: text,
+                ..Default::default()
+            };
+            let got = detect(&rules(), &s);
+            assert_eq!(got.is_some(), *want, "{from} / {subject}: {got:?}");
+        }
     }
 }

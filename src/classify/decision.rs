@@ -8,7 +8,9 @@
 //! | more parts than `max_mime_parts`            | (by subject)     | review `too_many_parts` |
 //! | more than 1000 top-level header fields      | (by subject)     | review `too_many_headers` |
 //! | sender domain belongs to no partner         | (by subject)     | review             |
+//! | two From fields / several From addresses    | (by subject)     | review `sender:ambiguous` |
 //! | trusted `dmarc=fail`                        | (by subject)     | review             |
+//! | no trusted `dmarc=pass` with `require_dmarc_pass` | (by subject) | review `dmarc_not_pass` |
 //! | subject is no tracking request              | other            | review             |
 //! | more numbers than `max_loan_numbers`        | (by subject)     | review             |
 //! | tracking request from the partner's domain  | tracking_request | reply              |
@@ -22,12 +24,16 @@
 //!
 //! A loan owned by another partner is answered as "not found" (the sender cannot tell it
 //! from an unknown number) and flagged for staff, but the reply still goes out.
+//!
+//! Who the sender is and which partner they speak for is [`super::authorise::authorise`]'s
+//! call (shared with staff actions).
 
-use super::sender::{address_domain, reply_target};
+use super::authorise::{authorise, AuthVerdict, SenderIdentity, SenderPolicy};
+use super::sender::reply_target;
 use super::{Action, Decision, Inspection, Kind, LoanAnswer, Lookup, ReviewReason};
 use crate::domain::{Language, Partner, ShipmentStatus};
 
-pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
+pub fn decide(inspection: &Inspection, lookup: &Lookup, policy: &SenderPolicy) -> Decision {
     let kind = if inspection.automated.is_some() {
         Kind::Automated
     } else if inspection.rma_language.is_some() {
@@ -37,16 +43,18 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     } else {
         Kind::Other
     };
-    let from_domain = inspection
-        .from
-        .as_ref()
-        .and_then(|m| address_domain(&m.address))
-        .map(|d| d.trim_end_matches('.').to_ascii_lowercase());
-    // Defence in depth: only believe the store's partner if it really owns the From domain.
-    let partner: Option<&Partner> = lookup
-        .partner
-        .as_ref()
-        .filter(|p| from_domain.as_deref().is_some_and(|d| p.owns_domain(d)));
+    let auth = authorise(
+        SenderIdentity {
+            from: inspection.from.as_ref(),
+            ambiguous: inspection.sender_ambiguous,
+        },
+        lookup.partner.as_ref(),
+        AuthVerdict {
+            dmarc: inspection.dmarc.as_deref(),
+        },
+        policy,
+    );
+    let partner: Option<&Partner> = auth.partner;
     let language = inspection
         .rma_language
         .filter(|_| kind == Kind::RmaLabelRequest)
@@ -65,11 +73,7 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
         None if inspection.subject.trim().is_empty() => "subject:empty".to_string(),
         None => "subject:not_tracking".to_string(),
     });
-    match (partner, &from_domain) {
-        (Some(p), _) => reasons.push(format!("sender:partner:{}", p.partner_id)),
-        (None, Some(d)) => reasons.push(format!("sender:unknown_domain:{d}")),
-        (None, None) => reasons.push("sender:missing".to_string()),
-    }
+    reasons.extend(auth.reasons.iter().cloned());
     reasons.extend(
         inspection
             .findings
@@ -106,10 +110,8 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     if inspection.too_many_headers {
         review.push(ReviewReason::TooManyHeaders);
     }
-    if partner.is_none() {
-        review.push(ReviewReason::UnknownSender);
-    }
-    if inspection.dmarc_fail {
+    review.extend(auth.review.iter().copied());
+    if inspection.dmarc_fail && !review.contains(&ReviewReason::DmarcFail) {
         review.push(ReviewReason::DmarcFail);
     }
     if kind == Kind::Other {
@@ -242,6 +244,8 @@ mod tests {
             loan_numbers: vec![ln("D20261001")],
             loan_numbers_truncated: false,
             dmarc_fail: false,
+            dmarc: None,
+            sender_ambiguous: false,
             oversize: false,
             mime_too_deep: false,
             too_many_parts: false,
@@ -441,7 +445,7 @@ mod tests {
             },
         ];
         for c in cases {
-            let d = decide(&c.ins, &c.lookup);
+            let d = decide(&c.ins, &c.lookup, &SenderPolicy::default());
             assert_eq!(d.kind, c.kind, "{}", c.name);
             assert_eq!(d.action, c.action, "{}", c.name);
             assert_eq!(d.review, c.review, "{}", c.name);
@@ -463,6 +467,7 @@ mod tests {
                 Some(p01()),
                 vec![shipment("D1", "P01"), shipment("D2", "P02")],
             ),
+            &SenderPolicy::default(),
         );
         let shown: Vec<_> = d.loans.iter().map(|l| l.shipment.is_some()).collect();
         assert_eq!(shown, [true, false, false]);
@@ -470,14 +475,22 @@ mod tests {
         assert!(d.reasons.contains(&"loan:D2:other_partner".to_string()));
         assert!(d.reasons.contains(&"loan:D3:not_found".to_string()));
         // Unknown sender: nothing is shown.
-        let d = decide(&i, &lookup(None, vec![shipment("D1", "P01")]));
+        let d = decide(
+            &i,
+            &lookup(None, vec![shipment("D1", "P01")]),
+            &SenderPolicy::default(),
+        );
         assert!(d.loans.iter().all(|l| l.shipment.is_none()));
         assert!(d.reasons.contains(&"loan:D1:exists".to_string()));
     }
 
     #[test]
     fn language_and_reasons() {
-        let d = decide(&ins(), &lookup(Some(p01()), vec![]));
+        let d = decide(
+            &ins(),
+            &lookup(Some(p01()), vec![]),
+            &SenderPolicy::default(),
+        );
         assert_eq!(d.language, Language::Zh);
         assert_eq!(d.partner_id.as_deref(), Some("P01"));
         assert!(d.reasons.contains(&"subject:alias:zh".to_string()));
@@ -495,6 +508,7 @@ mod tests {
                 Some(partner("P02", "nordwind.example.de", Language::De)),
                 vec![],
             ),
+            &SenderPolicy::default(),
         );
         assert_eq!(d.language, Language::De);
         assert!(d.reasons.contains(&"subject:empty".to_string()));
@@ -508,6 +522,7 @@ mod tests {
                 ..ins()
             },
             &lookup(None, vec![]),
+            &SenderPolicy::default(),
         );
         assert_eq!(d.language, Language::En);
         assert_eq!(
@@ -543,19 +558,21 @@ mod tests {
             loan_numbers: vec![],
             ..ins()
         };
-        let d = decide(&none, &active);
+        let d = decide(&none, &active, &SenderPolicy::default());
         assert_eq!((d.kind, d.action), (Kind::TrackingRequest, Action::Reply));
         assert!(d.loans.is_empty(), "loan_numbers stay []");
         let listed: Vec<&str> = d.listed.iter().map(|s| s.loan_number.as_str()).collect();
         assert_eq!(listed, ["D1000002"]);
         assert_eq!(d.listed_more, 4);
         // With numbers, or from an unknown sender, nothing is listed.
-        assert!(decide(&ins(), &active).listed.is_empty());
+        assert!(decide(&ins(), &active, &SenderPolicy::default())
+            .listed
+            .is_empty());
         let stranger = Lookup {
             partner: None,
             ..active.clone()
         };
-        let d = decide(&none, &stranger);
+        let d = decide(&none, &stranger, &SenderPolicy::default());
         assert!(d.listed.is_empty());
         assert_eq!(d.action, Action::Review);
     }
@@ -699,7 +716,7 @@ mod tests {
             },
         ];
         for c in cases {
-            let d = decide(&c.ins, &c.lookup);
+            let d = decide(&c.ins, &c.lookup, &SenderPolicy::default());
             assert_eq!(d.kind, Kind::RmaLabelRequest, "{}", c.name);
             assert_eq!(d.action, c.action, "{}", c.name);
             assert_eq!(d.review, c.review, "{}", c.name);
@@ -717,6 +734,7 @@ mod tests {
                 ..rma(&["D1000001"])
             },
             &ready(),
+            &SenderPolicy::default(),
         );
         assert_eq!((d.kind, d.action), (Kind::Automated, Action::Ignore));
     }
@@ -730,9 +748,14 @@ mod tests {
         let d = decide(
             &with_rt("boss@huadong.example.cn"),
             &lookup(Some(p01()), vec![]),
+            &SenderPolicy::default(),
         );
         assert_eq!(d.reply_to.unwrap().address, "boss@huadong.example.cn");
-        let d = decide(&with_rt("thief@evil.example"), &lookup(Some(p01()), vec![]));
+        let d = decide(
+            &with_rt("thief@evil.example"),
+            &lookup(Some(p01()), vec![]),
+            &SenderPolicy::default(),
+        );
         assert_eq!(d.reply_to.unwrap().address, "wangwei@huadong.example.cn");
         assert!(d
             .reasons

@@ -29,6 +29,8 @@ pub fn inspect(rules: &Rules, raw: &[u8]) -> Inspection {
 /// a mail over `mail.max_message_bytes`, so `raw` alone cannot tell that it is oversize.
 pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
     let full_size = full_size.max(raw.len() as u64);
+    let normalized = normalize_bare_cr(raw);
+    let raw: &[u8] = &normalized;
     if let Ok(inspection) = catch_unwind(AssertUnwindSafe(|| {
         inspect_parsed(rules, raw, full_size, Mode::Mime)
     })) {
@@ -44,11 +46,36 @@ pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
             .push("MIME structure unreadable; body read as plain text".into());
         return inspection;
     }
-    let mut i = empty_inspection(full_size, rules);
+    unreadable(rules, raw, full_size)
+}
+
+/// The inspection of a mail that could not be read at all: keyed by its hash, sent to review.
+pub(crate) fn unreadable(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
+    let mut i = empty_inspection(full_size.max(raw.len() as u64), rules);
     i.message_key = hash_key(raw);
     i.notes
         .push("internal error while parsing; sent to review".into());
     i
+}
+
+/// Classic Mac mail ends its lines with a bare CR, which mail-parser does not take as a line
+/// end (no header at all would be read). When the mail's first line ends in a bare CR, every
+/// bare CR becomes CRLF; other mail is left as it is.
+pub(crate) fn normalize_bare_cr(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let first_end = raw.iter().position(|&b| b == b'\r' || b == b'\n');
+    let bare_first =
+        first_end.is_some_and(|i| raw.get(i) == Some(&b'\r') && raw.get(i + 1) != Some(&b'\n'));
+    if !bare_first {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 32);
+    for (i, &b) in raw.iter().enumerate() {
+        out.push(b);
+        if b == b'\r' && raw.get(i + 1) != Some(&b'\n') {
+            out.push(b'\n');
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// How much of the message to parse.
@@ -75,6 +102,8 @@ fn empty_inspection(full_size: u64, rules: &Rules) -> Inspection {
         loan_numbers: Vec::new(),
         loan_numbers_truncated: false,
         dmarc_fail: false,
+        dmarc: None,
+        sender_ambiguous: false,
         oversize: full_size > rules.max_message_bytes as u64,
         mime_too_deep: false,
         too_many_parts: false,
@@ -211,9 +240,23 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], full_size: u64, mode: Mode) -> Insp
         .filter(|(n, _)| n.eq_ignore_ascii_case("authentication-results"))
         .map(|(_, v)| v.as_str())
         .collect();
-    if let Some(id) = sender::trusted_dmarc_fail(auth_values, &rules.trusted_authserv_ids) {
-        ins.dmarc_fail = true;
-        ins.findings.push(format!("dmarc:fail:{id}"));
+    let from_fields = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("from"))
+        .count();
+    let from_addresses = msg.from().map_or(0, |a| a.iter().count());
+    if from_fields > 1 || from_addresses > 1 {
+        ins.sender_ambiguous = true;
+        ins.findings.push(format!(
+            "sender:from_fields:{from_fields}:addresses:{from_addresses}"
+        ));
+    }
+    if let Some((id, result)) = sender::trusted_dmarc(auth_values, &rules.trusted_authserv_ids) {
+        if result == "fail" {
+            ins.dmarc_fail = true;
+            ins.findings.push(format!("dmarc:fail:{id}"));
+        }
+        ins.dmarc = Some(result);
     }
 
     // Bodies.
@@ -1038,6 +1081,35 @@ mod tests {
         ] {
             let ins = inspect(&rules, raw);
             assert!(ins.message_key.starts_with("sha256:"));
+        }
+    }
+
+    /// Issue 13 §3: classic Mac mail (bare CR line ends) is read like any other: a tracking
+    /// request from a partner is answered.
+    #[test]
+    fn bare_cr_line_endings_are_normalised() {
+        let crlf = "From: Jonas <admin@nordwind.example.de>\r\nTo: helpdesk@example.test\r\n\
+                    Subject: Trial Endpoint Tracking Request\r\nMessage-ID: <mac-1@pacrim.example.com>\r\n\
+                    \r\nPlease check D50261001.\r\n";
+        let mac = crlf.replace("\r\n", "\r");
+        let (ins, d) = run_raw(&rules(), mac.as_bytes());
+        assert_eq!(ins.subject, "Trial Endpoint Tracking Request");
+        assert_eq!(
+            ins.from.as_ref().unwrap().address,
+            "admin@nordwind.example.de"
+        );
+        assert_eq!(nums(&ins), vec!["D50261001"]);
+        assert_eq!(d.kind, Kind::TrackingRequest);
+        assert_eq!(d.action, Action::Reply, "{:?}", d.review);
+        let table: &[(&[u8], &[u8])] = &[
+            (b"a\rb\r", b"a\r\nb\r\n"),
+            (b"a\r\nb\rc", b"a\r\nb\rc"), // first line ends in CRLF: left alone
+            (b"a\nb\r", b"a\nb\r"),
+            (b"", b""),
+            (b"\r", b"\r\n"),
+        ];
+        for (input, want) in table {
+            assert_eq!(&*normalize_bare_cr(input), *want, "{input:?}");
         }
     }
 }

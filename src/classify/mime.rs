@@ -70,7 +70,7 @@ pub(super) fn type_of(ct: Option<&mail_parser::ContentType<'_>>) -> String {
 /// a few hundred thousand nested `message/rfc822` headers (6 MB) overflow the stack and abort
 /// the process — not a panic `catch_unwind` could stop. Dropping through this wrapper first
 /// detaches every nested message onto a heap stack.
-pub(super) struct Parsed<'x>(pub(super) Message<'x>);
+pub(crate) struct Parsed<'x>(pub(crate) Message<'x>);
 
 impl<'x> std::ops::Deref for Parsed<'x> {
     type Target = Message<'x>;
@@ -102,15 +102,15 @@ pub(super) fn detach_nested<'x>(msg: &mut Message<'x>, pending: &mut Vec<Message
 
 /// Nesting depth and number of parts of a MIME tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct MimeShape {
+pub(crate) struct MimeShape {
     /// 1 for a single-part mail; each multipart or attached message adds a level.
-    pub(super) depth: usize,
+    pub(crate) depth: usize,
     /// Parts counted, attached messages' parts included; the walk stops after `max_parts + 1`.
-    pub(super) parts: usize,
+    pub(crate) parts: usize,
 }
 
 /// Walks the tree without recursion (see [`Parsed`]) and with bounded work.
-pub(super) fn mime_shape(msg: &Message<'_>, max_parts: usize) -> MimeShape {
+pub(crate) fn mime_shape(msg: &Message<'_>, max_parts: usize) -> MimeShape {
     let mut shape = MimeShape { depth: 0, parts: 0 };
     // (message, part id, depth of that part)
     let mut stack: Vec<(&Message<'_>, u32, usize)> = vec![(msg, 0, 1)];
@@ -299,11 +299,11 @@ pub(super) fn redecode_if_garbled<'t>(
 /// Most header fields read at the top of a mail. Real mail has a few dozen (a long relay
 /// chain perhaps a hundred); a million tiny fields would cost some twenty times their size in
 /// parsed headers.
-pub(super) const MAX_HEADER_FIELDS: usize = 1000;
+pub(crate) const MAX_HEADER_FIELDS: usize = 1000;
 
 /// Where the header field after the first `max` starts, when the top-level header section
 /// has more than `max` fields (continuation lines belong to their field).
-pub(super) fn header_fields_cut(raw: &[u8], max: usize) -> Option<usize> {
+pub(crate) fn header_fields_cut(raw: &[u8], max: usize) -> Option<usize> {
     let mut fields = 0;
     let mut pos = 0;
     while pos < raw.len() {
@@ -455,7 +455,8 @@ pub(super) fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailb
     }
     Some(Mailbox {
         name: name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
-        address: address.to_lowercase(),
+        // ASCII only: Unicode lower-casing turns the Kelvin sign into `k` (see authorise).
+        address: address.to_ascii_lowercase(),
     })
 }
 

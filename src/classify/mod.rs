@@ -10,11 +10,12 @@
 //! The store lookup between the two lives in `pipeline`, so these rules are unit-tested
 //! table by table without a database.
 
+pub mod authorise;
 pub mod automated;
 pub mod decision;
 pub mod loan_numbers;
 pub mod message;
-mod mime;
+pub(crate) mod mime;
 pub mod quotes;
 pub mod sender;
 pub mod subject;
@@ -63,6 +64,8 @@ pub struct Rules {
     /// Most MIME parts (nested messages' parts included) whose bodies are read; mail with more
     /// goes to review with its headers.
     pub max_mime_parts: usize,
+    /// `[security]`'s sender policy (see [`authorise`]).
+    pub sender_policy: authorise::SenderPolicy,
     /// `[rma] labels_dir`, resolved (None: no labels on file).
     pub rma_labels_dir: Option<std::path::PathBuf>,
     /// `[rma] max_label_bytes`.
@@ -92,6 +95,9 @@ impl Rules {
             max_message_bytes: config.mail.max_message_bytes,
             max_mime_depth: config.mail.max_mime_depth,
             max_mime_parts: config.mail.max_mime_parts,
+            sender_policy: authorise::SenderPolicy {
+                require_dmarc_pass: config.security.require_dmarc_pass,
+            },
             rma_labels_dir: config
                 .rma
                 .labels_dir
@@ -134,6 +140,12 @@ pub struct Inspection {
     pub loan_numbers_truncated: bool,
     /// A trusted authserv-id reported `dmarc=fail`.
     pub dmarc_fail: bool,
+    /// The DMARC result a trusted authserv-id reported (lower-case; a `fail` from any trusted
+    /// header wins), None without a trusted header carrying one.
+    pub dmarc: Option<String>,
+    /// Two or more From header fields, or more than one address in From: which sender a
+    /// person's mail client shows is not certain.
+    pub sender_ambiguous: bool,
     /// The mail exceeded `max_message_bytes` and was only read as far as its headers.
     pub oversize: bool,
     /// The MIME structure is nested deeper than `max_mime_depth`: only headers were read.
@@ -216,6 +228,8 @@ pub enum ReviewReason {
     RateLimited,
     DeadLetter,
     MissedReminder,
+    SenderAmbiguous,
+    DmarcNotPass,
     /// An RMA label request that cannot be answered automatically (no label on file, loan
     /// not in `return_requested`, unknown or another partner's loan, no number).
     RmaLabelMissing,
@@ -224,7 +238,7 @@ pub enum ReviewReason {
 }
 
 impl ReviewReason {
-    pub const ALL: [ReviewReason; 14] = [
+    pub const ALL: [ReviewReason; 16] = [
         ReviewReason::UnknownSender,
         ReviewReason::DmarcFail,
         ReviewReason::OtherSubject,
@@ -237,6 +251,8 @@ impl ReviewReason {
         ReviewReason::RateLimited,
         ReviewReason::DeadLetter,
         ReviewReason::MissedReminder,
+        ReviewReason::SenderAmbiguous,
+        ReviewReason::DmarcNotPass,
         ReviewReason::RmaLabelMissing,
         ReviewReason::ShipmentAttention,
     ];
@@ -255,6 +271,8 @@ impl ReviewReason {
             ReviewReason::RateLimited => "rate_limited",
             ReviewReason::DeadLetter => "dead_letter",
             ReviewReason::MissedReminder => "missed_reminder",
+            ReviewReason::SenderAmbiguous => "sender:ambiguous",
+            ReviewReason::DmarcNotPass => "dmarc_not_pass",
             ReviewReason::RmaLabelMissing => "rma_label_missing",
             ReviewReason::ShipmentAttention => "shipment_attention",
         }
@@ -279,6 +297,12 @@ impl ReviewReason {
             ReviewReason::RateLimited => "automatic mail to this address hit the rate limit",
             ReviewReason::DeadLetter => "delivery failed permanently",
             ReviewReason::MissedReminder => "reminder not sent within its window",
+            ReviewReason::SenderAmbiguous => {
+                "two From header fields or several From addresses: the sender is ambiguous"
+            }
+            ReviewReason::DmarcNotPass => {
+                "no trusted dmarc=pass, which security.require_dmarc_pass asks for"
+            }
             ReviewReason::RmaLabelMissing => {
                 "asks for a return label that cannot be sent automatically"
             }
@@ -347,7 +371,34 @@ pub fn inspect_sized(rules: &Rules, raw: &[u8], full_size: u64) -> Inspection {
     message::inspect_sized(rules, raw, full_size)
 }
 
-/// Combines an inspection with the store's facts. Pure.
+/// [`inspect_sized`] on the blocking pool ([`crate::offload`]), so parsing a crafted mail never
+/// holds an async worker thread. Should the work not finish, the mail is unreadable (review).
+pub async fn inspect_off_thread(
+    rules: &std::sync::Arc<Rules>,
+    raw: &[u8],
+    full_size: u64,
+) -> Inspection {
+    let shared: std::sync::Arc<[u8]> = raw.into();
+    let (r, bytes) = (rules.clone(), shared.clone());
+    match crate::offload::run(None, move || message::inspect_sized(&r, &bytes, full_size)).await {
+        Ok(inspection) => inspection,
+        Err(e) => {
+            tracing::error!(error = %e, "inspecting a mail failed");
+            message::unreadable(rules, &shared, full_size)
+        }
+    }
+}
+
+/// Combines an inspection with the store's facts under the default sender policy. Pure.
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
-    decision::decide(inspection, lookup)
+    decision::decide(inspection, lookup, &authorise::SenderPolicy::default())
+}
+
+/// [`decide`] under `policy` (`Rules::sender_policy`). Pure.
+pub fn decide_with(
+    inspection: &Inspection,
+    lookup: &Lookup,
+    policy: &authorise::SenderPolicy,
+) -> Decision {
+    decision::decide(inspection, lookup, policy)
 }

@@ -14,7 +14,7 @@ pub fn address_local(address: &str) -> Option<&str> {
 /// Is `address` inside one of the partner's registered domains (exact, case-insensitive;
 /// subdomains do not count)?
 pub fn partner_owns_address(partner: &Partner, address: &str) -> bool {
-    address_domain(address).is_some_and(|d| partner.owns_domain(d.trim_end_matches('.')))
+    address_domain(address).is_some_and(|d| super::authorise::partner_owns_domain(partner, d))
 }
 
 /// Where a reply may go: the first Reply-To address when *every* Reply-To address lies in the
@@ -114,6 +114,35 @@ pub fn trusted_dmarc_fail<'a>(
                 && ar.results.iter().any(|(m, r)| m == "dmarc" && r == "fail")
         })
         .map(|ar| ar.authserv_id)
+}
+
+/// The DMARC result reported by a trusted authserv-id: (authserv-id, result). A `fail` from
+/// any trusted header wins over other results; otherwise the first trusted result counts.
+/// Headers from other authserv-ids are ignored: anyone can write them.
+pub fn trusted_dmarc<'a>(
+    header_values: impl IntoIterator<Item = &'a str>,
+    trusted: &[String],
+) -> Option<(String, String)> {
+    let mut found: Option<(String, String)> = None;
+    for ar in header_values
+        .into_iter()
+        .filter_map(parse_authentication_results)
+        .filter(|ar| {
+            trusted
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&ar.authserv_id))
+        })
+    {
+        if let Some(result) = ar.result("dmarc") {
+            if result == "fail" {
+                return Some((ar.authserv_id.clone(), result.to_string()));
+            }
+            if found.is_none() {
+                found = Some((ar.authserv_id.clone(), result.to_string()));
+            }
+        }
+    }
+    found
 }
 
 /// Removes RFC 5322 comments (nested, with `\` escapes), keeping quoted strings intact.

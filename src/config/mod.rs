@@ -112,6 +112,32 @@ pub struct SecurityConfig {
     /// from any other authserv-id can be forged by the sender and are ignored.
     #[serde(default)]
     pub trusted_authserv_ids: Vec<String>,
+    /// Answer automatically only mail for which a trusted authserv-id reported `dmarc=pass`;
+    /// `none`, `temperror`, `permerror` or no trusted result at all go to review
+    /// (`dmarc_not_pass`). Off by default: then only a trusted `dmarc=fail` sends a mail to
+    /// review, and mail without a trusted Authentication-Results header is judged by its From
+    /// domain alone.
+    #[serde(default)]
+    pub require_dmarc_pass: bool,
+}
+
+/// What to warn about at start: with no trusted authserv-id, no Authentication-Results header
+/// is believed, so a `dmarc=fail` never sends a mail to review (and with
+/// `require_dmarc_pass` nothing is answered automatically).
+pub fn security_warning(security: &SecurityConfig) -> Option<String> {
+    if !security.trusted_authserv_ids.is_empty() {
+        return None;
+    }
+    Some(if security.require_dmarc_pass {
+        "security.trusted_authserv_ids is empty while security.require_dmarc_pass is on: no \
+         DMARC result is believed, so every mail goes to review"
+            .to_string()
+    } else {
+        "security.trusted_authserv_ids is empty: no Authentication-Results header is believed, \
+         so spoofed mail failing DMARC is answered like any other; list your inbound MTAs' \
+         authserv-ids"
+            .to_string()
+    })
 }
 
 impl Config {

@@ -27,7 +27,7 @@ impl Access {
     }
 
     /// Whether the request may see the metrics.
-    pub(super) fn check(
+    pub(crate) fn check(
         &self,
         headers: &HeaderMap,
         peer: Option<SocketAddr>,
@@ -64,7 +64,7 @@ impl Access {
 
 /// Why a scrape is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub(crate) enum Refusal {
     /// 401: the token is missing or wrong.
     NoToken,
     /// 403: no token is configured and the client is not on loopback.

@@ -16,7 +16,7 @@
 //! `scrape` renders them with the database and health snapshots; `access` decides who may
 //! scrape.
 
-mod access;
+pub(crate) mod access;
 mod scrape;
 
 use std::net::SocketAddr;

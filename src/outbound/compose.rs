@@ -3,6 +3,8 @@
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox as LettreMailbox, MultiPart};
 
+use super::headers;
+pub use super::headers::is_sane_message_id;
 use crate::classify::OWN_MAIL_HEADER;
 
 /// Errors composing a mail; the address or header at fault is named.
@@ -104,13 +106,16 @@ impl Composer {
                 address: from_address.into(),
                 message: e.to_string(),
             })?;
-        Ok(Composer {
-            from: LettreMailbox::new(
-                Some(from_name.to_string()).filter(|n| !n.is_empty()),
-                address,
-            ),
+        let composer = Composer {
+            from: headers::mailbox(Some(from_name), address),
             message_id_domain: message_id_domain.to_string(),
-        })
+        };
+        if !is_sane_message_id(&composer.new_message_id(jiff::Timestamp::UNIX_EPOCH)) {
+            return Err(ComposeError::Build(format!(
+                "Message-ID domain {message_id_domain:?} cannot be used in a header"
+            )));
+        }
+        Ok(composer)
     }
 
     pub fn from_address(&self) -> String {
@@ -146,7 +151,7 @@ impl Composer {
             draft.kind,
             draft.date,
         )?;
-        if let Some(parent) = draft.in_reply_to {
+        if let Some(parent) = draft.in_reply_to.filter(|p| is_sane_message_id(p)) {
             builder = builder.in_reply_to(format!("<{parent}>"));
             let refs = thread_references(draft.references, parent);
             builder = builder.references(
@@ -172,19 +177,17 @@ impl Composer {
                     lettre::message::header::ContentTransferEncoding::Base64,
                 )
                 .map_err(|_| ComposeError::Build(format!("{}: cannot encode", a.file_name)))?;
+                // The file name is a header value too (Content-Disposition).
+                let file_name = headers::cap_chars(headers::header_text(a.file_name), 150);
                 mixed = mixed.singlepart(
-                    lettre::message::Attachment::new(a.file_name.to_string())
-                        .body(body, content_type),
+                    lettre::message::Attachment::new(file_name).body(body, content_type),
                 );
             }
             mixed
         };
-        let message = builder
-            .multipart(body)
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(Composed {
             message_id,
-            bytes: message.formatted(),
+            bytes: finish(builder, body)?,
         })
     }
 
@@ -213,15 +216,11 @@ impl Composer {
                     .join(" "),
             );
         }
-        let message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                notice.text.to_string(),
-                notice.html.to_string(),
-            ))
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        let body =
+            MultiPart::alternative_plain_html(notice.text.to_string(), notice.html.to_string());
         Ok(Composed {
             message_id,
-            bytes: message.formatted(),
+            bytes: finish(builder, body)?,
         })
     }
 
@@ -234,15 +233,12 @@ impl Composer {
         }
         let (message_id, builder) =
             self.builder(notice.to, notice.subject, notice.kind, notice.date)?;
-        let message = builder
-            .multipart(MultiPart::alternative_plain_html(
-                notice.text.to_string(),
-                notice.html.to_string(),
-            ))
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(Composed {
             message_id,
-            bytes: message.formatted(),
+            bytes: finish(
+                builder,
+                MultiPart::alternative_plain_html(notice.text.to_string(), notice.html.to_string()),
+            )?,
         })
     }
 
@@ -258,7 +254,7 @@ impl Composer {
         let message_id = self.new_message_id(date);
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
-            .subject(subject)
+            .subject(headers::subject(subject))
             .message_id(Some(format!("<{message_id}>")))
             .date(
                 std::time::SystemTime::UNIX_EPOCH
@@ -266,17 +262,13 @@ impl Composer {
             )
             .header(OwnMarker(kind.marker().to_string()));
         for mailbox in to {
-            let address = mailbox
-                .address
-                .parse()
-                .map_err(|e: lettre::address::AddressError| ComposeError::Address {
+            let address = headers::header_text(&mailbox.address).parse().map_err(
+                |e: lettre::address::AddressError| ComposeError::Address {
                     address: mailbox.address.clone(),
                     message: e.to_string(),
-                })?;
-            builder = builder.to(LettreMailbox::new(
-                mailbox.name.clone().filter(|n| !n.trim().is_empty()),
-                address,
-            ));
+                },
+            )?;
+            builder = builder.to(headers::mailbox(mailbox.name.as_deref(), address));
         }
         match kind {
             OwnMailKind::AutoReply => {
@@ -293,6 +285,24 @@ impl Composer {
             OwnMailKind::StaffReply => {}
         }
         Ok((message_id, builder))
+    }
+}
+
+/// The message's bytes. Every header value went through [`headers`] first; should lettre
+/// still panic on one, the mail is an error, not a crash.
+fn finish(
+    builder: lettre::message::MessageBuilder,
+    body: MultiPart,
+) -> Result<Vec<u8>, ComposeError> {
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        builder.multipart(body).map(|m| m.formatted())
+    }));
+    match built {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ComposeError::Build(e.to_string())),
+        Err(_) => Err(ComposeError::Build(
+            "the mail library failed on a header value".into(),
+        )),
     }
 }
 
@@ -315,16 +325,6 @@ pub fn thread_references(parent_references: &[String], parent: &str) -> Vec<Stri
         refs.extend(tail);
     }
     refs
-}
-
-/// A message id we can safely put between angle brackets in a header.
-pub fn is_sane_message_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 500
-        && id.is_ascii()
-        && !id
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'<' || b == b'>')
 }
 
 macro_rules! text_header {
@@ -586,5 +586,82 @@ mod tests {
             })
             .unwrap_err();
         assert!(matches!(err, ComposeError::Address { .. }));
+    }
+
+    fn reply_to(name: &str, subject: &str, parent: Option<&str>, refs: &[String]) -> Composed {
+        let to = Mailbox {
+            name: Some(name.into()),
+            address: "wangwei@huadong.example.cn".into(),
+        };
+        composer()
+            .compose(&Draft {
+                to: &to,
+                subject,
+                text: "t",
+                html: "<p>t</p>",
+                in_reply_to: parent,
+                references: refs,
+                kind: OwnMailKind::AutoReply,
+                date: "2026-11-26T08:00:00Z".parse().unwrap(),
+            })
+            .expect("composed")
+    }
+
+    fn header_block(bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes);
+        text.split("\r\n\r\n").next().unwrap().to_string()
+    }
+
+    /// Hostile names and subjects: never a panic, never a header line of our own making
+    /// (`Bcc:`), every line within RFC 5322's 998 octets.
+    #[test]
+    fn hostile_header_values_are_folded_capped_or_dropped() {
+        let long_id = format!("{}@x.example", "i".repeat(480));
+        let many: Vec<String> = (0..40).map(|i| format!("{i}-{long_id}")).collect();
+        let table: &[(&str, &str, Option<&str>, &[String])] = &[
+            ("Wang Wei\r\nBcc: evil@evil.example", "Re: x", None, &[]),
+            ("a\rb", "Re: a\r\nBcc: evil@evil.example", Some("p@x"), &[]),
+            ("a\nb", "Re: \u{0}\u{7f}", Some("bad id\r\nBcc: x@y"), &[]),
+            ("x\u{0}y", &"长".repeat(3000), None, &[]),
+            ("\"q\\", &"s ".repeat(5000), Some(&long_id), &many),
+            ("\u{2028}\u{85}", "\u{2029}", Some("p@x"), &many),
+        ];
+        for (name, subject, parent, refs) in table {
+            let c = reply_to(name, subject, *parent, refs);
+            let head = header_block(&c.bytes);
+            for line in c.bytes.split(|&b| b == b'\n') {
+                assert!(line.len() <= 998, "line of {} octets", line.len());
+            }
+            assert!(
+                !head
+                    .lines()
+                    .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+                "{head}"
+            );
+            let m = parse(&c.bytes);
+            assert_eq!(
+                m.to().unwrap().first().unwrap().address(),
+                Some("wangwei@huadong.example.cn")
+            );
+            let got = m.subject().unwrap_or("");
+            assert!(got.chars().count() <= headers::MAX_SUBJECT_CHARS, "{got}");
+            assert!(!got.contains(['\r', '\n', '\u{0}']), "{got:?}");
+        }
+        // The reported mail: the name is kept, on one line.
+        let c = reply_to("Wang Wei\r\nBcc: evil@evil.example", "Re: x", None, &[]);
+        let m = parse(&c.bytes);
+        assert_eq!(
+            m.to().unwrap().first().unwrap().name(),
+            Some("Wang Wei Bcc: evil@evil.example")
+        );
+        // A broken parent id is not echoed: no In-Reply-To at all.
+        let c = reply_to("n", "s", Some("bad id\r\nBcc: x@y"), &[]);
+        assert!(parse(&c.bytes).in_reply_to().is_empty());
+    }
+
+    #[test]
+    fn a_message_id_domain_that_cannot_be_a_header_is_refused() {
+        assert!(Composer::new("H", "helpdesk@example.test", "example.test\r\nX: y").is_err());
+        assert!(Composer::new("H\r\nBcc: a@b", "helpdesk@example.test", "example.test").is_ok());
     }
 }

@@ -1,16 +1,15 @@
-//! The `file` transport: each mail becomes an `.eml` file in a folder (lettre's file
-//! transport). The embedded default and the demo use it; so do tests that read replies back.
+//! The `file` transport: each mail becomes an `.eml` file in a folder. The embedded default
+//! and the demo use it; so do tests that read replies back. Files are written whole under a
+//! temporary name and renamed, mode 0600 ([`crate::private_file`]).
 
 use std::path::{Path, PathBuf};
 
 use lettre::address::Envelope;
-use lettre::AsyncTransport;
 
 use super::{Outgoing, SendError, SendFuture, Transport};
 
 pub struct FileTransport {
     dir: PathBuf,
-    inner: lettre::AsyncFileTransport<lettre::Tokio1Executor>,
 }
 
 impl FileTransport {
@@ -19,7 +18,6 @@ impl FileTransport {
         std::fs::create_dir_all(dir)?;
         Ok(FileTransport {
             dir: dir.to_path_buf(),
-            inner: lettre::AsyncFileTransport::new(dir),
         })
     }
 }
@@ -27,11 +25,15 @@ impl FileTransport {
 impl Transport for FileTransport {
     fn send<'a>(&'a self, mail: Outgoing<'a>) -> SendFuture<'a> {
         Box::pin(async move {
-            let envelope = envelope(&mail)?;
-            self.inner
-                .send_raw(&envelope, mail.body)
+            envelope(&mail)?;
+            let path = self
+                .dir
+                .join(format!("{:032x}.eml", rand::random::<u128>()));
+            let body = mail.body.to_vec();
+            tokio::task::spawn_blocking(move || crate::private_file::write_new(&path, &body))
                 .await
-                .map(|_id| ())
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
                 // A full or read-only disk may recover; nothing about the mail itself is wrong.
                 .map_err(|e| {
                     SendError::Transient(format!("writing to {}: {e}", self.dir.display()))

@@ -7,6 +7,7 @@
 
 pub mod compose;
 pub mod file;
+pub mod headers;
 pub mod sender;
 pub mod smtp;
 pub mod templates;

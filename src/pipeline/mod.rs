@@ -91,17 +91,40 @@ impl Evaluator {
         Evaluator { store, rules }
     }
 
+    /// The partner the store has for the sender's domain in canonical form (see
+    /// [`classify::authorise`], which decides whether the sender may speak for it). The one
+    /// partner lookup, shared by the pipeline and staff actions.
+    pub async fn partner_candidate(
+        &self,
+        inspection: &Inspection,
+    ) -> Result<Option<crate::domain::Partner>, StoreError> {
+        let domain = inspection
+            .from
+            .as_ref()
+            .and_then(|f| classify::address_domain(&f.address))
+            .and_then(classify::authorise::canonical_domain);
+        match domain {
+            Some(domain) => self.store.partner_by_domain(&domain).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The rules this evaluator applies.
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
     /// `full_size` is the mail's size at the source (larger than `raw` when only the headers
     /// of an oversize mail were read).
     pub async fn evaluate(&self, raw: &[u8], full_size: u64) -> Result<Evaluation, PipelineError> {
-        let inspection = classify::inspect_sized(&self.rules, raw, full_size);
+        let inspection = classify::inspect_off_thread(&self.rules, raw, full_size).await;
         self.decide(inspection).await
     }
 
     /// The store's facts for an inspected mail, and the decision.
     pub async fn decide(&self, inspection: Inspection) -> Result<Evaluation, PipelineError> {
         let lookup = self.lookup(&inspection).await?;
-        let decision = classify::decide(&inspection, &lookup);
+        let decision = classify::decide_with(&inspection, &lookup, &self.rules.sender_policy);
         Ok(Evaluation {
             inspection,
             decision,
@@ -110,14 +133,7 @@ impl Evaluator {
     }
 
     async fn lookup(&self, inspection: &Inspection) -> Result<Lookup, StoreError> {
-        let partner = match inspection
-            .from
-            .as_ref()
-            .and_then(|f| classify::address_domain(&f.address))
-        {
-            Some(domain) => self.store.partner_by_domain(domain).await?,
-            None => None,
-        };
+        let partner = self.partner_candidate(inspection).await?;
         let shipments = self
             .store
             .shipments_by_loan(&inspection.loan_numbers)
@@ -238,7 +254,8 @@ impl Pipeline {
     async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
         // The rules' reading first; the store is asked about the partner and loans only
         // once the mail is known not to be recorded already (redeliveries, re-reads).
-        let inspection = classify::inspect_sized(&self.evaluator.rules, &mail.bytes, mail.size);
+        let inspection =
+            classify::inspect_off_thread(&self.evaluator.rules, &mail.bytes, mail.size).await;
         let span = tracing::Span::current();
         span.record(
             "message_id",

@@ -10,6 +10,7 @@ use crate::classify::{self, Decision, Inspection, Mailbox};
 use crate::config::Config;
 use crate::domain::{Language, Partner, Shipment};
 use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
+use crate::outbound::headers;
 use crate::outbound::templates::{Rendered, TemplateError, Templates};
 use crate::outbound::Composer;
 use crate::store::NewOutbox;
@@ -228,7 +229,7 @@ pub fn compose_tracking_reply(
         envelope_from: composer.from_address(),
         recipients: vec![to.address.clone()],
         rate_key: to.address.to_lowercase(),
-        subject,
+        subject: crate::outbound::headers::subject(&subject),
         body: composed.bytes,
     })
 }
@@ -261,14 +262,15 @@ pub fn reply_context(
         );
     }
     ReplyContext {
+        // Echoed from the mail: plain text that cannot become a link in our reply.
         sender_name: inspection
             .from
             .as_ref()
-            .and_then(|f| f.name.clone())
-            .map(|n| n.trim().to_string())
+            .and_then(|f| f.name.as_deref())
+            .map(|n| headers::echo_text(n, headers::MAX_NAME_CHARS))
             .filter(|n| !n.is_empty()),
         partner_name: partner.name.clone(),
-        subject: inspection.subject.clone(),
+        subject: headers::echo_text(&inspection.subject, headers::MAX_SUBJECT_CHARS),
         no_numbers: decision.loans.is_empty(),
         listed,
         more: if listed { decision.listed_more } else { 0 },

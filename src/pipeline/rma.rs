@@ -79,11 +79,14 @@ pub fn compose_rma_reply(
         return Err("no loan to send a return label for".into());
     }
     let context = RmaContext {
+        // Echoed from the mail: plain text that cannot become a link in our reply.
         sender_name: inspection
             .from
             .as_ref()
-            .and_then(|f| f.name.clone())
-            .map(|n| n.trim().to_string())
+            .and_then(|f| f.name.as_deref())
+            .map(|n| {
+                crate::outbound::headers::echo_text(n, crate::outbound::headers::MAX_NAME_CHARS)
+            })
             .filter(|n| !n.is_empty()),
         partner_name: partner.name.clone(),
         loans: views,

@@ -198,7 +198,7 @@ impl Actions {
         })?;
         let raw = self.store.inbound_raw(inbound_id).await?;
         let mut inspection = match &raw {
-            Some(raw) => classify::inspect(&self.rules, raw),
+            Some(raw) => classify::inspect_off_thread(&self.rules, raw, raw.len() as u64).await,
             None => classify::inspect(&self.rules, b""),
         };
         // What was stored is what staff saw: it fills what a re-read cannot give (an
@@ -218,22 +218,24 @@ impl Actions {
         if inspection.text.is_empty() {
             inspection.text = record.body_text.clone();
         }
-        let partner = match inspection
-            .from
-            .as_ref()
-            .and_then(|f| classify::address_domain(&f.address))
-        {
-            Some(domain) => self.store.partner_by_domain(domain).await?,
-            None => None,
-        };
-        let decision = classify::decide(
+        // The pipeline's partner lookup and sender authorisation: staff answer for the
+        // partner the rules would (a staff answer overrides the review reasons, not who the
+        // sender is).
+        let candidate = self
+            .pipeline
+            .evaluator()
+            .partner_candidate(&inspection)
+            .await?;
+        let decision = classify::decide_with(
             &inspection,
             &Lookup {
-                partner: partner.clone(),
+                partner: candidate.clone(),
                 shipments: Vec::new(),
                 ..Lookup::default()
             },
+            &self.rules.sender_policy,
         );
+        let partner = candidate.filter(|p| decision.partner_id.as_deref() == Some(&p.partner_id));
         let to = decision
             .reply_to
             .clone()

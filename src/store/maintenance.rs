@@ -49,8 +49,11 @@ impl Store {
         let name = target
             .to_str()
             .ok_or_else(|| BackupError::Path(target.display().to_string()))?;
-        // Bound as a parameter, never spliced into the SQL. SQLite itself also refuses a target
-        // that exists and is not empty (a file created in between).
+        // Created empty with mode 0600 first: VACUUM INTO fills an empty file and keeps its
+        // mode. Bound as a parameter, never spliced into the SQL. SQLite itself also refuses a
+        // target that exists and is not empty (a file created in between).
+        crate::private_file::create(target)
+            .map_err(|e| BackupError::Path(format!("{}: {e}", target.display())))?;
         sqlx::query("VACUUM INTO $1")
             .bind(name)
             .execute(pool)

@@ -208,8 +208,23 @@ impl Store {
         };
         let backend = if url.starts_with("sqlite:") {
             let url = resolve_sqlite_url(url, base_dir);
-            let options = SqliteConnectOptions::from_str(&url)
-                .map_err(connect_err)?
+            let options = SqliteConnectOptions::from_str(&url).map_err(connect_err)?;
+            // A new database file is created here with mode 0600 (SQLite gives its WAL and SHM
+            // files the database file's mode), not by SQLite under the process umask.
+            let file = options.get_filename();
+            if url.contains("mode=rwc")
+                && !file.as_os_str().is_empty()
+                && file != std::path::Path::new(":memory:")
+                && !url.contains("mode=memory")
+                && !file.exists()
+            {
+                if let Err(e) = crate::private_file::create(file) {
+                    if e.kind() != std::io::ErrorKind::AlreadyExists {
+                        return Err(connect_err(sqlx::Error::Io(e)));
+                    }
+                }
+            }
+            let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)

@@ -245,6 +245,61 @@ impl Store {
         Ok(())
     }
 
+    /// Count-check-record in one step for a sign-in about to be checked: records the attempt
+    /// (as failed until [`Store::finish_login_attempt`] says otherwise), *then* counts the
+    /// failed attempts since `since_ms` by name and by address, this one included. Concurrent
+    /// attempts each see every attempt recorded before their count, so with a limit of N at
+    /// most N of them see a count ≤ N, on one instance or several sharing the database.
+    /// Returns the attempt's id and the counts.
+    pub async fn reserve_login_attempt(
+        &self,
+        username: &str,
+        remote: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<(i64, FailedLogins), StoreError> {
+        let id: i64 = dispatch!(self, |pool| {
+            sqlx::query_scalar(
+                "INSERT INTO login_attempts (at, username, remote, success) \
+                 VALUES ($1, $2, $3, FALSE) RETURNING id",
+            )
+            .bind(now_ms)
+            .bind(username)
+            .bind(remote)
+            .fetch_one(pool)
+            .await?
+        });
+        let failed = self.failed_logins_since(username, remote, since_ms).await?;
+        Ok((id, failed))
+    }
+
+    /// Settles an attempt of [`Store::reserve_login_attempt`]: `Some(success)` records the
+    /// outcome, `None` removes it (the attempt was refused before any password was checked).
+    pub async fn finish_login_attempt(
+        &self,
+        id: i64,
+        outcome: Option<bool>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, |pool| {
+            match outcome {
+                Some(success) => {
+                    sqlx::query("UPDATE login_attempts SET success = $1 WHERE id = $2")
+                        .bind(success)
+                        .bind(id)
+                        .execute(pool)
+                        .await?
+                }
+                None => {
+                    sqlx::query("DELETE FROM login_attempts WHERE id = $1")
+                        .bind(id)
+                        .execute(pool)
+                        .await?
+                }
+            };
+        });
+        Ok(())
+    }
+
     /// Failed attempts since `since_ms` for this account name and from this address, and the
     /// oldest of them (when the window frees up again).
     pub async fn failed_logins_since(

@@ -60,7 +60,12 @@ impl FormData {
 
 /// Cookie names. `__Host-` (only with `Secure`) pins the cookie to this host and path `/`.
 fn session_cookie(state: &WebState) -> &'static str {
-    if state.config.secure_cookies {
+    session_cookie_name(state.config.secure_cookies)
+}
+
+/// The session cookie's name (`__Host-` prefixed with `web.secure_cookies`).
+pub fn session_cookie_name(secure_cookies: bool) -> &'static str {
+    if secure_cookies {
         "__Host-td_session"
     } else {
         "td_session"
@@ -303,6 +308,32 @@ fn client_address(state: &WebState, req_headers: &HeaderMap, peer: Option<Socket
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Password checks (argon2) running at once; a sign-in finding none free is refused with 429.
+pub const MAX_CONCURRENT_PASSWORD_CHECKS: usize = 4;
+static PASSWORD_CHECKS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_CONCURRENT_PASSWORD_CHECKS);
+
+/// The sign-in page with 429 and `Retry-After`.
+fn too_many(
+    state: &WebState,
+    next: Option<&str>,
+    typed_name: &str,
+    message: &str,
+    retry_after_s: i64,
+) -> Response {
+    let mut res = login_page(
+        state,
+        next,
+        Some(message),
+        typed_name,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// Signs in: CSRF (double-submit), rate limit, password, new session.
 pub async fn login(
     State(state): State<Arc<WebState>>,
@@ -336,17 +367,23 @@ pub async fn login(
     let name = normalize_name(&typed_name).unwrap_or_else(|_| typed_name.trim().to_lowercase());
     let now = state.now_ms();
     let window = state.config.login_window.as_millis() as i64;
-    let failed = match state
+    // Count-check-record in one step: the attempt is recorded before the count, so parallel
+    // attempts cannot all pass the check (see `Store::reserve_login_attempt`).
+    let (attempt, failed) = match state
         .store
-        .failed_logins_since(&name, &remote, now - window)
+        .reserve_login_attempt(&name, &remote, now, now - window)
         .await
     {
-        Ok(f) => f,
+        Ok(r) => r,
         Err(e) => return WebError::from(e).into_response(),
     };
-    let limited_user = failed.by_user >= i64::from(state.config.login_max_failures);
-    let limited_remote = failed.by_remote >= i64::from(state.config.login_max_failures_per_address);
+    // The counts include this attempt.
+    let limited_user = failed.by_user > i64::from(state.config.login_max_failures);
+    let limited_remote = failed.by_remote > i64::from(state.config.login_max_failures_per_address);
     if limited_user || limited_remote {
+        if let Err(e) = state.store.finish_login_attempt(attempt, None).await {
+            return WebError::from(e).into_response();
+        }
         let oldest = if limited_user {
             failed.user_oldest
         } else {
@@ -355,21 +392,32 @@ pub async fn login(
         .unwrap_or(now);
         let wait_s = ((oldest + window - now) / 1000).max(1);
         tracing::warn!(user = %name, %remote, "sign-in refused: too many failed attempts");
-        let mut res = login_page(
+        return too_many(
             &state,
             next.as_deref(),
-            Some(&format!(
+            &typed_name,
+            &format!(
                 "Too many failed sign-in attempts. Try again in {} minute(s).",
                 (wait_s + 59) / 60
-            )),
-            &typed_name,
-            StatusCode::TOO_MANY_REQUESTS,
+            ),
+            wait_s,
         );
-        if let Ok(v) = HeaderValue::from_str(&wait_s.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return res;
     }
+    // argon2 needs ≈ 19 MiB and a core for a while per check: only a few at once; more are
+    // refused at once rather than queued (a flood must not exhaust memory).
+    let Ok(_hashing) = PASSWORD_CHECKS.try_acquire() else {
+        if let Err(e) = state.store.finish_login_attempt(attempt, None).await {
+            return WebError::from(e).into_response();
+        }
+        tracing::warn!(user = %name, %remote, "sign-in refused: too many password checks at once");
+        return too_many(
+            &state,
+            next.as_deref(),
+            &typed_name,
+            "Too many sign-ins at once. Try again in a moment.",
+            1,
+        );
+    };
     let password = form.get("password").unwrap_or("").to_string();
     let user = match state.store.user_by_name(&name).await {
         Ok(u) => u.filter(|u| !u.disabled),
@@ -385,11 +433,8 @@ pub async fn login(
         .await
         .unwrap_or(false)
         && user.is_some();
-    if let Err(e) = state
-        .store
-        .record_login_attempt(&name, &remote, ok, now)
-        .await
-    {
+    drop(_hashing);
+    if let Err(e) = state.store.finish_login_attempt(attempt, Some(ok)).await {
         return WebError::from(e).into_response();
     }
     let Some(user) = user.filter(|_| ok) else {

@@ -193,15 +193,17 @@ async fn mail_context(
     let inbound_id = message.inbound.id;
     let remote_images = state.config.remote_images || images;
     let view = match state.store.inbound_raw(inbound_id).await? {
-        Some(raw) => mail_view::view(
-            &raw,
-            &SanitizeOptions {
+        Some(raw) => {
+            let opts = SanitizeOptions {
                 remote_images,
                 inline_base: format!("/messages/{inbound_id}/inline/"),
-            },
-        ),
+            };
+            mail_view::view_off_thread(raw, opts, view_limits(state)).await
+        }
         None => None,
     };
+    let mut message = message.clone();
+    mail_view::cap_display_text(&mut message.inbound.body_text);
     let mut reply_text: BTreeMap<String, String> = BTreeMap::new();
     for row in state.store.outbox_for_inbound(inbound_id).await? {
         reply_text.insert(row.id.to_string(), body_text(&row.body));
@@ -216,6 +218,11 @@ async fn mail_context(
         },
         uses_remote,
     ))
+}
+
+/// The classification's limits, which every page reading a stored mail keeps to.
+fn view_limits(state: &WebState) -> mail_view::ViewLimits {
+    mail_view::ViewLimits::from_rules(&state.rules)
 }
 
 /// The text part of a mail we composed (for showing what was sent).
@@ -490,7 +497,9 @@ pub async fn attachment(
     Path((id, index)): Path<(i64, usize)>,
 ) -> PageResult {
     let raw = raw_or_404(&state, id).await?;
-    let part = mail_view::attachment(&raw, index).ok_or(WebError::NotFound)?;
+    let part = mail_view::attachment_off_thread(raw, index, view_limits(&state))
+        .await
+        .ok_or(WebError::NotFound)?;
     Ok((
         download_headers(&part.name, "application/octet-stream", false),
         part.bytes,
@@ -504,7 +513,9 @@ pub async fn inline_image(
     Path((id, cid)): Path<(i64, String)>,
 ) -> PageResult {
     let raw = raw_or_404(&state, id).await?;
-    let part = mail_view::inline_image(&raw, &cid).ok_or(WebError::NotFound)?;
+    let part = mail_view::inline_image_off_thread(raw, cid, view_limits(&state))
+        .await
+        .ok_or(WebError::NotFound)?;
     let mut res = (
         download_headers(&part.name, &part.content_type, true),
         part.bytes,
