@@ -74,6 +74,11 @@ pub struct OutboundReport {
     pub sent: u64,
     pub retried: u64,
     pub dead: u64,
+    /// When the SMTP relay became unavailable (absent while it is up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_down_since: Option<String>,
+    /// Sends whose outcome was unknown (no reply to the final dot).
+    pub unknown_outcomes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -229,6 +234,11 @@ impl HealthState {
                 sent: self.sender.sent.load(r),
                 retried: self.sender.retried.load(r),
                 dead: self.sender.dead.load(r),
+                relay_down_since: match self.sender.relay_down_since_ms.load(r) {
+                    0 => None,
+                    since => rfc3339(since),
+                },
+                unknown_outcomes: self.sender.unknown_outcomes.load(r),
             },
             imap: imap.map(|i| ImapReport {
                 connected: i.connected,

@@ -72,6 +72,10 @@ pub enum SendResult {
     Retried,
     /// Failed for good; moved to the review queue.
     Dead,
+    /// The relay was unavailable: the mail waits for it, no attempt counted.
+    RelayDown,
+    /// Handed over without hearing the final reply: retried after the unknown-outcome delay.
+    UnknownOutcome,
 }
 
 impl SendResult {
@@ -80,6 +84,8 @@ impl SendResult {
             SendResult::Sent => "sent",
             SendResult::Retried => "retried",
             SendResult::Dead => "dead",
+            SendResult::RelayDown => "relay_down",
+            SendResult::UnknownOutcome => "unknown_outcome",
         }
     }
 }
@@ -105,7 +111,7 @@ impl ReminderOutcome {
 /// The outbox purposes (`outbox.purpose`), pre-declared so their series exist from the start.
 const PURPOSES: [&str; 3] = ["reply", "reminder", "staff_reply"];
 /// Review reasons stored besides [`ReviewReason`]s.
-const OTHER_REASONS: [&str; 1] = ["reminder_failed"];
+const OTHER_REASONS: [&str; 3] = ["reminder_failed", "relay_down", "unprocessable"];
 
 /// One process's metrics. Cheap to share (`Arc`); every recording method is a few atomics.
 pub struct Metrics {
@@ -256,7 +262,13 @@ impl Metrics {
             }
         }
         for purpose in PURPOSES {
-            for result in [SendResult::Sent, SendResult::Retried, SendResult::Dead] {
+            for result in [
+                SendResult::Sent,
+                SendResult::Retried,
+                SendResult::Dead,
+                SendResult::RelayDown,
+                SendResult::UnknownOutcome,
+            ] {
                 let _ = m.sends.get_or_create(&SendLabels {
                     purpose: purpose.to_string(),
                     result: result.code(),
