@@ -220,22 +220,30 @@ impl Pipeline {
             span.record("loans", loans.join(" "));
         }
         let mut key = inspection.message_key.clone();
-        if let Some((inbound_id, sender, subject)) = self.store.inbound_by_key(&key).await? {
+        let mut reused = false;
+        if let Some((inbound_id, sender, subject, text)) = self.store.inbound_by_key(&key).await? {
             let from = inspection.from.as_ref().map(|f| f.address.as_str());
-            if sender.as_deref() == from && subject == inspection.subject {
+            let this = fingerprint(from, &inspection.subject, &inspection.text);
+            if fingerprint(sender.as_deref(), &subject, &text) == this {
                 span.record("inbound_id", inbound_id);
                 tracing::info!(message_key = %key, "already recorded; acknowledging only");
                 return Ok(Processed::Duplicate { inbound_id });
             }
-            // Same Message-ID, different mail (a broken mailer, or a forged id meant to
-            // suppress a request): it is handled on its own merits under its content hash.
-            key = format!("{key}#{}", classify::message::hash_key(&mail.bytes));
+            // Same Message-ID, other content (an ERP notifier with one constant id, a broken
+            // mailer, or a forged id meant to suppress a request): a new mail, handled on its
+            // own merits under the id plus its content fingerprint, so its own redelivery is
+            // still a duplicate.
+            key = format!("{key}#{this}");
+            reused = true;
             tracing::warn!(message_key = %key, "Message-ID reused by a different mail");
-            if let Some((inbound_id, _, _)) = self.store.inbound_by_key(&key).await? {
+            if let Some((inbound_id, ..)) = self.store.inbound_by_key(&key).await? {
                 return Ok(Processed::Duplicate { inbound_id });
             }
         }
         let mut eval = self.evaluator.decide(inspection).await?;
+        if reused {
+            eval.decision.reasons.push("message_id:reused".to_string());
+        }
         let now = self.clock.now();
         let mut review_detail: Vec<String> = Vec::new();
         let mut outbox = Vec::new();
@@ -415,5 +423,55 @@ pub fn stored_decision(decision: &Decision, decided_by: &str) -> NewDecision {
             .iter()
             .map(|r| r.code().to_string())
             .collect(),
+    }
+}
+
+/// What makes two mails with one Message-ID the same mail: sender, subject and decoded body.
+/// A redelivery (other `Received` lines, another transfer encoding) has the same fingerprint;
+/// a different mail reusing the id has not.
+pub fn fingerprint(sender: Option<&str>, subject: &str, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [sender.unwrap_or(""), subject, text] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("fp:{}", hex::encode(&h.finalize()[..16]))
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::fingerprint;
+
+    #[test]
+    fn same_mail_same_fingerprint_other_content_other() {
+        let base = fingerprint(Some("a@x.example"), "Order 1", "D50261001");
+        let cases = [
+            (
+                fingerprint(Some("a@x.example"), "Order 1", "D50261001"),
+                true,
+            ),
+            (
+                fingerprint(Some("a@x.example"), "Order 1", "D50261002"),
+                false,
+            ),
+            (
+                fingerprint(Some("b@x.example"), "Order 1", "D50261001"),
+                false,
+            ),
+            (
+                fingerprint(Some("a@x.example"), "Order 2", "D50261001"),
+                false,
+            ),
+            (fingerprint(None, "Order 1", "D50261001"), false),
+            // Field boundaries count: moving text between fields is another mail.
+            (
+                fingerprint(Some("a@x.example"), "Order 1D", "50261001"),
+                false,
+            ),
+        ];
+        for (i, (fp, same)) in cases.iter().enumerate() {
+            assert_eq!(*fp == base, *same, "case {i}");
+        }
     }
 }
