@@ -242,6 +242,11 @@ impl App {
     /// `run`: every worker until SIGINT/SIGTERM, then a graceful stop.
     pub async fn run_forever(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(version = crate::VERSION, "trialdesk starting");
+        match self.store.durability().await.map(|d| d.warning()) {
+            Ok(Some(warning)) => tracing::warn!("{warning}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the database's commit durability"),
+        }
         let queued = Arc::new(Notify::new());
         let queued_for_web = queued.clone();
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
