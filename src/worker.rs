@@ -55,6 +55,18 @@ impl Backoff {
     }
 }
 
+/// How long a unit of work in hand may still run after a stop was asked for, before it is
+/// abandoned (dropped). Every worker stops between units; this bounds the wait for one that
+/// hangs (a silent server), so `run` stops within the unit's `TimeoutStopSec` (60 s, deploy/):
+/// at most this grace plus closing the connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(40);
+
+/// Resolves [`SHUTDOWN_GRACE`] after `cancel` fired: race a unit of work against it.
+pub async fn grace_over(cancel: &CancellationToken) {
+    cancel.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
 /// Runs `step` until cancelled. `wait` is awaited when a step reports `Idle` (it should return
 /// when new work may be there: a notification, a timer, IDLE from the server).
 pub async fn run_loop<S, SF, W, WF, E>(
@@ -71,7 +83,14 @@ pub async fn run_loop<S, SF, W, WF, E>(
     E: std::error::Error + 'static,
 {
     while !cancel.is_cancelled() {
-        match step().await {
+        let result = tokio::select! {
+            r = step() => r,
+            _ = grace_over(cancel) => {
+                tracing::warn!(worker = name, "work in hand abandoned at shutdown");
+                break;
+            }
+        };
+        match result {
             Ok(Outcome::Done) => backoff.reset(),
             Ok(Outcome::Idle) => {
                 backoff.reset();

@@ -513,3 +513,53 @@ async fn per_message_retries_are_bounded_by_time_not_by_a_count() {
     let row = env.app.store.outbox_row(1).await.unwrap().unwrap();
     assert!(row.last_error.unwrap().contains("gave up after"));
 }
+
+/// Cancels the sender's token during its first send (SIGTERM arriving mid-batch).
+struct CancelOnSend(tokio_util::sync::CancellationToken, AtomicUsize);
+
+impl Transport for CancelOnSend {
+    fn send<'a>(&'a self, _mail: Outgoing<'a>) -> SendFuture<'a> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.cancel();
+        Box::pin(async { Ok(()) })
+    }
+    fn describe(&self) -> String {
+        "cancel-on-send".into()
+    }
+}
+
+#[tokio::test]
+async fn shutdown_hands_back_claimed_rows_without_counting_an_attempt() {
+    let env = TestEnv::new("").await;
+    let clock = ManualClock::new(jiff::Timestamp::now());
+    queue_reply_and_reminder(&env, &clock).await;
+    clock.advance(Duration::from_secs(1));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let t = Arc::new(CancelOnSend(cancel.clone(), AtomicUsize::new(0)));
+    let s = sender(&env, t.clone(), &clock);
+    s.step(&cancel).await.unwrap();
+    assert_eq!(
+        t.1.load(Ordering::SeqCst),
+        1,
+        "the mail in hand is finished"
+    );
+    let rows: Vec<_> = futures::future::join_all((1..=2).map(|id| {
+        let store = env.app.store.clone();
+        async move { store.outbox_row(id).await.unwrap().unwrap() }
+    }))
+    .await;
+    let released: Vec<_> = rows.iter().filter(|r| r.state == "queued").collect();
+    assert_eq!(released.len(), 1, "{rows:?}");
+    assert_eq!(
+        released[0].attempts, 0,
+        "no attempt counted: {:?}",
+        released[0]
+    );
+    // Due at once for the next sender, not after a lease.
+    let other = sender(&env, t.clone(), &clock);
+    other
+        .step(&tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(t.1.load(Ordering::SeqCst), 2);
+}

@@ -77,6 +77,10 @@ pub struct Sender {
     relay: std::sync::Mutex<RelayState>,
 }
 
+/// How long a send in hand may go on after a stop was asked for (below
+/// [`crate::worker::SHUTDOWN_GRACE`], so its outcome is still recorded).
+const SEND_GRACE: Duration = Duration::from_secs(20);
+
 /// Longest sleep between looks at the outbox when nothing is due: rows queued by another
 /// instance (or by a CLI command) are picked up at least this often.
 const MAX_IDLE_SLEEP: Duration = Duration::from_secs(5);
@@ -169,7 +173,7 @@ impl Sender {
             {
                 continue;
             }
-            if self.send_one(&row, lease_until).await? == Flow::RelayDown {
+            if self.send_one(&row, lease_until, cancel).await? == Flow::RelayDown {
                 release_why = "relay unavailable; not tried";
                 break;
             }
@@ -241,18 +245,32 @@ impl Sender {
         attempt = row.attempts,
         to = tracing::field::Empty,
     ))]
-    async fn send_one(&self, row: &OutboxRow, lease_until: i64) -> Result<Flow, StoreError> {
+    async fn send_one(
+        &self,
+        row: &OutboxRow,
+        lease_until: i64,
+        cancel: &CancellationToken,
+    ) -> Result<Flow, StoreError> {
         let recipients = row.recipient_list()?;
         tracing::Span::current().record("to", recipients.join(", "));
         let started = std::time::Instant::now();
-        let result = self
-            .transport
-            .send(Outgoing {
-                envelope_from: &row.envelope_from,
-                recipients: &recipients,
-                body: &row.body,
-            })
-            .await;
+        let send = self.transport.send(Outgoing {
+            envelope_from: &row.envelope_from,
+            recipients: &recipients,
+            body: &row.body,
+        });
+        // At shutdown a send in hand gets SEND_GRACE; cut off then, it may have reached the
+        // relay: recorded as an unknown outcome (not resent before the delay), not left
+        // leased for another sender to resend when the lease ends.
+        let result = tokio::select! {
+            r = send => r,
+            _ = async { cancel.cancelled().await; tokio::time::sleep(SEND_GRACE).await } => {
+                Err(SendError::Unknown(format!(
+                    "interrupted by shutdown after {}s",
+                    SEND_GRACE.as_secs()
+                )))
+            }
+        };
         let took = started.elapsed();
         let now = self.clock.now().as_millisecond();
         use crate::metrics::SendResult;

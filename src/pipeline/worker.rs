@@ -193,7 +193,17 @@ impl<S: MailSource> InboundWorker<S> {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut backoff = crate::worker::Backoff::new(self.backoff.0, self.backoff.1);
         while !cancel.is_cancelled() {
-            match self.step(&cancel).await {
+            // A mail in hand is finished (its transaction commits or not; an unacknowledged
+            // one is offered again and recognised); a hanging fetch is abandoned after the
+            // grace.
+            let result = tokio::select! {
+                r = self.step(&cancel) => r,
+                _ = crate::worker::grace_over(&cancel) => {
+                    tracing::warn!("inbound round abandoned at shutdown");
+                    break;
+                }
+            };
+            match result {
                 Ok(Outcome::Done) => backoff.reset(),
                 Ok(Outcome::Idle) => {
                     backoff.reset();
