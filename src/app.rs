@@ -180,7 +180,8 @@ impl App {
             SourceKind::Maildir => {
                 let source = self.maildir_source()?;
                 let description = crate::inbound::MailSource::describe(&source);
-                let mut worker = InboundWorker::new(source, pipeline);
+                let mut worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures);
                 worker.drain().await?;
                 (description, worker.stats())
             }
@@ -192,7 +193,8 @@ impl App {
                 let handle = lease.handle();
                 let source = self.imap_source()?.with_lease(handle.clone());
                 let mut description = source.describe();
-                let mut worker = InboundWorker::new(source, pipeline);
+                let mut worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures);
                 if handle.is_held() {
                     let stop = CancellationToken::new();
                     let renew = tokio::spawn({
@@ -265,15 +267,17 @@ impl App {
             false => None,
         };
         let tracker = TaskTracker::new();
+        let workers = Arc::new(crate::health::Workers::default());
         let started_ms = self.clock.now().as_millisecond();
         let (source, inbound, imap) = match self.config.mail.source {
             SourceKind::Maildir => {
                 let source = self.maildir_source()?;
                 let description = source.describe();
                 tracing::info!(source = %description, "reading mail");
-                let worker = InboundWorker::new(source, pipeline);
+                let worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures);
                 let stats = worker.stats();
-                tracker.spawn(worker.run(cancel.clone()));
+                tracker.spawn(workers.watch("inbound", cancel.clone(), worker.run(cancel.clone())));
                 (description, stats, None)
             }
             SourceKind::Imap => {
@@ -286,6 +290,7 @@ impl App {
                 tracing::info!(source = %description, lease = %lease.handle().name(), "reading mail whenever this instance holds the mailbox lease");
                 let imap = &self.config.imap;
                 let worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures)
                     .with_backoff(imap.reconnect_min, imap.reconnect_max);
                 let stats = worker.stats();
                 let lease_stop = CancellationToken::new();
@@ -293,12 +298,10 @@ impl App {
                     let (lease, stop) = (lease.clone(), lease_stop.clone());
                     async move { lease.run(stop).await }
                 });
-                tracker.spawn({
-                    let cancel = cancel.clone();
-                    async move {
-                        worker.run(cancel).await;
-                        lease_stop.cancel();
-                    }
+                let reader = workers.watch("inbound", cancel.clone(), worker.run(cancel.clone()));
+                tracker.spawn(async move {
+                    reader.await;
+                    lease_stop.cancel();
                 });
                 (description, stats, Some(status))
             }
@@ -311,6 +314,7 @@ impl App {
             started_ms,
             source,
             transport: sender.describe_transport(),
+            workers: workers.clone(),
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.
@@ -331,15 +335,21 @@ impl App {
         {
             let sender = sender.clone();
             let cancel = cancel.clone();
-            tracker.spawn(async move { sender.run(cancel).await });
+            tracker.spawn(workers.watch("sender", cancel.clone(), async move {
+                sender.run(cancel).await
+            }));
         }
         if let Some(scheduler) = scheduler {
             let cancel = cancel.clone();
-            tracker.spawn(async move { scheduler.run(cancel).await });
+            tracker.spawn(workers.watch("reminders", cancel.clone(), async move {
+                scheduler.run(cancel).await
+            }));
         }
         if let Some(retention) = self.retention() {
             let cancel = cancel.clone();
-            tracker.spawn(async move { retention.run(cancel).await });
+            tracker.spawn(workers.watch("retention", cancel.clone(), async move {
+                retention.run(cancel).await
+            }));
         }
         tracker.close();
         tracker.wait().await;

@@ -563,3 +563,47 @@ async fn shutdown_hands_back_claimed_rows_without_counting_an_attempt() {
         .unwrap();
     assert_eq!(t.1.load(Ordering::SeqCst), 2);
 }
+
+/// Panics when sending the reminder, delivers everything else.
+struct PanicOnReminder(AtomicUsize);
+
+impl Transport for PanicOnReminder {
+    fn send<'a>(&'a self, mail: Outgoing<'a>) -> SendFuture<'a> {
+        if mail.recipients.iter().any(|r| r.contains("zhongshan")) {
+            panic!("injected transport fault");
+        }
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+    fn describe(&self) -> String {
+        "panic-on-reminder".into()
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_sending_sets_one_row_aside_and_the_sender_goes_on() {
+    let env = TestEnv::new("").await;
+    let clock = ManualClock::new(jiff::Timestamp::now());
+    queue_reply_and_reminder(&env, &clock).await;
+    clock.advance(Duration::from_secs(1));
+    let t = Arc::new(PanicOnReminder(AtomicUsize::new(0)));
+    let s = sender(&env, t.clone(), &clock);
+    s.drain().await.unwrap();
+    assert_eq!(t.0.load(Ordering::SeqCst), 1, "the reply went out");
+    let mut counts = env.app.store.outbox_counts().await.unwrap();
+    counts.sort();
+    assert_eq!(
+        counts,
+        vec![("dead".to_string(), 1), ("sent".to_string(), 1)]
+    );
+    let items = env
+        .app
+        .store
+        .review_items(&Default::default())
+        .await
+        .unwrap();
+    assert!(
+        items[0].detail.contains("injected transport fault"),
+        "{items:?}"
+    );
+}

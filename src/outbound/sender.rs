@@ -254,11 +254,30 @@ impl Sender {
         let recipients = row.recipient_list()?;
         tracing::Span::current().record("to", recipients.join(", "));
         let started = std::time::Instant::now();
-        let send = self.transport.send(Outgoing {
-            envelope_from: &row.envelope_from,
-            recipients: &recipients,
-            body: &row.body,
-        });
+        // A panic in the transport costs this one mail (dead-lettered for review), not the
+        // sender.
+        let send = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+            self.transport
+                .send(Outgoing {
+                    envelope_from: &row.envelope_from,
+                    recipients: &recipients,
+                    body: &row.body,
+                })
+                .await
+        }));
+        let send = async {
+            send.await.unwrap_or_else(|panic| {
+                let text = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-text payload".into());
+                tracing::error!(panic = %text, "sending this mail panicked; set aside for review");
+                Err(SendError::Permanent(format!(
+                    "unprocessable: sending this mail panicked: {text}"
+                )))
+            })
+        };
         // At shutdown a send in hand gets SEND_GRACE; cut off then, it may have reached the
         // relay: recorded as an unknown outcome (not resent before the delay), not left
         // leased for another sender to resend when the lease ends.

@@ -6,6 +6,7 @@
 //! re-read after a crash, or handled by two instances at the same moment.
 
 pub mod reply;
+pub mod unprocessable;
 mod worker;
 
 use std::sync::Arc;
@@ -29,15 +30,23 @@ pub use worker::{InboundStats, InboundWorker};
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Processing this mail failed in a way retrying it is not expected to fix.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl PipelineError {
     pub fn is_transient(&self) -> bool {
         match self {
             PipelineError::Store(e) => e.is_transient(),
+            PipelineError::Failed(_) => false,
         }
     }
 }
+
+/// A fault-injection hook run at the start of processing each mail (tests: a panic or an
+/// error for one chosen mail).
+pub type FaultHook = Arc<dyn Fn(&RawMail) -> Result<(), PipelineError> + Send + Sync>;
 
 /// The classification of one mail plus the facts it was based on.
 #[derive(Debug, Clone)]
@@ -130,9 +139,17 @@ pub struct Pipeline {
     clock: SharedClock,
     queued: Arc<Notify>,
     metrics: Arc<crate::metrics::Metrics>,
+    fault: Option<FaultHook>,
 }
 
 impl Pipeline {
+    /// Installs a fault-injection hook (tests only).
+    #[doc(hidden)]
+    pub fn with_fault(mut self, fault: FaultHook) -> Pipeline {
+        self.fault = Some(fault);
+        self
+    }
+
     pub fn new(
         config: &Config,
         store: Store,
@@ -151,6 +168,7 @@ impl Pipeline {
             clock,
             queued,
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            fault: None,
         }
     }
 
@@ -201,6 +219,9 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
+        if let Some(fault) = &self.fault {
+            fault(mail)?;
+        }
         // The rules' reading first; the store is asked about the partner and loans only
         // once the mail is known not to be recorded already (redeliveries, re-reads).
         let inspection = classify::inspect_sized(&self.evaluator.rules, &mail.bytes, mail.size);

@@ -83,6 +83,7 @@ impl From<PipelineError> for ActionError {
     fn from(e: PipelineError) -> Self {
         match e {
             PipelineError::Store(s) => s.into(),
+            PipelineError::Failed(m) => ActionError::NotApplicable(m),
         }
     }
 }
