@@ -607,3 +607,46 @@ async fn a_panic_while_sending_sets_one_row_aside_and_the_sender_goes_on() {
         "{items:?}"
     );
 }
+
+async fn exec(env: &TestEnv, sql: &'static str) {
+    use trialdesk::store::Backend;
+    match env.app.store.backend() {
+        Backend::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_reminder_for_a_trial_converted_or_extended_meanwhile_is_cancelled_at_send_time() {
+    for (change, why) in [
+        ("UPDATE trials SET converted = TRUE WHERE trial_id = 'T-1002'", "converted"),
+        (
+            "UPDATE trials SET expires_on = '2027-01-30', extended = TRUE WHERE trial_id = 'T-1002'",
+            "extended (expires 2027-01-30, was 2026-12-30)",
+        ),
+    ] {
+        let env = TestEnv::new("").await;
+        let clock = ManualClock::new(jiff::Timestamp::now());
+        queue_reply_and_reminder(&env, &clock).await;
+        exec(&env, change).await;
+        clock.advance(Duration::from_secs(1));
+        let peer = Peer::start(Script::Accept).await;
+        let s = sender(&env, Arc::new(transport(peer.port, Duration::from_secs(5))), &clock);
+        s.drain().await.unwrap();
+        assert_eq!(peer.accepted.lock().unwrap().len(), 1, "only the reply went out");
+        let reminders = env.app.store.reminders(Some("T-1002")).await.unwrap();
+        assert_eq!(reminders.len(), 1);
+        assert_eq!(reminders[0].state, "cancelled", "{reminders:?}");
+        let reason = reminders[0].cancelled_reason.as_deref().unwrap_or("");
+        assert!(reason.contains(why), "{reason}");
+        let row = env
+            .app
+            .store
+            .outbox_row(reminders[0].outbox_id.unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.state, "discarded");
+    }
+}

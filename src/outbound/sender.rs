@@ -253,6 +253,16 @@ impl Sender {
     ) -> Result<Flow, StoreError> {
         let recipients = row.recipient_list()?;
         tracing::Span::current().record("to", recipients.join(", "));
+        // A reminder planned days ago: the trial may have been converted or extended since.
+        if row.purpose == "reminder" {
+            if let Some(why) = self.store.reminder_stale(row.id).await? {
+                self.store
+                    .cancel_reminder_mail(row.id, &self.worker_id, &why)
+                    .await?;
+                tracing::info!(reason = %why, "reminder cancelled at send time");
+                return Ok(Flow::Continue);
+            }
+        }
         let started = std::time::Instant::now();
         // A panic in the transport costs this one mail (dead-lettered for review), not the
         // sender.
