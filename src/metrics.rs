@@ -220,7 +220,7 @@ impl Metrics {
         let sends = Family::<SendLabels, Counter>::default();
         r.register(
             "sends",
-            "Attempts to send outbox mail, by purpose (reply, reminder, staff_reply) and result (sent, retried, dead)",
+            "Attempts to send outbox mail, by purpose (reply, reminder, staff_reply) and result (sent, retried, dead, relay_down: the relay was unavailable, unknown_outcome: no reply to the final dot)",
             sends.clone(),
         );
         // 1 ms … ~65 s (the SMTP timeout is in this range).
