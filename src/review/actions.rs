@@ -245,6 +245,7 @@ impl Actions {
             &Lookup {
                 partner: partner.clone(),
                 shipments: Vec::new(),
+                ..Lookup::default()
             },
         );
         let to = decision
@@ -339,6 +340,7 @@ impl Actions {
                 &decision,
                 partner,
                 &[basis.decision.language, partner.language],
+                crate::pipeline::reply::utc_date(self.clock.now()),
             )
             .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;
         let (outbox, subject) = self.compose(&basis, &rendered.text, &rendered.html)?;
