@@ -47,7 +47,11 @@ async fn an_unreadable_maildir_file_is_set_aside_and_the_rest_flows() {
         .store
         .review_items(&Default::default())
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        // Items about the loans' shipments (the fixture's exceptions) are not the point here.
+        .filter(|i| i.reason != "shipment_attention")
+        .collect::<Vec<_>>();
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0].reason, "unprocessable");
     assert!(items[0].detail.contains("cannot read"), "{items:?}");
