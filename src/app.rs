@@ -195,7 +195,8 @@ impl App {
             SourceKind::Maildir => {
                 let source = self.maildir_source()?;
                 let description = crate::inbound::MailSource::describe(&source);
-                let mut worker = InboundWorker::new(source, pipeline);
+                let mut worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures);
                 worker.drain().await?;
                 (description, worker.stats())
             }
@@ -207,7 +208,8 @@ impl App {
                 let handle = lease.handle();
                 let source = self.imap_source()?.with_lease(handle.clone());
                 let mut description = source.describe();
-                let mut worker = InboundWorker::new(source, pipeline);
+                let mut worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures);
                 if handle.is_held() {
                     let stop = CancellationToken::new();
                     let renew = tokio::spawn({
@@ -269,6 +271,11 @@ impl App {
     /// `run`: every worker until SIGINT/SIGTERM, then a graceful stop.
     pub async fn run_forever(&self, cancel: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(version = crate::VERSION, "trialdesk starting");
+        match self.store.durability().await.map(|d| d.warning()) {
+            Ok(Some(warning)) => tracing::warn!("{warning}"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the database's commit durability"),
+        }
         let queued = Arc::new(Notify::new());
         let queued_for_web = queued.clone();
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
@@ -287,15 +294,17 @@ impl App {
             false => None,
         };
         let tracker = TaskTracker::new();
+        let workers = Arc::new(crate::health::Workers::default());
         let started_ms = self.clock.now().as_millisecond();
         let (source, inbound, imap) = match self.config.mail.source {
             SourceKind::Maildir => {
                 let source = self.maildir_source()?;
                 let description = source.describe();
                 tracing::info!(source = %description, "reading mail");
-                let worker = InboundWorker::new(source, pipeline);
+                let worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures);
                 let stats = worker.stats();
-                tracker.spawn(worker.run(cancel.clone()));
+                tracker.spawn(workers.watch("inbound", cancel.clone(), worker.run(cancel.clone())));
                 (description, stats, None)
             }
             SourceKind::Imap => {
@@ -308,6 +317,7 @@ impl App {
                 tracing::info!(source = %description, lease = %lease.handle().name(), "reading mail whenever this instance holds the mailbox lease");
                 let imap = &self.config.imap;
                 let worker = InboundWorker::new(source, pipeline)
+                    .with_max_failures(self.config.mail.max_processing_failures)
                     .with_backoff(imap.reconnect_min, imap.reconnect_max);
                 let stats = worker.stats();
                 let lease_stop = CancellationToken::new();
@@ -315,12 +325,10 @@ impl App {
                     let (lease, stop) = (lease.clone(), lease_stop.clone());
                     async move { lease.run(stop).await }
                 });
-                tracker.spawn({
-                    let cancel = cancel.clone();
-                    async move {
-                        worker.run(cancel).await;
-                        lease_stop.cancel();
-                    }
+                let reader = workers.watch("inbound", cancel.clone(), worker.run(cancel.clone()));
+                tracker.spawn(async move {
+                    reader.await;
+                    lease_stop.cancel();
                 });
                 (description, stats, Some(status))
             }
@@ -344,6 +352,7 @@ impl App {
                     clock: self.clock.clone(),
                 }),
             }),
+            workers: workers.clone(),
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.
@@ -364,15 +373,21 @@ impl App {
         {
             let sender = sender.clone();
             let cancel = cancel.clone();
-            tracker.spawn(async move { sender.run(cancel).await });
+            tracker.spawn(workers.watch("sender", cancel.clone(), async move {
+                sender.run(cancel).await
+            }));
         }
         if let Some(scheduler) = scheduler {
             let cancel = cancel.clone();
-            tracker.spawn(async move { scheduler.run(cancel).await });
+            tracker.spawn(workers.watch("reminders", cancel.clone(), async move {
+                scheduler.run(cancel).await
+            }));
         }
         if let Some(retention) = self.retention() {
             let cancel = cancel.clone();
-            tracker.spawn(async move { retention.run(cancel).await });
+            tracker.spawn(workers.watch("retention", cancel.clone(), async move {
+                retention.run(cancel).await
+            }));
         }
         tracker.close();
         tracker.wait().await;

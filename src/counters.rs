@@ -45,6 +45,10 @@ pub enum SendResult {
     Retried,
     /// Failed for good; moved to the review queue.
     Dead,
+    /// The relay was unavailable: the mail waits for it, no attempt counted.
+    RelayDown,
+    /// Handed over without hearing the final reply: retried after the unknown-outcome delay.
+    UnknownOutcome,
 }
 
 impl SendResult {
@@ -53,6 +57,8 @@ impl SendResult {
             SendResult::Sent => "sent",
             SendResult::Retried => "retried",
             SendResult::Dead => "dead",
+            SendResult::RelayDown => "relay_down",
+            SendResult::UnknownOutcome => "unknown_outcome",
         }
     }
 }
@@ -191,7 +197,7 @@ impl Metrics {
         let sends = Family::<SendLabels, Counter>::default();
         r.register(
             "sends",
-            "Attempts to send outbox mail, by purpose (reply, reminder, staff_reply) and result (sent, retried, dead)",
+            "Attempts to send outbox mail, by purpose (reply, reminder, staff_reply) and result (sent, retried, dead, relay_down: the relay was unavailable, unknown_outcome: no reply to the final dot)",
             sends.clone(),
         );
         // 1 ms … ~65 s (the SMTP timeout is in this range).
@@ -233,7 +239,13 @@ impl Metrics {
             }
         }
         for purpose in PURPOSES {
-            for result in [SendResult::Sent, SendResult::Retried, SendResult::Dead] {
+            for result in [
+                SendResult::Sent,
+                SendResult::Retried,
+                SendResult::Dead,
+                SendResult::RelayDown,
+                SendResult::UnknownOutcome,
+            ] {
                 let _ = m.sends.get_or_create(&SendLabels {
                     purpose: purpose.to_string(),
                     result: result.code(),

@@ -45,6 +45,59 @@ pub struct HealthState {
     pub transport: String,
     /// Who may see the detail; None: nobody (status only).
     pub gate: Option<DetailGate>,
+    /// The background workers; one that died makes the report unhealthy.
+    pub workers: Arc<Workers>,
+}
+
+/// Which background workers ended without being asked to (a panic, or an early return).
+#[derive(Debug, Default)]
+pub struct Workers {
+    dead: std::sync::Mutex<Vec<String>>,
+}
+
+impl Workers {
+    /// Runs `work` as a task of its own and notes it when it ends before `cancel` fired or
+    /// panics: `/healthz` turns unhealthy.
+    pub fn watch<F>(
+        self: &Arc<Self>,
+        name: &'static str,
+        cancel: tokio_util::sync::CancellationToken,
+        work: F,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let me = self.clone();
+        async move {
+            let why = match tokio::spawn(work).await {
+                Ok(()) if cancel.is_cancelled() => return,
+                Ok(()) => "stopped".to_string(),
+                Err(e) if e.is_panic() => {
+                    let p = e.into_panic();
+                    let text = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "non-text payload".into());
+                    format!("panicked: {text}")
+                }
+                Err(e) => format!("ended: {e}"),
+            };
+            tracing::error!(worker = name, why = %why, "worker died; /healthz reports unhealthy");
+            me.died(name, &why);
+        }
+    }
+
+    /// Notes a worker that died.
+    pub fn died(&self, name: &str, why: &str) {
+        if let Ok(mut dead) = self.dead.lock() {
+            dead.push(format!("worker {name} died ({why})"));
+        }
+    }
+
+    pub fn dead(&self) -> Vec<String> {
+        self.dead.lock().map(|d| d.clone()).unwrap_or_default()
+    }
 }
 
 /// Who may see `/healthz` in detail.
@@ -135,6 +188,11 @@ pub struct OutboundReport {
     pub sent: u64,
     pub retried: u64,
     pub dead: u64,
+    /// When the SMTP relay became unavailable (absent while it is up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_down_since: Option<String>,
+    /// Sends whose outcome was unknown (no reply to the final dot).
+    pub unknown_outcomes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,7 +250,7 @@ impl HealthState {
         let send_ok = self.sender.last_success_ms.load(r);
         let send_err = self.sender.last_failure_ms.load(r);
         let imap: Option<ImapStatusSnapshot> = self.imap.as_ref().map(|s| s.snapshot());
-        let mut reasons = Vec::new();
+        let mut reasons = self.workers.dead();
 
         let silence_limit = self.config.max_fetch_silence.as_millis() as i64;
         let fetch_ref = if fetch_ok > 0 {
@@ -290,6 +348,11 @@ impl HealthState {
                 sent: self.sender.sent.load(r),
                 retried: self.sender.retried.load(r),
                 dead: self.sender.dead.load(r),
+                relay_down_since: match self.sender.relay_down_since_ms.load(r) {
+                    0 => None,
+                    since => rfc3339(since),
+                },
+                unknown_outcomes: self.sender.unknown_outcomes.load(r),
             },
             imap: imap.map(|i| ImapReport {
                 connected: i.connected,
@@ -357,6 +420,7 @@ mod tests {
 
     fn state() -> HealthState {
         HealthState {
+            workers: Arc::default(),
             config: HealthConfig {
                 max_fetch_silence: Duration::from_secs(60),
                 max_send_failure: Duration::from_secs(120),
@@ -473,6 +537,40 @@ mod tests {
             r.reasons.iter().any(|m| m.contains("mailbox lease")),
             "{:?}",
             r.reasons
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_dies_makes_health_unhealthy() {
+        let s = state();
+        let now = s.started_ms + 1000;
+        s.inbound.last_fetch_ok_ms.store(now, Ordering::Relaxed);
+        assert_eq!(s.report(now).status, "ok");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        // Stopped on request: fine.
+        let stopping = cancel.child_token();
+        stopping.cancel();
+        s.workers.watch("retention", stopping, async {}).await;
+        assert_eq!(s.report(now).status, "ok");
+        // A panic, and an early return, are not.
+        s.workers
+            .watch("sender", cancel.clone(), async { panic!("boom") })
+            .await;
+        s.workers.watch("reminders", cancel.clone(), async {}).await;
+        let report = s.report(now);
+        assert_eq!(report.status, "unhealthy");
+        assert!(
+            report
+                .reasons
+                .iter()
+                .any(|r| r.contains("sender") && r.contains("boom")),
+            "{:?}",
+            report.reasons
+        );
+        assert!(
+            report.reasons.iter().any(|r| r.contains("reminders")),
+            "{:?}",
+            report.reasons
         );
     }
 }

@@ -55,6 +55,18 @@ impl Backoff {
     }
 }
 
+/// How long a unit of work in hand may still run after a stop was asked for, before it is
+/// abandoned (dropped). Every worker stops between units; this bounds the wait for one that
+/// hangs (a silent server), so `run` stops within the unit's `TimeoutStopSec` (60 s, deploy/):
+/// at most this grace plus closing the connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(40);
+
+/// Resolves [`SHUTDOWN_GRACE`] after `cancel` fired: race a unit of work against it.
+pub async fn grace_over(cancel: &CancellationToken) {
+    cancel.cancelled().await;
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
+}
+
 /// A worker as [`run_worker`] drives it: one unit of work, and a way to wait for more.
 pub trait Worker {
     type Error: std::error::Error + 'static;
@@ -70,7 +82,7 @@ pub trait Worker {
 
 /// The one loop of every worker: runs `worker`'s steps back to back while there is work,
 /// waits when it is idle, backs off (exponentially, with jitter) after a failed step, and
-/// stops on `cancel` only between steps.
+/// stops on `cancel` between steps (a step in hand gets [`SHUTDOWN_GRACE`], then is dropped).
 pub async fn run_worker<W: Worker>(
     name: &str,
     cancel: &CancellationToken,
@@ -78,7 +90,14 @@ pub async fn run_worker<W: Worker>(
     worker: &mut W,
 ) {
     while !cancel.is_cancelled() {
-        match worker.step(cancel).await {
+        let result = tokio::select! {
+            r = worker.step(cancel) => r,
+            _ = grace_over(cancel) => {
+                tracing::warn!(worker = name, "work in hand abandoned at shutdown");
+                break;
+            }
+        };
+        match result {
             Ok(Outcome::Done) => backoff.reset(),
             Ok(Outcome::Idle) => {
                 backoff.reset();

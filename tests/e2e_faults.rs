@@ -254,7 +254,8 @@ async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
             sent.insert(id, p.clone());
         }
     }
-    // Decided and filed at once; the replies wait in the outbox, retried while the relay is away.
+    // Decided and filed at once; the replies wait in the outbox while the relay is away: the
+    // sender probes it one mail at a time and counts no attempt against any mail.
     let filed = stack
         .wait_count(
             &env.helpdesk,
@@ -263,22 +264,41 @@ async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
             Duration::from_secs(30),
         )
         .await;
-    // Until each has been tried (and failed) at least twice.
     let app = env.app().await;
+    // Until the relay has been probed and the outage noted (no attempt counted meanwhile).
     let deadline = Instant::now() + Duration::from_secs(30);
-    let queued = loop {
-        let n = sql_count(&app, "SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts >= 2 AND last_error IS NOT NULL").await;
-        if n >= 10 || Instant::now() > deadline {
-            break n;
+    let (queued, probed, relay_down_open) = loop {
+        let queued = sql_count(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE state = 'queued' AND attempts = 0",
+        )
+        .await;
+        let probed = sql_count(
+            &app,
+            "SELECT COUNT(*) FROM outbox WHERE last_error LIKE 'relay unavailable%'",
+        )
+        .await;
+        let relay_down_open = sql_count(
+            &app,
+            "SELECT COUNT(*) FROM review_items WHERE reason = 'relay_down' AND state = 'open'",
+        )
+        .await;
+        if (probed >= 1 && relay_down_open >= 1) || Instant::now() > deadline {
+            break (queued, probed, relay_down_open);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let (_, health) = td.health().unwrap();
     stack.ctl("start-postfix", &[]);
     assert_eq!(filed, 10, "{}", env.log());
-    assert_eq!(queued, 10, "replies not retried while Postfix was down");
+    assert_eq!(queued, 10, "an outage counts no attempt against any mail");
+    assert!(probed >= 1, "the relay was probed");
+    assert_eq!(
+        relay_down_open, 1,
+        "one relay_down item while Postfix is down"
+    );
     assert!(
-        health["outbound"]["last_send_error"].is_string(),
+        health["outbound"]["relay_down_since"].is_string(),
         "{health}"
     );
 
@@ -298,11 +318,12 @@ async fn postfix_stopped_for_a_while_delays_replies_but_loses_none() {
     assert_eq!(
         sql_count(
             &app,
-            "SELECT COUNT(*) FROM review_items WHERE reason <> 'shipment_attention'"
+            "SELECT COUNT(*) FROM review_items WHERE reason <> 'shipment_attention' \
+             AND (reason <> 'relay_down' OR state <> 'resolved')"
         )
         .await,
         0,
-        "nothing dead-lettered"
+        "nothing dead-lettered, the relay_down item resolved by itself"
     );
 }
 

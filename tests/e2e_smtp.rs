@@ -76,11 +76,11 @@ async fn answers_map_to_retry_or_review_with_the_servers_words() {
     let ok2 = format!("{}@pacrim.example.com", unique("ok"));
     send(&t, std::slice::from_ref(&ok2)).await.unwrap();
 
-    // Nothing listening: transient.
+    // Nothing listening: the relay is down (the sender waits as a whole, counting nothing).
     let down = transport(free_port());
     match send(&down, std::slice::from_ref(&ok)).await {
-        Err(SendError::Transient(text)) => assert!(text.contains("cannot connect"), "{text}"),
-        other => panic!("connection refused must be transient: {other:?}"),
+        Err(SendError::Relay(text)) => assert!(text.contains("cannot connect"), "{text}"),
+        other => panic!("connection refused must be relay-level: {other:?}"),
     }
 }
 

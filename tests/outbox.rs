@@ -74,7 +74,7 @@ async fn queue_one_reply(env: &TestEnv) {
 
 fn sender(env: &TestEnv, transport: Arc<Scripted>, clock: &ManualClock, worker: &str) -> Sender {
     let mut config = env.app.config.outbox.clone();
-    config.max_attempts = 3;
+    config.max_attempts = Some(3);
     Sender::new(
         env.app.store.clone(),
         transport,

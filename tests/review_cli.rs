@@ -283,3 +283,37 @@ async fn web_serves_on_the_configured_address_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn retry_all_dead_letters_requeues_each_and_audits_each() {
+    let env = TestEnv::new("").await;
+    let (item_a, mail_a) = seed_dead_letter(&env, "dl-a@example.test").await;
+    let (item_b, mail_b) = seed_dead_letter(&env, "dl-b@example.test").await;
+    let out = ok(&td(&env, &["queue", "retry", "--all-dead-letters"]));
+    assert!(out.contains("2 dead letters queued again"), "{out}");
+    for (item, mail) in [(item_a, mail_a), (item_b, mail_b)] {
+        let row = env.app.store.outbox_row(mail).await.unwrap().unwrap();
+        assert_eq!(row.state, "queued", "{row:?}");
+        let audit = env
+            .app
+            .store
+            .audit_entries(&AuditFilter {
+                review_id: Some(item),
+                action: Some("retry".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1, "{audit:?}");
+        assert_eq!(audit[0].actor, "operator");
+    }
+    // Nothing left: a second run retries none.
+    let out = ok(&td(&env, &["queue", "retry", "--all-dead-letters"]));
+    assert!(out.contains("0 dead letters queued again"), "{out}");
+    // One id or the flag, not both and not neither.
+    assert!(!td(&env, &["queue", "retry"]).status.success());
+    assert!(!td(&env, &["queue", "retry", "1", "--all-dead-letters"])
+        .status
+        .success());
+}

@@ -60,7 +60,11 @@ pub enum QueueCommand {
     /// Put a dead-lettered mail back in the outbox (attempts start over).
     Retry {
         /// The review item's id.
-        id: i64,
+        #[arg(required_unless_present = "all_dead_letters")]
+        id: Option<i64>,
+        /// Every open dead letter (after a relay problem is fixed), each audited.
+        #[arg(long, conflicts_with = "id")]
+        all_dead_letters: bool,
         #[command(flatten)]
         who: Who,
     },
@@ -302,9 +306,23 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 .await?;
             println!("item {id} resolved");
         }
-        QueueCommand::Retry { id, who } => {
+        QueueCommand::Retry {
+            id: Some(id), who, ..
+        } => {
             let outbox = actions(app)?.retry(id, &who.actor(app).await?).await?;
             println!("item {id}: mail {outbox} queued again (a running `trialdesk run` sends it)");
+        }
+        QueueCommand::Retry { id: None, who, .. } => {
+            let done = actions(app)?
+                .retry_all_dead_letters(&who.actor(app).await?)
+                .await?;
+            for (item, outbox) in &done {
+                println!("item {item}: mail {outbox} queued again");
+            }
+            println!(
+                "{} dead letters queued again (a running `trialdesk run` sends them)",
+                done.len()
+            );
         }
         QueueCommand::Discard { id, who } => {
             let outbox = actions(app)?.discard(id, &who.actor(app).await?).await?;

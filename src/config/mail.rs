@@ -56,6 +56,10 @@ pub struct MailConfig {
     /// with its headers.
     #[serde(default = "default_max_mime_parts")]
     pub max_mime_parts: usize,
+    /// A mail whose processing fails this many times for a reason retrying does not fix (or
+    /// panics once) is set aside for review as `unprocessable`, so it cannot stall the rest.
+    #[serde(default = "default_max_processing_failures")]
+    pub max_processing_failures: u32,
 }
 
 impl Default for MailConfig {
@@ -70,6 +74,7 @@ impl Default for MailConfig {
             max_message_bytes: default_max_message_bytes(),
             max_mime_depth: default_max_mime_depth(),
             max_mime_parts: default_max_mime_parts(),
+            max_processing_failures: default_max_processing_failures(),
         }
     }
 }
@@ -94,6 +99,9 @@ fn default_max_mime_depth() -> usize {
 }
 fn default_max_mime_parts() -> usize {
     500
+}
+fn default_max_processing_failures() -> u32 {
+    3
 }
 
 impl MailConfig {

@@ -12,9 +12,20 @@ pub struct OutboxConfig {
     /// For `mail.transport = "file"`: the folder each outgoing mail is written to as `.eml`.
     #[serde(default = "default_dir")]
     pub dir: PathBuf,
-    /// After this many failed attempts a mail is dead-lettered to the review queue.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// A mail the relay keeps refusing for now (4xx) is dead-lettered to the review queue once
+    /// it is this old. Relay outages (connection refused, login refused, 421) never count:
+    /// the sender waits for the relay as a whole.
+    #[serde(default = "default_give_up_after", with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// Kept for old configs: when set, a mail is also dead-lettered after this many attempts
+    /// that reached the relay and were refused for now. Unset (the default): only
+    /// `give_up_after` bounds retries.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// A mail handed to the relay without hearing its final reply (timeout, dropped
+    /// connection) may have been delivered: it is tried again only after this delay.
+    #[serde(default = "default_unknown_outcome_delay", with = "humantime_serde")]
+    pub unknown_outcome_delay: Duration,
     /// First retry delay; doubles per attempt (with jitter) up to `retry_max`.
     #[serde(default = "default_retry_base", with = "humantime_serde")]
     pub retry_base: Duration,
@@ -45,7 +56,9 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
             dir: default_dir(),
-            max_attempts: default_max_attempts(),
+            give_up_after: default_give_up_after(),
+            max_attempts: None,
+            unknown_outcome_delay: default_unknown_outcome_delay(),
             retry_base: default_retry_base(),
             retry_max: default_retry_max(),
             lease: default_lease(),
@@ -58,8 +71,11 @@ impl Default for OutboxConfig {
 fn default_dir() -> PathBuf {
     PathBuf::from("outbox")
 }
-fn default_max_attempts() -> u32 {
-    10
+fn default_give_up_after() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+fn default_unknown_outcome_delay() -> Duration {
+    Duration::from_secs(600)
 }
 fn default_retry_base() -> Duration {
     Duration::from_secs(30)
@@ -88,8 +104,11 @@ fn default_rate_limits() -> Vec<RateLimitStep> {
 
 impl OutboxConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_attempts == 0 {
+        if self.max_attempts == Some(0) {
             return Err(invalid("outbox.max_attempts", "must be at least 1"));
+        }
+        if self.give_up_after.is_zero() {
+            return Err(invalid("outbox.give_up_after", "must be positive"));
         }
         if self.retry_base.is_zero() || self.retry_max < self.retry_base {
             return Err(invalid(

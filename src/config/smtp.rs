@@ -57,6 +57,11 @@ pub struct SmtpConfig {
     /// Limit for connecting and for each SMTP command.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Limit for sending the message and hearing the reply to its final dot (RFC 5321
+    /// §4.5.3.2 suggests 10 minutes: the relay may scan the message first). A timeout here
+    /// means the outcome is unknown; see `outbox.unknown_outcome_delay`.
+    #[serde(default = "default_data_timeout", with = "humantime_serde")]
+    pub data_timeout: Duration,
     /// Open connections kept to the relay and reused across mails.
     #[serde(default = "default_pool_size")]
     pub pool_size: u32,
@@ -85,6 +90,7 @@ impl Default for SmtpConfig {
             oauth2_token_file: None,
             oauth2_token_refresh: default_token_refresh(),
             timeout: default_connect_timeout(),
+            data_timeout: default_data_timeout(),
             pool_size: default_pool_size(),
             pool_idle_timeout: default_pool_idle(),
             hello_name: None,
@@ -122,6 +128,9 @@ impl SmtpConfig {
         }
         if self.timeout.is_zero() {
             return Err(invalid("smtp.timeout", "must be positive"));
+        }
+        if self.data_timeout.is_zero() {
+            return Err(invalid("smtp.data_timeout", "must be positive"));
         }
         if self.pool_size == 0 {
             return Err(invalid("smtp.pool_size", "must be at least 1"));
@@ -163,6 +172,9 @@ fn default_smtp_tls() -> TlsMode {
 }
 fn default_smtp_auth() -> AuthMechanism {
     AuthMechanism::Plain
+}
+fn default_data_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 fn default_token_refresh() -> Duration {
     Duration::from_secs(600)

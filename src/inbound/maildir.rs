@@ -15,7 +15,14 @@ pub struct MaildirSource {
     root: PathBuf,
     poll_interval: Duration,
     max_message_bytes: u64,
+    /// Listed by the last fetch but not readable.
+    unreadable: Vec<super::Unreadable>,
+    /// Fault injection for tests: an error to return instead of reading this file.
+    read_fault: Option<ReadFault>,
 }
+
+/// A test hook: the error reading the named file should fail with (None: read it).
+pub type ReadFault = std::sync::Arc<dyn Fn(&str) -> Option<std::io::Error> + Send + Sync>;
 
 impl MaildirSource {
     /// Opens a Maildir, creating `new/`, `cur/` and `tmp/` when missing.
@@ -35,7 +42,17 @@ impl MaildirSource {
             root: root.to_path_buf(),
             poll_interval,
             max_message_bytes,
+            unreadable: Vec::new(),
+            read_fault: None,
         })
+    }
+
+    /// Installs a read fault (tests: root reads any file whatever its mode, so an unreadable
+    /// file is simulated).
+    #[doc(hidden)]
+    pub fn with_read_fault(mut self, fault: ReadFault) -> Self {
+        self.read_fault = Some(fault);
+        self
     }
 
     fn io(&self, path: &Path, source: std::io::Error) -> SourceError {
@@ -46,6 +63,11 @@ impl MaildirSource {
     }
 
     fn read_mail(&self, path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
+        if let (Some(fault), Some(name)) = (&self.read_fault, path.file_name()) {
+            if let Some(e) = fault(&name.to_string_lossy()) {
+                return Err(e);
+            }
+        }
         let mut file = std::fs::File::open(path)?;
         let size = file.metadata()?.len();
         if size <= self.max_message_bytes {
@@ -83,6 +105,7 @@ impl MailSource for MaildirSource {
         max: usize,
         skip: &HashSet<String>,
     ) -> Result<Vec<RawMail>, SourceError> {
+        self.unreadable.clear();
         let new_dir = self.root.join("new");
         let entries = std::fs::read_dir(&new_dir).map_err(|e| self.io(&new_dir, e))?;
         let mut names: Vec<String> = entries
@@ -108,7 +131,17 @@ impl MailSource for MaildirSource {
                 }),
                 // Taken by another reader between listing and opening: not ours any more.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io(&path, e)),
+                // Unreadable (permissions, I/O error): this one mail is set aside, the rest
+                // flows.
+                Err(e) => self.unreadable.push(super::Unreadable {
+                    mail: RawMail {
+                        origin: format!("maildir:new/{name}"),
+                        bytes: Vec::new(),
+                        size: 0,
+                        handle: name,
+                    },
+                    error: format!("cannot read {}: {e}", path.display()),
+                }),
             }
         }
         Ok(mails)
@@ -122,6 +155,10 @@ impl MailSource for MaildirSource {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io(&from, e)),
         }
+    }
+
+    fn take_unreadable(&mut self) -> Vec<super::Unreadable> {
+        std::mem::take(&mut self.unreadable)
     }
 
     async fn wait(&mut self) {

@@ -59,6 +59,14 @@ pub enum Disposition {
 }
 
 /// A place mail is read from.
+/// A mail a source listed but could not read (see [`MailSource::take_unreadable`]).
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// What the source can still hand out: origin, handle, and any bytes it did read.
+    pub mail: RawMail,
+    pub error: String,
+}
+
 pub trait MailSource: Send {
     /// Up to `max` mails not yet acknowledged, oldest first, leaving out those whose handle
     /// is in `skip` (set aside after failing) before they are read: they neither count
@@ -90,6 +98,14 @@ pub trait MailSource: Send {
             }
             Ok(())
         }
+    }
+
+    /// Mails the last `fetch` listed but could not read (an unreadable file, a message the
+    /// server lists but will not hand out): their handle, origin and the error. The worker
+    /// sets each aside for review as `unprocessable` and acknowledges it, so one such mail
+    /// never stalls the source. None by default.
+    fn take_unreadable(&mut self) -> Vec<Unreadable> {
+        Vec::new()
     }
 
     /// Returns when new mail may have arrived (push notification or poll interval).

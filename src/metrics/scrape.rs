@@ -24,7 +24,7 @@ struct PurposeLabels {
 }
 
 /// Review reasons stored besides [`ReviewReason`]s.
-const OTHER_REASONS: [&str; 1] = ["reminder_failed"];
+const OTHER_REASONS: [&str; 3] = ["reminder_failed", "relay_down", "unprocessable"];
 
 /// The exposition of `metrics` and of what is read now.
 pub async fn render(metrics: &Metrics, store: &Store, health: Option<&HealthState>) -> String {

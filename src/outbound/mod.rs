@@ -10,6 +10,7 @@ pub mod file;
 pub mod headers;
 pub mod sender;
 pub mod smtp;
+pub mod smtp_failure;
 pub mod templates;
 
 use std::future::Future;
@@ -24,6 +25,15 @@ pub enum SendError {
     /// Retrying cannot help (5xx replies, a rejected recipient): goes to review as is.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// The relay cannot take any mail now (connection refused, TLS or login failure, 421, a
+    /// timeout before DATA): the sender backs off as a whole and counts no attempt.
+    #[error("relay unavailable: {0}")]
+    Relay(String),
+    /// The message was handed over but no reply to its final dot came (timeout, dropped
+    /// connection): it may have been delivered. Retried only after
+    /// `outbox.unknown_outcome_delay`.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
 }
 
 /// A mail ready to go: envelope plus the exact bytes to transmit.

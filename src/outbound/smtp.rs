@@ -9,15 +9,25 @@
 //! `250`, sends the mail again. With the `.` on the wire at once, that window shrinks to the
 //! relay's own processing time, and sending is an order of magnitude faster.
 //!
-//! What a failure means decides what the outbox does, so the mapping is deliberate:
-//! - network trouble, timeouts, TLS failures, 4xx replies → [`SendError::Transient`]: retried
-//!   with backoff;
-//! - the relay refusing *our login* (530/534/535/538) is about the configuration, not the
-//!   mail → transient too, logged as an error; an XOAUTH2 token is fetched again;
-//! - any other 5xx → [`SendError::Permanent`] with the server's full answer, which lands in
-//!   the review queue. With several recipients a 5xx may concern only one (lettre stops at the
-//!   first refused RCPT and sends nothing), so the mail is then sent recipient by recipient:
-//!   the others still get it, and the review item says who did and who did not.
+//! What a failure means decides what the outbox does, so the mapping is one pure rule,
+//! [`super::smtp_failure::classify`], over the phase of the conversation and the reply (or
+//! connection event) seen there:
+//! - connection, TLS and login failures, `421`, and timeouts before the message was handed
+//!   over → [`SendError::Relay`]: the sender backs off as a whole, no attempt is counted (a
+//!   refused login also drops the cached XOAUTH2 token);
+//! - other `4xx` → [`SendError::Transient`]: this message is retried with backoff;
+//! - other `5xx` → [`SendError::Permanent`] with the server's full answer, which lands in the
+//!   review queue. With several recipients a 5xx may concern only one, so the mail is then sent
+//!   recipient by recipient: the others still get it, and the review item says who did and who
+//!   did not;
+//! - a timeout or a dropped connection while the message is sent or its final `250` awaited →
+//!   [`SendError::Unknown`]: the relay may have it; never resent at once on another connection.
+//!
+//! The phases are driven here (`MAIL`, `RCPT`, `DATA` within `smtp.timeout` each, the message
+//! and the reply to its final dot within `smtp.data_timeout`, RFC 5321 §4.5.3.2) rather than by
+//! lettre's one-call `send`, so a failure knows where it happened. lettre writes the message and
+//! its final dot together inside one call, so a connection dropped while the body is still
+//! being written is also reported as "outcome unknown": that costs a delay, never a duplicate.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -34,7 +44,11 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+
 use super::file::envelope;
+use super::smtp_failure::{self, Phase, Seen, Verdict};
 use super::{Outgoing, SendError, SendFuture, Transport};
 use crate::config::{AuthMechanism, Credential, Secret, SmtpConfig, TlsMode};
 use crate::mailauth::current_secret;
@@ -43,39 +57,37 @@ use crate::probe::ProbeStep;
 /// A pooled connection unused longer than this is checked with NOOP before reuse.
 const CHECK_AFTER: Duration = Duration::from_secs(2);
 
-/// How a failure is treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Transient,
-    Permanent,
-    /// The relay refused our credentials.
-    Auth,
-}
-
-/// A failure with its treatment and a description for the outbox and the logs.
+/// A failure with its meaning (see [`super::smtp_failure`]) and a description for the outbox
+/// and the logs.
 #[derive(Debug, Clone)]
 struct Failure {
-    class: Class,
+    phase: Phase,
+    seen: Seen,
+    verdict: Verdict,
     text: String,
-    /// Raised before any SMTP reply was read (a stale pooled connection looks like this).
-    network: bool,
 }
 
 impl Failure {
-    fn from_lettre(e: &lettre::transport::smtp::Error) -> Failure {
+    fn new(phase: Phase, seen: Seen, text: String) -> Failure {
         Failure {
-            class: classify(e),
-            text: describe(e),
-            network: e.status().is_none(),
+            phase,
+            seen,
+            verdict: smtp_failure::classify(phase, seen),
+            text,
         }
     }
 
-    fn transient(text: String) -> Failure {
-        Failure {
-            class: Class::Transient,
-            text,
-            network: true,
-        }
+    fn from_lettre(phase: Phase, e: &lettre::transport::smtp::Error) -> Failure {
+        Failure::new(phase, seen_in(e), describe(e))
+    }
+
+    fn timeout(phase: Phase, text: String) -> Failure {
+        Failure::new(phase, Seen::Timeout, text)
+    }
+
+    /// Broke before any reply was read (a stale pooled connection looks like this).
+    fn network(&self) -> bool {
+        matches!(self.seen, Seen::Network)
     }
 }
 
@@ -135,11 +147,7 @@ impl SmtpTransport {
                 .await
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot get the SMTP login secret");
-                    Failure {
-                        class: Class::Auth,
-                        text: format!("SMTP login secret: {e}"),
-                        network: false,
-                    }
+                    Failure::new(Phase::Auth, Seen::Setup, format!("SMTP login secret: {e}"))
                 })?;
             *cached = Some((s, Instant::now()));
         }
@@ -154,11 +162,14 @@ impl SmtpTransport {
             Ok(r) => r,
             Err(_) => Err((
                 Step::Connect,
-                Failure::transient(format!(
-                    "{}: no complete answer within {} (smtp.timeout)",
-                    self.relay(),
-                    humantime::format_duration(limit)
-                )),
+                Failure::timeout(
+                    Phase::Connect,
+                    format!(
+                        "{}: no complete answer within {} (smtp.timeout)",
+                        self.relay(),
+                        humantime::format_duration(limit)
+                    ),
+                ),
             )),
         }
     }
@@ -173,7 +184,11 @@ impl SmtpTransport {
             .map_err(|e| {
                 (
                     Step::Connect,
-                    Failure::transient(format!("cannot connect to {}: {e}", self.relay())),
+                    Failure::new(
+                        Phase::Connect,
+                        Seen::Network,
+                        format!("cannot connect to {}: {e}", self.relay()),
+                    ),
                 )
             })?;
         let _ = tcp.set_nodelay(true);
@@ -183,10 +198,14 @@ impl SmtpTransport {
                     .map_err(|e| {
                         (
                             Step::Tls,
-                            Failure::transient(format!(
-                                "{:?} is not a valid TLS server name: {e}",
-                                c.server_name()
-                            )),
+                            Failure::new(
+                                Phase::Tls,
+                                Seen::Setup,
+                                format!(
+                                    "{:?} is not a valid TLS server name: {e}",
+                                    c.server_name()
+                                ),
+                            ),
                         )
                     })?;
                 let tls = tokio_rustls::TlsConnector::from(config.clone())
@@ -195,11 +214,11 @@ impl SmtpTransport {
                     .map_err(|e| {
                         (
                             Step::Tls,
-                            Failure::transient(crate::tls::explain_error(
-                                &e,
-                                c.server_name(),
-                                "smtp",
-                            )),
+                            Failure::new(
+                                Phase::Tls,
+                                Seen::Network,
+                                crate::tls::explain_error(&e, c.server_name(), "smtp"),
+                            ),
                         )
                     })?;
                 Box::new(TlsTcp(tls))
@@ -209,16 +228,16 @@ impl SmtpTransport {
         let hello = hello_name(c);
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &hello)
             .await
-            .map_err(|e| (Step::Greeting, Failure::from_lettre(&e)))?;
+            .map_err(|e| (Step::Greeting, Failure::from_lettre(Phase::Greeting, &e)))?;
         if c.tls == TlsMode::Starttls {
             let params = self.starttls.clone().ok_or_else(|| {
                 (
                     Step::Starttls,
-                    Failure::transient("no TLS parameters".into()),
+                    Failure::new(Phase::Tls, Seen::Setup, "no TLS parameters".into()),
                 )
             })?;
             conn.starttls(params, &hello).await.map_err(|e| {
-                let mut f = Failure::from_lettre(&e);
+                let mut f = Failure::from_lettre(Phase::Tls, &e);
                 f.text = explain_lettre_tls(&e, c).unwrap_or(f.text);
                 (Step::Starttls, f)
             })?;
@@ -226,21 +245,16 @@ impl SmtpTransport {
         if let (Some(user), Some(secret)) = (&c.username, secret) {
             let creds = Credentials::new(user.clone(), secret.expose().to_string());
             conn.auth(&[mechanism(c.auth)], &creds).await.map_err(|e| {
-                let mut f = Failure::from_lettre(&e);
-                if f.class == Class::Permanent {
-                    f.class = Class::Auth;
-                }
-                if f.class == Class::Auth {
-                    f.text = format!(
-                        "{} (check smtp.username and the {})",
-                        f.text,
-                        if c.auth == AuthMechanism::Xoauth2 {
-                            "token"
-                        } else {
-                            "password"
-                        }
-                    );
-                }
+                let mut f = Failure::from_lettre(Phase::Auth, &e);
+                f.text = format!(
+                    "{} (check smtp.username and the {})",
+                    f.text,
+                    if c.auth == AuthMechanism::Xoauth2 {
+                        "token"
+                    } else {
+                        "password"
+                    }
+                );
                 (Step::Auth, f)
             })?;
         }
@@ -254,20 +268,32 @@ impl SmtpTransport {
             let Some((mut conn, since)) = candidate else {
                 break;
             };
+            let polite = Duration::from_secs(1);
             if since.elapsed() > self.config.pool_idle_timeout {
-                conn.abort().await;
+                let _ = tokio::time::timeout(polite, conn.abort()).await;
                 continue;
             }
-            if since.elapsed() > CHECK_AFTER && !conn.test_connected().await {
-                conn.abort().await;
-                continue;
+            if since.elapsed() > CHECK_AFTER {
+                let alive = tokio::time::timeout(self.config.timeout, conn.test_connected()).await;
+                if alive != Ok(true) {
+                    continue;
+                }
             }
             return Ok((conn, true));
         }
-        match self.open().await {
-            Ok(conn) => Ok((conn, false)),
-            Err((_, f)) => Err(f),
+        self.checkout_fresh().await
+    }
+
+    /// Closes a connection after a failure: politely (QUIT) after a reply, within a second; a
+    /// silent or broken relay would never answer the QUIT, so then it is just dropped.
+    async fn discard(&self, mut conn: AsyncSmtpConnection, failure: &Failure) {
+        if matches!(failure.seen, Seen::Reply { .. }) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.abort()).await;
         }
+    }
+
+    async fn checkout_fresh(&self) -> Result<(AsyncSmtpConnection, bool), Failure> {
+        self.open().await.map(|c| (c, false)).map_err(|(_, f)| f)
     }
 
     fn checkin(&self, conn: AsyncSmtpConnection) {
@@ -284,42 +310,107 @@ impl SmtpTransport {
     /// One SMTP transaction for `envelope`.
     async fn transaction(&self, envelope: &Envelope, body: &[u8]) -> Result<(), Failure> {
         let (mut conn, reused) = self.checkout().await?;
-        // Size-aware limit: a large body on a slow link is not a dead relay.
-        let limit = self.config.timeout + Duration::from_millis(body.len() as u64 / 100);
-        let result = tokio::time::timeout(limit, conn.send(envelope, body)).await;
-        let failure = match result {
-            Ok(Ok(_)) => {
+        let failure = match self.exchange(&mut conn, envelope, body).await {
+            Ok(()) => {
                 self.checkin(conn);
                 return Ok(());
             }
-            Ok(Err(e)) => Failure::from_lettre(&e),
-            Err(_) => Failure::transient(format!(
-                "{}: no answer within {}",
-                self.relay(),
-                humantime::format_duration(limit)
-            )),
+            Err(f) => {
+                self.discard(conn, &f).await;
+                f
+            }
         };
-        if reused && failure.network {
-            // A pooled connection the relay had closed meanwhile: once more on a fresh one.
+        // A pooled connection the relay had closed meanwhile: once more on a fresh one. Only
+        // before the message was handed over: after it, the relay may have it already.
+        if reused && failure.phase == Phase::Envelope && failure.network() {
             let (mut fresh, _) = self.checkout_fresh().await?;
-            return match tokio::time::timeout(limit, fresh.send(envelope, body)).await {
-                Ok(Ok(_)) => {
+            return match self.exchange(&mut fresh, envelope, body).await {
+                Ok(()) => {
                     self.checkin(fresh);
                     Ok(())
                 }
-                Ok(Err(e)) => Err(Failure::from_lettre(&e)),
-                Err(_) => Err(Failure::transient(format!(
-                    "{}: no answer within {}",
-                    self.relay(),
-                    humantime::format_duration(limit)
-                ))),
+                Err(f) => {
+                    self.discard(fresh, &f).await;
+                    Err(f)
+                }
             };
         }
         Err(failure)
     }
 
-    async fn checkout_fresh(&self) -> Result<(AsyncSmtpConnection, bool), Failure> {
-        self.open().await.map(|c| (c, false)).map_err(|(_, f)| f)
+    /// `MAIL`, `RCPT`, `DATA` (each within `smtp.timeout`), then the message and the reply to
+    /// its final dot (within `smtp.data_timeout`, plus time for the size on a slow link).
+    /// What lettre's `send` does, phase by phase, so a failure says where it happened.
+    async fn exchange(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<(), Failure> {
+        let mut options = Vec::new();
+        let ascii = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
+        let non_ascii =
+            envelope.from().is_some_and(|a| !ascii(a)) || envelope.to().iter().any(|a| !ascii(a));
+        if non_ascii {
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(Failure::new(
+                    Phase::Envelope,
+                    Seen::ClientRefusal,
+                    "non-ascii address and the relay does not support SMTPUTF8".into(),
+                ));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !body.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(Failure::new(
+                    Phase::Envelope,
+                    Seen::ClientRefusal,
+                    "non-ascii message and the relay does not support 8BITMIME".into(),
+                ));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let step = self.config.timeout;
+        let late = |what: &str, limit: Duration| {
+            format!(
+                "{}: no answer to {what} within {}",
+                self.relay(),
+                humantime::format_duration(limit)
+            )
+        };
+        let command = |r: Result<
+            Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error>,
+            tokio::time::error::Elapsed,
+        >,
+                       what: &str| match r {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Failure::from_lettre(Phase::Envelope, &e)),
+            Err(_) => Err(Failure::timeout(Phase::Envelope, late(what, step))),
+        };
+        let mail = Mail::new(envelope.from().cloned(), options);
+        command(
+            tokio::time::timeout(step, conn.command(mail)).await,
+            "MAIL FROM",
+        )?;
+        for to in envelope.to() {
+            let rcpt = Rcpt::new(to.clone(), vec![]);
+            command(
+                tokio::time::timeout(step, conn.command(rcpt)).await,
+                "RCPT TO",
+            )?;
+        }
+        command(tokio::time::timeout(step, conn.command(Data)).await, "DATA")?;
+        // Size-aware limit: a large body on a slow link is not a dead relay.
+        let limit = self.config.data_timeout + Duration::from_millis(body.len() as u64 / 100);
+        match tokio::time::timeout(limit, conn.message(body)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Failure::from_lettre(Phase::Body, &e)),
+            Err(_) => Err(Failure::timeout(
+                Phase::Body,
+                format!("{} (smtp.data_timeout)", late("the message", limit)),
+            )),
+        }
     }
 
     async fn send_mail(&self, mail: Outgoing<'_>) -> Result<(), SendError> {
@@ -327,18 +418,22 @@ impl SmtpTransport {
         let Err(f) = self.transaction(&env, mail.body).await else {
             return Ok(());
         };
-        match f.class {
-            Class::Transient => Err(SendError::Transient(f.text)),
-            Class::Auth => {
-                tracing::error!(error = %f.text, relay = %self.relay(), "SMTP relay refused the login; check smtp.username and the password or token");
-                *self.secret.lock().await = None;
-                Err(SendError::Transient(format!(
-                    "relay refused the login: {}",
-                    f.text
-                )))
+        match f.verdict {
+            Verdict::Relay => {
+                if f.phase == Phase::Auth
+                    || matches!(f.seen, Seen::Reply { code, .. } if matches!(code, 530 | 534 | 535 | 538))
+                {
+                    tracing::error!(error = %f.text, relay = %self.relay(), "SMTP relay refused the login; check smtp.username and the password or token");
+                    *self.secret.lock().await = None;
+                }
+                Err(SendError::Relay(f.text))
             }
-            Class::Permanent if mail.recipients.len() > 1 => self.send_one_by_one(&mail).await,
-            Class::Permanent => Err(SendError::Permanent(format!(
+            Verdict::OutcomeUnknown => Err(SendError::Unknown(f.text)),
+            Verdict::MessageTransient => Err(SendError::Transient(f.text)),
+            Verdict::MessagePermanent if mail.recipients.len() > 1 => {
+                self.send_one_by_one(&mail).await
+            }
+            Verdict::MessagePermanent => Err(SendError::Permanent(format!(
                 "{} refused the mail to {}: {}",
                 self.relay(),
                 mail.recipients.join(", "),
@@ -353,6 +448,7 @@ impl SmtpTransport {
         let mut delivered = Vec::new();
         let mut refused = Vec::new();
         let mut deferred = Vec::new();
+        let mut unknown = false;
         for rcpt in mail.recipients {
             let env = envelope(&Outgoing {
                 envelope_from: mail.envelope_from,
@@ -361,18 +457,27 @@ impl SmtpTransport {
             })?;
             match self.transaction(&env, mail.body).await {
                 Ok(()) => delivered.push(rcpt.clone()),
-                Err(f) if f.class == Class::Permanent => {
+                Err(f) if f.verdict == Verdict::MessagePermanent => {
                     refused.push(format!("{rcpt}: {}", f.text))
                 }
-                Err(f) => deferred.push(format!("{rcpt}: {}", f.text)),
+                Err(f) => {
+                    unknown |= f.verdict == Verdict::OutcomeUnknown;
+                    deferred.push(format!("{rcpt}: {}", f.text))
+                }
             }
         }
         if refused.is_empty() && deferred.is_empty() {
             return Ok(());
         }
         if delivered.is_empty() && refused.is_empty() {
-            // Nobody has it yet: retrying the whole mail later duplicates nothing.
-            return Err(SendError::Transient(deferred.join("; ")));
+            // Nobody has it for sure: retrying the whole mail later duplicates nothing (or,
+            // when an outcome is unknown, only after the unknown-outcome delay).
+            let text = deferred.join("; ");
+            return Err(if unknown {
+                SendError::Unknown(text)
+            } else {
+                SendError::Transient(text)
+            });
         }
         // Someone has it, or someone never will: a person decides what to resend.
         let mut parts = Vec::new();
@@ -571,30 +676,32 @@ fn tls_setup(
     }
 }
 
-fn classify(e: &lettre::transport::smtp::Error) -> Class {
+/// What a lettre error saw: a reply (with its enhanced status code), a timeout, a broken
+/// connection, or a refusal on our side.
+fn seen_in(e: &lettre::transport::smtp::Error) -> Seen {
     if let Some(code) = e.status() {
-        let code = u16::from(code);
-        return if e.is_permanent() {
-            if matches!(code, 530 | 534 | 535 | 538) {
-                Class::Auth
-            } else {
-                Class::Permanent
-            }
-        } else {
-            Class::Transient
+        let text = std::error::Error::source(e)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        return Seen::Reply {
+            code: u16::from(code),
+            enhanced: smtp_failure::enhanced_code(&text),
         };
     }
-    if e.is_client() {
-        let text = e.to_string();
-        // The only client-side refusal about the mail itself: the relay cannot carry it.
-        if text.contains("non-ascii") {
-            return Class::Permanent;
-        }
-        if text.contains("authentication mechanism") {
-            return Class::Auth;
-        }
+    if e.is_timeout() {
+        return Seen::Timeout;
     }
-    Class::Transient
+    if e.is_client() {
+        // lettre's own refusals: the mail needs an extension the relay lacks, or no AUTH
+        // mechanism in common (the relay set-up).
+        return if e.to_string().contains("authentication mechanism") {
+            Seen::Setup
+        } else {
+            Seen::ClientRefusal
+        };
+    }
+    // Network and TLS errors, and a reply cut short ("incomplete response": the relay closed).
+    Seen::Network
 }
 
 /// The error with its cause chain (lettre keeps the server's answer in the source).

@@ -8,6 +8,7 @@
 mod ladder;
 pub mod reply;
 pub mod rma;
+pub mod unprocessable;
 mod worker;
 
 use std::sync::Arc;
@@ -32,15 +33,23 @@ pub use worker::{InboundStats, InboundWorker};
 pub enum PipelineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Processing this mail failed in a way retrying it is not expected to fix.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl PipelineError {
     pub fn is_transient(&self) -> bool {
         match self {
             PipelineError::Store(e) => e.is_transient(),
+            PipelineError::Failed(_) => false,
         }
     }
 }
+
+/// A fault-injection hook run at the start of processing each mail (tests: a panic or an
+/// error for one chosen mail).
+pub type FaultHook = Arc<dyn Fn(&RawMail) -> Result<(), PipelineError> + Send + Sync>;
 
 /// The classification of one mail plus the facts it was based on.
 #[derive(Debug, Clone)]
@@ -181,9 +190,17 @@ pub struct Pipeline {
     clock: SharedClock,
     queued: Arc<Notify>,
     metrics: Arc<crate::counters::Metrics>,
+    fault: Option<FaultHook>,
 }
 
 impl Pipeline {
+    /// Installs a fault-injection hook (tests only).
+    #[doc(hidden)]
+    pub fn with_fault(mut self, fault: FaultHook) -> Pipeline {
+        self.fault = Some(fault);
+        self
+    }
+
     pub fn new(
         config: &Config,
         store: Store,
@@ -202,6 +219,7 @@ impl Pipeline {
             clock,
             queued,
             metrics: Arc::new(crate::counters::Metrics::new()),
+            fault: None,
         }
     }
 
@@ -252,6 +270,9 @@ impl Pipeline {
     }
 
     async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
+        if let Some(fault) = &self.fault {
+            fault(mail)?;
+        }
         // The rules' reading first; the store is asked about the partner and loans only
         // once the mail is known not to be recorded already (redeliveries, re-reads).
         let inspection =
@@ -272,22 +293,30 @@ impl Pipeline {
             span.record("loans", loans.join(" "));
         }
         let mut key = inspection.message_key.clone();
-        if let Some((inbound_id, sender, subject)) = self.store.inbound_by_key(&key).await? {
+        let mut reused = false;
+        if let Some((inbound_id, sender, subject, text)) = self.store.inbound_by_key(&key).await? {
             let from = inspection.from.as_ref().map(|f| f.address.as_str());
-            if sender.as_deref() == from && subject == inspection.subject {
+            let this = fingerprint(from, &inspection.subject, &inspection.text);
+            if fingerprint(sender.as_deref(), &subject, &text) == this {
                 span.record("inbound_id", inbound_id);
                 tracing::info!(message_key = %key, "already recorded; acknowledging only");
                 return Ok(Processed::Duplicate { inbound_id });
             }
-            // Same Message-ID, different mail (a broken mailer, or a forged id meant to
-            // suppress a request): it is handled on its own merits under its content hash.
-            key = format!("{key}#{}", classify::message::hash_key(&mail.bytes));
+            // Same Message-ID, other content (an ERP notifier with one constant id, a broken
+            // mailer, or a forged id meant to suppress a request): a new mail, handled on its
+            // own merits under the id plus its content fingerprint, so its own redelivery is
+            // still a duplicate.
+            key = format!("{key}#{this}");
+            reused = true;
             tracing::warn!(message_key = %key, "Message-ID reused by a different mail");
-            if let Some((inbound_id, _, _)) = self.store.inbound_by_key(&key).await? {
+            if let Some((inbound_id, ..)) = self.store.inbound_by_key(&key).await? {
                 return Ok(Processed::Duplicate { inbound_id });
             }
         }
         let mut eval = self.evaluator.decide(inspection).await?;
+        if reused {
+            eval.decision.reasons.push("message_id:reused".to_string());
+        }
         let now = self.clock.now();
         let mut review_detail: Vec<String> = Vec::new();
         let mut outbox = Vec::new();
@@ -536,5 +565,55 @@ pub fn stored_decision(decision: &Decision, decided_by: &str) -> NewDecision {
             .iter()
             .map(|r| r.code().to_string())
             .collect(),
+    }
+}
+
+/// What makes two mails with one Message-ID the same mail: sender, subject and decoded body.
+/// A redelivery (other `Received` lines, another transfer encoding) has the same fingerprint;
+/// a different mail reusing the id has not.
+pub fn fingerprint(sender: Option<&str>, subject: &str, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [sender.unwrap_or(""), subject, text] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("fp:{}", hex::encode(&h.finalize()[..16]))
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::fingerprint;
+
+    #[test]
+    fn same_mail_same_fingerprint_other_content_other() {
+        let base = fingerprint(Some("a@x.example"), "Order 1", "D50261001");
+        let cases = [
+            (
+                fingerprint(Some("a@x.example"), "Order 1", "D50261001"),
+                true,
+            ),
+            (
+                fingerprint(Some("a@x.example"), "Order 1", "D50261002"),
+                false,
+            ),
+            (
+                fingerprint(Some("b@x.example"), "Order 1", "D50261001"),
+                false,
+            ),
+            (
+                fingerprint(Some("a@x.example"), "Order 2", "D50261001"),
+                false,
+            ),
+            (fingerprint(None, "Order 1", "D50261001"), false),
+            // Field boundaries count: moving text between fields is another mail.
+            (
+                fingerprint(Some("a@x.example"), "Order 1D", "50261001"),
+                false,
+            ),
+        ];
+        for (i, (fp, same)) in cases.iter().enumerate() {
+            assert_eq!(*fp == base, *same, "case {i}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Pipeline, PipelineError, Processed};
 use crate::classify::Action;
-use crate::inbound::{Disposition, MailSource, SourceError};
+use crate::inbound::{Disposition, MailSource, RawMail, SourceError};
 use crate::telemetry::ErrorChain;
 use crate::worker::{Outcome, Worker};
 
@@ -40,6 +40,31 @@ pub enum RoundError {
     Pipeline(#[from] PipelineError),
 }
 
+/// Why one mail could not be processed.
+enum Failure {
+    /// The database is unreachable: the round stops, the mail is offered again.
+    Transient(PipelineError),
+    /// Failed for a reason retrying may not fix.
+    Failed(String),
+    /// The processing task panicked.
+    Panicked(String),
+}
+
+/// The panic message of a failed task, or how it ended.
+fn panic_text(join: tokio::task::JoinError) -> String {
+    if !join.is_panic() {
+        return format!("processing task ended: {join}");
+    }
+    let payload = join.into_panic();
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
+
 /// How many mails are fetched per round.
 const BATCH: usize = 100;
 /// A mail whose processing failed for a non-transient reason is set aside this long, so one
@@ -51,6 +76,9 @@ pub struct InboundWorker<S: MailSource> {
     pipeline: Arc<Pipeline>,
     stats: Arc<InboundStats>,
     quarantine: HashMap<String, Instant>,
+    /// Non-transient failures per mail handle; at `max_failures` the mail is set aside.
+    failures: HashMap<String, u32>,
+    max_failures: u32,
     /// Delays after a failed round (source unreachable, database down).
     backoff: (Duration, Duration),
 }
@@ -62,7 +90,28 @@ impl<S: MailSource> InboundWorker<S> {
             pipeline,
             stats: Arc::new(InboundStats::default()),
             quarantine: HashMap::new(),
+            failures: HashMap::new(),
+            max_failures: 3,
             backoff: (Duration::from_millis(500), Duration::from_secs(60)),
+        }
+    }
+
+    /// After this many non-transient failures a mail is set aside as `unprocessable`
+    /// (`mail.max_processing_failures`).
+    pub fn with_max_failures(mut self, n: u32) -> Self {
+        self.max_failures = n.max(1);
+        self
+    }
+
+    /// Processes one mail in a task of its own: a panic costs that mail, not the worker.
+    async fn process_contained(&self, mail: &RawMail) -> Result<Processed, Failure> {
+        let pipeline = self.pipeline.clone();
+        let owned = mail.clone();
+        match tokio::spawn(async move { pipeline.process(&owned).await }).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(e)) if e.is_transient() => Err(Failure::Transient(e)),
+            Ok(Err(e)) => Err(Failure::Failed(ErrorChain(&e).to_string())),
+            Err(join) => Err(Failure::Panicked(panic_text(join))),
         }
     }
 
@@ -122,8 +171,29 @@ impl<S: MailSource> InboundWorker<S> {
                 return Err(e.into());
             }
         };
+        // Listed but unreadable: set aside for review and acknowledged, so they never stall
+        // the source.
+        let unreadable = self.source.take_unreadable();
+        for u in &unreadable {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            metrics.processing_failed();
+            tracing::error!(origin = %u.mail.origin, error = %u.error, "cannot read mail; set aside for review as unprocessable");
+            self.pipeline.set_aside(&u.mail, &u.error).await?;
+            self.stats.review.fetch_add(1, Ordering::Relaxed);
+        }
+        if !unreadable.is_empty() {
+            let acks: Vec<_> = unreadable
+                .iter()
+                .map(|u| (&u.mail, Disposition::Review))
+                .collect();
+            self.source.ack_all(&acks).await?;
+        }
         if mails.is_empty() {
-            return Ok(Outcome::Idle);
+            return Ok(if unreadable.is_empty() {
+                Outcome::Idle
+            } else {
+                Outcome::Done
+            });
         }
         // Filed together after the round (one IMAP command per outcome instead of one per
         // mail); each was committed before it is listed here, and a crash before the filing
@@ -136,7 +206,7 @@ impl<S: MailSource> InboundWorker<S> {
             }
             self.stats.fetched.fetch_add(1, Ordering::Relaxed);
             metrics.mail_fetched();
-            match self.pipeline.process(mail).await {
+            let failure = match self.process_contained(mail).await {
                 Ok(processed) => {
                     let counter = match &processed {
                         Processed::Duplicate { .. } => &self.stats.duplicates,
@@ -162,20 +232,45 @@ impl<S: MailSource> InboundWorker<S> {
                         }
                         recorded => recorded.disposition(),
                     };
+                    self.failures.remove(&mail.handle);
                     handled.push((mail, disposition));
+                    continue;
                 }
-                Err(e) if e.is_transient() => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    metrics.processing_failed();
+                Err(f) => f,
+            };
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            metrics.processing_failed();
+            let why = match failure {
+                Failure::Transient(e) => {
                     // The database is unreachable: stop the round; the loop backs off.
                     stopped = Some(e);
                     break;
                 }
+                Failure::Panicked(text) => {
+                    tracing::error!(origin = %mail.origin, panic = %text, "processing a mail panicked; set aside for review as unprocessable");
+                    format!("processing panicked: {text}")
+                }
+                Failure::Failed(text) => {
+                    let n = self.failures.entry(mail.handle.clone()).or_insert(0);
+                    *n += 1;
+                    if *n < self.max_failures {
+                        tracing::error!(origin = %mail.origin, error = %text, failures = *n, "could not process mail; set aside and retried later");
+                        self.quarantine.insert(mail.handle.clone(), Instant::now());
+                        continue;
+                    }
+                    tracing::error!(origin = %mail.origin, error = %text, failures = *n, "could not process mail again; set aside for review as unprocessable");
+                    format!("failed {n} times: {text}")
+                }
+            };
+            match self.pipeline.set_aside(mail, &why).await {
+                Ok(_) => {
+                    self.failures.remove(&mail.handle);
+                    self.stats.review.fetch_add(1, Ordering::Relaxed);
+                    handled.push((mail, Disposition::Review));
+                }
                 Err(e) => {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    metrics.processing_failed();
-                    tracing::error!(origin = %mail.origin, error = %ErrorChain(&e), "could not process mail; set aside and retried later");
-                    self.quarantine.insert(mail.handle.clone(), Instant::now());
+                    stopped = Some(e);
+                    break;
                 }
             }
         }
@@ -321,5 +416,94 @@ mod tests {
         worker.quarantine.clear();
         assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
         assert_eq!(worker.source.offered.len(), 1 + batch);
+    }
+
+    fn fake(n: usize) -> Fake {
+        Fake {
+            mails: (1..=n).map(mail).collect(),
+            batch: 100,
+            acked: Vec::new(),
+            offered: Vec::new(),
+        }
+    }
+
+    async fn open_items(worker: &InboundWorker<Fake>) -> Vec<(String, String)> {
+        worker
+            .pipeline
+            .store()
+            .review_items(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.reason, i.detail))
+            .collect()
+    }
+
+    /// A panic while processing one mail costs that mail (set aside as `unprocessable`, raw
+    /// bytes kept), not the batch and not the worker.
+    #[tokio::test]
+    async fn a_panic_on_one_mail_sets_it_aside_and_the_batch_goes_on() {
+        let hook: super::super::FaultHook = Arc::new(|m: &RawMail| {
+            if m.handle == "h2" {
+                panic!("injected fault for h2");
+            }
+            Ok(())
+        });
+        let pipeline = pipeline().await.with_fault(hook);
+        let mut worker = InboundWorker::new(fake(3), Arc::new(pipeline));
+        let cancel = CancellationToken::new();
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+        assert_eq!(worker.source.acked, vec!["h1", "h2", "h3"]);
+        let items = open_items(&worker).await;
+        let set_aside: Vec<_> = items.iter().filter(|(r, _)| r == "unprocessable").collect();
+        assert_eq!(set_aside.len(), 1, "{items:?}");
+        assert!(
+            set_aside[0].1.contains("injected fault for h2"),
+            "{items:?}"
+        );
+        let store = worker.pipeline.store();
+        let item = store
+            .review_items(&Default::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.reason == "unprocessable")
+            .unwrap();
+        let raw = store.inbound_raw(item.inbound_id.unwrap()).await.unwrap();
+        assert_eq!(raw.as_deref(), Some(&mail(2).bytes[..]), "raw bytes kept");
+        // The worker lives on: the next round works.
+        worker.source.mails.push(mail(4));
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+        assert_eq!(worker.source.acked.len(), 4);
+    }
+
+    /// A mail failing for a non-transient reason is retried after its quarantine, and set
+    /// aside after `max_failures`; the others flow meanwhile.
+    #[tokio::test]
+    async fn a_mail_failing_three_times_is_set_aside() {
+        let hook: super::super::FaultHook = Arc::new(|m: &RawMail| match m.handle.as_str() {
+            "h1" => Err(PipelineError::Failed("injected failure".into())),
+            _ => Ok(()),
+        });
+        let pipeline = pipeline().await.with_fault(hook);
+        let mut worker = InboundWorker::new(fake(2), Arc::new(pipeline)).with_max_failures(3);
+        let cancel = CancellationToken::new();
+        worker.step(&cancel).await.unwrap();
+        assert_eq!(worker.source.acked, vec!["h2"]);
+        for round in 2..=3 {
+            worker.quarantine.clear();
+            worker.step(&cancel).await.unwrap();
+            let items = open_items(&worker).await;
+            let set_aside = items.iter().any(|(r, _)| r == "unprocessable");
+            assert_eq!(set_aside, round == 3, "round {round}: {items:?}");
+        }
+        assert_eq!(worker.source.acked, vec!["h2", "h1"]);
+        let items = open_items(&worker).await;
+        assert!(
+            items
+                .iter()
+                .any(|(r, d)| r == "unprocessable" && d.contains("failed 3 times")),
+            "{items:?}"
+        );
     }
 }

@@ -131,10 +131,11 @@ impl Store {
     pub async fn inbound_by_key(
         &self,
         message_key: &str,
-    ) -> Result<Option<(i64, Option<String>, String)>, StoreError> {
+    ) -> Result<Option<(i64, Option<String>, String, String)>, StoreError> {
         Ok(dispatch!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, sender, subject FROM inbound_messages WHERE message_key = $1",
+                "SELECT id, sender, subject, body_text FROM inbound_messages \
+                 WHERE message_key = $1",
             )
             .bind(message_key)
             .fetch_optional(pool)

@@ -10,6 +10,7 @@
 
 mod audit;
 pub mod dump;
+mod durability;
 mod imap_state;
 mod inbound;
 mod leases;
@@ -35,6 +36,7 @@ use sqlx::sqlite::{
 use crate::config::DatabaseConfig;
 
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
+pub use durability::Durability;
 pub use imap_state::ImapMailboxState;
 pub use inbound::{
     InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome,
@@ -226,7 +228,9 @@ impl Store {
             }
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                // FULL: a commit is on disk before a mail is acknowledged to its source
+                // (store/durability.rs).
+                .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(config.acquire_timeout);
             let pool = SqlitePoolOptions::new()

@@ -189,6 +189,65 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Hands a claimed row back without counting the attempt the claim counted: the relay was
+    /// unavailable (the mail was never offered) or the sender is shutting down. The row stays
+    /// due at its old time.
+    pub async fn release_outbox(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let done = dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE outbox SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+                 last_error = $1, locked_until = NULL, locked_by = NULL \
+                 WHERE id = $2 AND locked_by = $3 AND state = 'queued'",
+            )
+            .bind(error)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Opens the one `relay_down` review item (if none is open): the SMTP relay is unavailable.
+    /// Returns whether this call opened it.
+    pub async fn open_relay_down(&self, detail: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = dispatch!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO review_items (reason, reasons, detail, state, created_at) \
+                 VALUES ('relay_down', '[\"relay_down\"]', $1, 'open', $2) \
+                 ON CONFLICT (reason) WHERE reason = 'relay_down' AND state = 'open' DO NOTHING",
+            )
+            .bind(detail)
+            .bind(now_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Resolves the open `relay_down` item, if any: the relay took a mail again.
+    pub async fn close_relay_down(&self, note: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let done = dispatch!(self, |pool| {
+            sqlx::query(
+                "UPDATE review_items SET state = 'resolved', resolved_at = $1, \
+                 resolved_by = 'trialdesk', note = $2 WHERE reason = 'relay_down' AND state = 'open'",
+            )
+            .bind(now_ms)
+            .bind(note)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done >= 1)
+    }
+
     /// Gives up on a mail and puts it in the review queue with the server's answer, in one
     /// transaction: a dead letter is never only a log line.
     pub async fn mark_dead(

@@ -88,13 +88,15 @@ pub struct ReminderRow {
     pub audience: String,
     pub expires_on: String,
     pub due_on: String,
-    /// `queued`, `missed` or `failed`.
+    /// `queued`, `missed`, `failed` or `cancelled` (the trial changed before it was sent).
     pub state: String,
     /// JSON list.
     pub recipients: String,
     pub language: String,
     pub outbox_id: Option<i64>,
     pub created_at: i64,
+    /// Why a `cancelled` reminder was not sent.
+    pub cancelled_reason: Option<String>,
 }
 
 // Inserts the row only while the trial still has this expiry date and is not converted, so a
@@ -233,12 +235,73 @@ impl Store {
         Ok(dispatch!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, trial_id, kind, audience, expires_on, due_on, state, recipients, \
-                 language, outbox_id, created_at FROM reminders \
+                 language, outbox_id, created_at, cancelled_reason FROM reminders \
                  WHERE ($1 IS NULL OR trial_id = $1) ORDER BY id",
             )
             .bind(trial_id)
             .fetch_all(pool)
             .await?
         }))
+    }
+
+    /// At send time: why the reminder queued as outbox row `outbox_id` must not go out any
+    /// more (its trial was converted, or extended to another expiry date since it was
+    /// planned), or None when it still holds.
+    pub async fn reminder_stale(&self, outbox_id: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String, String, bool)> = dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.expires_on, t.expires_on, t.converted FROM reminders r \
+                 JOIN trials t ON t.trial_id = r.trial_id WHERE r.outbox_id = $1",
+            )
+            .bind(outbox_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.and_then(|(planned, now, converted)| {
+            if converted {
+                Some("trial converted before the reminder was sent".to_string())
+            } else if planned != now {
+                Some(format!(
+                    "trial extended (expires {now}, was {planned}) before the reminder was sent"
+                ))
+            } else {
+                None
+            }
+        }))
+    }
+
+    /// Cancels a claimed reminder mail: the outbox row is discarded and the reminder marked
+    /// `cancelled` with `why`, in one transaction. Only the worker holding the lease may.
+    pub async fn cancel_reminder_mail(
+        &self,
+        outbox_id: i64,
+        worker: &str,
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "UPDATE outbox SET state = 'discarded', last_error = $1, locked_until = NULL, \
+                 locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",
+            )
+            .bind(why)
+            .bind(outbox_id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 1 {
+                sqlx::query(
+                    "UPDATE reminders SET state = 'cancelled', cancelled_reason = $1 \
+                     WHERE outbox_id = $2",
+                )
+                .bind(why)
+                .bind(outbox_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(done == 1)
+        })
     }
 }
