@@ -173,6 +173,10 @@ impl App {
 
     /// `run --once`: drain the source, then send what is due, and report.
     pub async fn run_once(&self) -> anyhow::Result<RunSummary> {
+        // Fresh data first: files waiting in the drop folder are imported before mail is read.
+        if let Some(drop_folder) = crate::import::watch::DropFolder::from_app(self)? {
+            drop_folder.drain().await?;
+        }
         let queued = Arc::new(Notify::new());
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
         let sender = self.sender(queued)?;
@@ -336,6 +340,10 @@ impl App {
             let cancel = cancel.clone();
             tracker.spawn(async move { retention.run(cancel).await });
         }
+        if let Some(drop_folder) = crate::import::watch::DropFolder::from_app(self)? {
+            let cancel = cancel.clone();
+            tracker.spawn(async move { drop_folder.run(cancel).await });
+        }
         tracker.close();
         tracker.wait().await;
         self.store.close().await;
@@ -350,7 +358,13 @@ impl App {
     pub fn web_router(&self, queued: Arc<Notify>) -> anyhow::Result<axum::Router> {
         let actions = Arc::new(crate::review::Actions::from_app(self, queued)?);
         let state = Arc::new(crate::review::web::WebState::new(self, actions)?);
-        Ok(crate::review::web::router(state))
+        let router = crate::review::web::router(state);
+        Ok(match self.config.api.enabled {
+            true => router.merge(crate::api::router(Arc::new(
+                crate::api::ApiState::from_app(self),
+            ))),
+            false => router,
+        })
     }
 
     /// `GET /metrics` (None when `[metrics] enabled = false`). `health` is the workers'

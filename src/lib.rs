@@ -59,6 +59,7 @@
 //! and the SMTP transport their TLS trust and their login secrets (passwords, XOAUTH2 tokens
 //! fetched at each connect).
 
+pub mod api;
 pub mod app;
 pub mod classify;
 pub mod cli;

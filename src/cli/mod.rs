@@ -6,6 +6,7 @@ mod explain;
 mod ops;
 mod queue;
 mod reminders;
+mod tokens;
 mod users;
 
 use std::path::PathBuf;
@@ -95,6 +96,11 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Bearer tokens for the HTTP API (`/api/v1`, see docs/api.md).
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
     },
 }
 
@@ -205,6 +211,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::telemetry::init_quiet(&config.logging);
             let app = App::open(config).await?;
             users::run(&app, command).await?;
+        }
+        Command::Tokens { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            tokens::run(&app, command).await?;
         }
         Command::Migrate => {
             crate::telemetry::init(&config.logging);

@@ -10,6 +10,7 @@
 mod classify;
 mod cluster;
 mod database;
+mod feeds;
 mod health;
 mod mail;
 mod metrics;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 pub use classify::ClassifyConfig;
 pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
+pub use feeds::{carrier_links, ApiConfig, ImportConfig, RmaConfig, DEFAULT_CARRIERS};
 pub use health::HealthConfig;
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use metrics::MetricsConfig;
@@ -70,6 +72,7 @@ pub struct Config {
     pub templates: TemplatesConfig,
     /// Carrier name → tracking URL pattern with `{tracking_number}`, e.g.
     /// `EMS = "https://www.ems.example/track?no={tracking_number}"`. Matching ignores case.
+    /// Entries here override the shipped defaults ([`DEFAULT_CARRIERS`]).
     #[serde(default)]
     pub carriers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
@@ -86,6 +89,12 @@ pub struct Config {
     pub cluster: ClusterConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub import: ImportConfig,
+    #[serde(default)]
+    pub rma: RmaConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -185,6 +194,9 @@ impl Config {
         self.retention.validate()?;
         self.web.validate()?;
         self.cluster.validate()?;
+        self.api.validate()?;
+        self.import.validate()?;
+        self.rma.validate()?;
         self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {

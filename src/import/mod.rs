@@ -5,23 +5,25 @@
 //! written, in one transaction, upserting by id. Parsing is pure (`parse_*`), so the CLI and
 //! the review web page share it.
 
-mod partners;
-mod shipments;
+pub(crate) mod partners;
+pub(crate) mod shipments;
 mod table;
-mod trials;
+pub(crate) mod trials;
+pub mod watch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::classify::loan_numbers::LoanExtractor;
-use crate::store::{Store, StoreError};
+use crate::domain::{Partner, Shipment, Trial};
+use crate::store::{Store, StoreError, UpsertExtras, Upserted};
 
 pub use partners::parse_partners;
 pub use shipments::parse_shipments;
 pub use trials::parse_trials;
 
 /// What a CSV file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum ImportKind {
     Partners,
     Shipments,
@@ -96,23 +98,53 @@ pub struct ImportSummary {
     pub rows: usize,
 }
 
-/// Parses, checks and stores one CSV file's bytes.
-pub async fn import_bytes(
+/// Rows that passed every check, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    Partners(Vec<Partner>),
+    Shipments(Vec<Shipment>),
+    Trials(Vec<Trial>),
+}
+
+impl Checked {
+    pub fn len(&self) -> usize {
+        match self {
+            Checked::Partners(v) => v.len(),
+            Checked::Shipments(v) => v.len(),
+            Checked::Trials(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids in file order (partner ids, loan numbers, trial ids).
+    pub fn ids(&self) -> Vec<String> {
+        match self {
+            Checked::Partners(v) => v.iter().map(|p| p.partner_id.clone()).collect(),
+            Checked::Shipments(v) => v.iter().map(|s| s.loan_number.to_string()).collect(),
+            Checked::Trials(v) => v.iter().map(|t| t.trial_id.clone()).collect(),
+        }
+    }
+}
+
+/// Parses and checks one CSV's bytes (rows, then references against the database): THE
+/// validation of partner, shipment and trial data, for the CLI, the web upload, the drop
+/// folder and the API (which hands its JSON over as CSV rows).
+pub async fn check_bytes(
     store: &Store,
     kind: ImportKind,
     bytes: &[u8],
     loans: &LoanExtractor,
     progress: Progress<'_>,
-    now_ms: i64,
-) -> Result<ImportSummary, ImportError> {
-    let rows = match kind {
+) -> Result<Checked, ImportError> {
+    Ok(match kind {
         ImportKind::Partners => {
             let partners = parse_partners(bytes, progress).map_err(ImportError::Rows)?;
             let owners = store.domain_owners().await?;
             partners::check_domain_owners(&partners, &owners).map_err(ImportError::Rows)?;
-            let partners: Vec<_> = partners.into_iter().map(|(_, p)| p).collect();
-            store.upsert_partners(&partners, now_ms).await?;
-            partners.len()
+            Checked::Partners(partners.into_iter().map(|(_, p)| p).collect())
         }
         ImportKind::Shipments => {
             let shipments = parse_shipments(bytes, loans, progress).map_err(ImportError::Rows)?;
@@ -122,9 +154,7 @@ pub async fn import_bytes(
                 &known,
             )
             .map_err(ImportError::Rows)?;
-            let shipments: Vec<_> = shipments.into_iter().map(|(_, s)| s).collect();
-            store.upsert_shipments(&shipments, now_ms).await?;
-            shipments.len()
+            Checked::Shipments(shipments.into_iter().map(|(_, s)| s).collect())
         }
         ImportKind::Trials => {
             let trials = parse_trials(bytes, progress).map_err(ImportError::Rows)?;
@@ -134,12 +164,63 @@ pub async fn import_bytes(
                 &known,
             )
             .map_err(ImportError::Rows)?;
-            let trials: Vec<_> = trials.into_iter().map(|(_, t)| t).collect();
-            store.upsert_trials(&trials, now_ms).await?;
-            trials.len()
+            Checked::Trials(trials.into_iter().map(|(_, t)| t).collect())
         }
-    };
-    Ok(ImportSummary { kind, rows })
+    })
+}
+
+/// Stores checked rows with `extras` (audit rows, the drop-folder file) in one transaction,
+/// through the store's one upsert per table.
+pub async fn store_checked(
+    store: &Store,
+    checked: &Checked,
+    now_ms: i64,
+    extras: &UpsertExtras,
+) -> Result<Upserted, StoreError> {
+    match checked {
+        Checked::Partners(v) => store.upsert_partners_with(v, now_ms, extras).await,
+        Checked::Shipments(v) => store.upsert_shipments_with(v, now_ms, extras).await,
+        Checked::Trials(v) => store.upsert_trials_with(v, now_ms, extras).await,
+    }
+}
+
+/// Parses, checks and stores one CSV file's bytes.
+pub async fn import_bytes(
+    store: &Store,
+    kind: ImportKind,
+    bytes: &[u8],
+    loans: &LoanExtractor,
+    progress: Progress<'_>,
+    now_ms: i64,
+) -> Result<ImportSummary, ImportError> {
+    import_bytes_with(
+        store,
+        kind,
+        bytes,
+        loans,
+        progress,
+        now_ms,
+        &UpsertExtras::default(),
+    )
+    .await
+}
+
+/// [`import_bytes`] writing `extras` in the import's transaction.
+pub async fn import_bytes_with(
+    store: &Store,
+    kind: ImportKind,
+    bytes: &[u8],
+    loans: &LoanExtractor,
+    progress: Progress<'_>,
+    now_ms: i64,
+    extras: &UpsertExtras,
+) -> Result<ImportSummary, ImportError> {
+    let checked = check_bytes(store, kind, bytes, loans, progress).await?;
+    store_checked(store, &checked, now_ms, extras).await?;
+    Ok(ImportSummary {
+        kind,
+        rows: checked.len(),
+    })
 }
 
 /// Reads a file and imports it.

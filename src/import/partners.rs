@@ -4,7 +4,7 @@ use super::table::{first_occurrence, looks_like_domain, ok_if_empty, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Partner};
 
-const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
+pub(crate) const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
 
 /// Parses `partner_id,name,domains,admin_emails,language` (lists `;`-separated).
 pub fn parse_partners(

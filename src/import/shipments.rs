@@ -5,7 +5,7 @@ use super::{Progress, RowError};
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::domain::{Shipment, ShipmentStatus};
 
-const COLUMNS: &[&str] = &[
+pub(crate) const COLUMNS: &[&str] = &[
     "loan_number",
     "partner_id",
     "customer",
@@ -17,16 +17,19 @@ const COLUMNS: &[&str] = &[
     "delivered_on",
     "items",
 ];
+/// Columns a file may leave out (older files import unchanged).
+pub(crate) const OPTIONAL: &[&str] = &["rma_number"];
 
 /// Parses the shipments CSV. A loan number must be one trialdesk can recognise in a mail
 /// (the whole cell matches `classify.loan_number_pattern`, after the same folding as mail
-/// text), otherwise partners could never ask about it.
+/// text), otherwise partners could never ask about it. `rma_number` is optional: a file
+/// without the column imports as before.
 pub fn parse_shipments(
     bytes: &[u8],
     loans: &LoanExtractor,
     progress: Progress<'_>,
 ) -> Result<Vec<(u64, Shipment)>, Vec<RowError>> {
-    let table = Table::open(bytes, COLUMNS)?;
+    let table = Table::open_with(bytes, COLUMNS, OPTIONAL)?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut seen = HashMap::new();
@@ -59,6 +62,7 @@ pub fn parse_shipments(
         let tracking_number =
             Some(row.cell("tracking_number").to_string()).filter(|s| !s.is_empty());
         let items = row.list("items");
+        let rma_number = Some(row.cell("rma_number").to_string()).filter(|s| !s.is_empty());
         let Some(loan_number) = loan_number else { return };
         if !first_occurrence(&mut seen, row, "loan_number", loan_number.as_str()) {
             return;
@@ -79,6 +83,7 @@ pub fn parse_shipments(
                     eta,
                     delivered_on,
                     items,
+                    rma_number,
                 },
             ));
         }

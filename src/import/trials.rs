@@ -4,7 +4,7 @@ use super::table::{first_occurrence, ok_if_empty, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Service, Trial};
 
-const COLUMNS: &[&str] = &[
+pub(crate) const COLUMNS: &[&str] = &[
     "trial_id",
     "partner_id",
     "customer",

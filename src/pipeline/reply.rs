@@ -57,11 +57,7 @@ impl TrackingReplies {
     pub fn new(config: &Config, templates: Arc<Templates>) -> TrackingReplies {
         TrackingReplies {
             templates,
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
+            carriers: crate::config::carrier_links(&config.carriers),
             signature: config.templates.signature.clone(),
         }
     }

@@ -8,9 +8,11 @@
 //!
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
+mod api_tokens;
 mod audit;
 pub mod dump;
 mod imap_state;
+mod imports;
 mod inbound;
 mod leases;
 mod maintenance;
@@ -32,8 +34,10 @@ use sqlx::sqlite::{
 
 use crate::config::DatabaseConfig;
 
+pub use api_tokens::ApiToken;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
+pub use imports::{ImportedFile, UpsertExtras, Upserted};
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use leases::{LeaseClaim, LeaseRow};
 pub use maintenance::BackupError;

@@ -1,5 +1,6 @@
 use sqlx::QueryBuilder;
 
+use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
     dispatch, from_json, parse_date, parse_field, to_json, BeginWrite, Store, StoreError,
     INSERT_CHUNK,
@@ -18,6 +19,7 @@ struct ShipmentRow {
     eta: Option<String>,
     delivered_on: Option<String>,
     items: String,
+    rma_number: Option<String>,
 }
 
 impl ShipmentRow {
@@ -34,6 +36,7 @@ impl ShipmentRow {
             eta: parse_date(T, self.eta.as_deref())?,
             delivered_on: parse_date(T, self.delivered_on.as_deref())?,
             items: from_json(T, &self.items)?,
+            rma_number: self.rma_number,
         })
     }
 }
@@ -49,12 +52,33 @@ impl Store {
         shipments: &[Shipment],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        dispatch!(self, |pool| {
+        self.upsert_shipments_with(shipments, now_ms, &UpsertExtras::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// THE write path of shipment data (CSV import, web upload, API, drop folder): inserts or
+    /// replaces shipments (by loan number) and writes `extras` in one transaction; says which
+    /// loans existed before.
+    pub async fn upsert_shipments_with(
+        &self,
+        shipments: &[Shipment],
+        now_ms: i64,
+        extras: &UpsertExtras,
+    ) -> Result<Upserted, StoreError> {
+        let existing = dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let existing = existing_ids!(
+                tx,
+                "shipments",
+                "loan_number",
+                shipments.iter().map(|s| s.loan_number.as_str().to_string())
+            );
             for chunk in shipments.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO shipments (loan_number, partner_id, customer, status, carrier, \
-                     tracking_number, shipped_on, eta, delivered_on, items, updated_at) ",
+                     tracking_number, shipped_on, eta, delivered_on, items, rma_number, \
+                     updated_at) ",
                 );
                 qb.push_values(chunk, |mut b, s| {
                     b.push_bind(s.loan_number.as_str().to_string())
@@ -67,6 +91,7 @@ impl Store {
                         .push_bind(date_text(s.eta))
                         .push_bind(date_text(s.delivered_on))
                         .push_bind(to_json(&s.items))
+                        .push_bind(s.rma_number.clone())
                         .push_bind(now_ms);
                 });
                 qb.push(
@@ -75,13 +100,15 @@ impl Store {
                      carrier = excluded.carrier, tracking_number = excluded.tracking_number, \
                      shipped_on = excluded.shipped_on, eta = excluded.eta, \
                      delivered_on = excluded.delivered_on, items = excluded.items, \
-                     updated_at = excluded.updated_at",
+                     rma_number = excluded.rma_number, updated_at = excluded.updated_at",
                 );
                 qb.build().execute(&mut *tx).await?;
             }
+            write_extras!(tx, extras, shipments.len(), now_ms);
             tx.commit().await?;
+            existing
         });
-        Ok(())
+        Ok(Upserted { existing })
     }
 
     /// The shipments that exist for these numbers, of any partner: the caller decides what the
@@ -96,7 +123,8 @@ impl Store {
         let rows: Vec<ShipmentRow> = dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT loan_number, partner_id, customer, status, carrier, tracking_number, \
-                 shipped_on, eta, delivered_on, items FROM shipments WHERE loan_number IN (",
+                 shipped_on, eta, delivered_on, items, rma_number FROM shipments \
+                 WHERE loan_number IN (",
             );
             let mut sep = qb.separated(", ");
             for n in numbers {
