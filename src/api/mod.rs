@@ -112,7 +112,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::serve))
         .merge(guarded)
-        .fallback_service(Router::new())
         .layer(axum::middleware::from_fn(api_headers))
         .with_state(state)
 }

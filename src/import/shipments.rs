@@ -121,6 +121,19 @@ mod tests {
     }
 
     #[test]
+    fn rma_number_is_an_optional_column() {
+        let old = parse(&format!("{HEADER}D20261001,P01,c,ordered,,,,,,\n")).unwrap();
+        assert_eq!(old[0].1.rma_number, None);
+        let header = HEADER.replace("items\n", "items,rma_number\n");
+        let rows = parse(&format!(
+            "{header}D20261001,P01,c,return_requested,,,,,,a, RMA-42 \nD20261002,P01,c,ordered,,,,,,,\nD20261003,P01,c,ordered,,,,,,\n"
+        ))
+        .unwrap();
+        let got: Vec<Option<&str>> = rows.iter().map(|(_, s)| s.rma_number.as_deref()).collect();
+        assert_eq!(got, [Some("RMA-42"), None, None]);
+    }
+
+    #[test]
     fn bad_rows_name_line_and_column() {
         let errs = parse(&format!(
             "{HEADER}D2026100,P01,c,shipping,,,2026-13-01,,,\nX1,P01,c,ordered,,,,,,\nD20261001,P01,c,ordered,,,,,,\nD20261001,P01,c,ordered,,,,,,\n"
