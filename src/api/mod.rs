@@ -340,7 +340,18 @@ async fn put_one<R: Record>(
 ) -> Result<(Checked, bool), ApiError> {
     let value = read_json(state, body).await?;
     let (given, fields) = read_object::<R>(value, None).map_err(ApiError::Invalid)?;
-    if let Some(given) = given.filter(|g| g.trim() != id.trim()) {
+    // A loan number is the same loan however it is spelt (case, width); other ids are exact.
+    let same = |g: &str| match R::KIND {
+        crate::import::ImportKind::Shipments => {
+            g.trim() == id.trim()
+                || matches!(
+                    (state.loans.parse_one(g), state.loans.parse_one(&id)),
+                    (Some(a), Some(b)) if a == b
+                )
+        }
+        _ => g.trim() == id.trim(),
+    };
+    if let Some(given) = given.filter(|g| !same(g)) {
         return Err(ApiError::Invalid(vec![FieldError {
             index: None,
             field: Some(R::ID.into()),
