@@ -426,6 +426,56 @@ mod tests {
         assert_eq!(errs[0].field.as_deref(), Some("extended"));
     }
 
+    /// The API's fields are exactly the importer's columns: a column added to a CSV format
+    /// must be added to its JSON record (and so to the OpenAPI document) too.
+    #[test]
+    fn records_carry_exactly_the_csv_columns() {
+        fn names<R: Record>() -> Vec<&'static str> {
+            let mut v = vec![R::ID];
+            v.extend(R::FIELDS);
+            v.sort();
+            v
+        }
+        fn columns(lists: &[&[&'static str]]) -> Vec<&'static str> {
+            let mut v: Vec<&'static str> = lists.concat();
+            v.sort();
+            v
+        }
+        use crate::import::{partners, shipments, trials};
+        assert_eq!(
+            names::<ShipmentFields>(),
+            columns(&[shipments::COLUMNS, shipments::OPTIONAL])
+        );
+        assert_eq!(names::<TrialFields>(), columns(&[trials::COLUMNS]));
+        assert_eq!(names::<PartnerFields>(), columns(&[partners::COLUMNS]));
+        for (schema, record) in [
+            (
+                "ShipmentFields",
+                serde_json::to_value(ShipmentFields::default()).unwrap(),
+            ),
+            (
+                "TrialFields",
+                serde_json::to_value(TrialFields::default()).unwrap(),
+            ),
+            (
+                "PartnerFields",
+                serde_json::to_value(PartnerFields::default()).unwrap(),
+            ),
+        ] {
+            let keys: Vec<&String> = record.as_object().unwrap().keys().collect();
+            let fields = match schema {
+                "ShipmentFields" => ShipmentFields::FIELDS,
+                "TrialFields" => TrialFields::FIELDS,
+                _ => PartnerFields::FIELDS,
+            };
+            let mut want: Vec<&str> = fields.to_vec();
+            want.sort();
+            let mut got: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+            got.sort();
+            assert_eq!(got, want, "{schema}: struct fields and FIELDS differ");
+        }
+    }
+
     #[test]
     fn csv_rows_keep_their_lines_even_across_newlines_in_cells() {
         let a = ShipmentFields {
