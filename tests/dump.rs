@@ -110,12 +110,12 @@ async fn populated() -> TestEnv {
         &mut |_, _| {},
         1_700_000_000_000,
         &trialdesk::store::UpsertExtras {
-            audit: Vec::new(),
             imported_file: Some(trialdesk::store::ImportedFile {
                 file_name: "partners.csv".into(),
                 sha256: "0".repeat(64),
                 kind: "partners".into(),
             }),
+            ..Default::default()
         },
     )
     .await

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::clock::SharedClock;
 use crate::import::{check_bytes, store_checked, Checked, ImportError};
-use crate::store::{NewAudit, Store, StoreError, UpsertExtras, Via};
+use crate::store::{RecordAudit, Store, StoreError, UpsertExtras, Via};
 use model::{
     read_object, to_csv, ApiErrorBody, FieldError, PartnerFields, PartnerRecord, Record,
     ShipmentFields, ShipmentRecord, TrialFields, TrialRecord, ValidationErrors,
@@ -304,22 +304,14 @@ async fn check_and_store<R: Record>(
         Err(ImportError::Store(e)) => return Err(e.into()),
         Err(e @ ImportError::Read { .. }) => return Err(ApiError::Internal(e.into())),
     };
-    let audit = checked
-        .ids()
-        .into_iter()
-        .map(|id| NewAudit {
+    let extras = UpsertExtras {
+        audit_each: Some(RecordAudit {
             actor: caller.actor(),
             via: Via::Api,
             action: "import",
-            review_id: None,
-            inbound_id: None,
-            outbox_id: None,
-            detail: format!("{what} {} {id}", R::KIND.noun()),
-        })
-        .collect();
-    let extras = UpsertExtras {
-        audit,
-        imported_file: None,
+            what: what.to_string(),
+        }),
+        ..UpsertExtras::default()
     };
     let upserted = store_checked(&state.store, &checked, state.now_ms(), &extras).await?;
     state.data_changed.notify_one();
@@ -358,8 +350,9 @@ async fn put_one<R: Record>(
             message: format!("{given:?} does not match the URL's {id:?}"),
         }]));
     }
+    let what = format!("PUT /api/v1/{}/{id}", R::KIND.noun());
     let (checked, created) =
-        check_and_store(state, caller, vec![(0, id, fields)], false, "PUT").await?;
+        check_and_store(state, caller, vec![(0, id, fields)], false, &what).await?;
     let is_new = !created.is_empty();
     Ok((checked, is_new))
 }
@@ -389,7 +382,8 @@ async fn post_many<R: Record>(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let (checked, _) = check_and_store(state, caller, records, true, "POST").await?;
+    let what = format!("POST /api/v1/{}", R::KIND.noun());
+    let (checked, _) = check_and_store(state, caller, records, true, &what).await?;
     Ok(checked)
 }
 

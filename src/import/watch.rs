@@ -255,6 +255,7 @@ impl DropFolder {
                 sha256,
                 kind: kind.noun().to_string(),
             }),
+            audit_each: None,
         };
         store_checked(&self.store, &checked, now, &extras).await?;
         if std::env::var_os(FAULT_AFTER_COMMIT).is_some_and(|v| v == "1") {

@@ -21,7 +21,20 @@ pub struct ImportedFile {
 #[derive(Debug, Clone, Default)]
 pub struct UpsertExtras {
     pub audit: Vec<NewAudit>,
+    /// One audit row per record, saying whether it was created or updated.
+    pub audit_each: Option<RecordAudit>,
     pub imported_file: Option<ImportedFile>,
+}
+
+/// The audit row written for each record of an upsert: `detail` is
+/// `"{what}: created shipment D20261001"` (or `updated`).
+#[derive(Debug, Clone)]
+pub struct RecordAudit {
+    pub actor: String,
+    pub via: super::Via,
+    pub action: &'static str,
+    /// How the change came, e.g. `PUT /api/v1/shipments/D20261001`.
+    pub what: String,
 }
 
 /// What an upsert found.
@@ -54,11 +67,31 @@ macro_rules! existing_ids {
 }
 pub(crate) use existing_ids;
 
-/// Writes `$extras` with the transaction `$tx` at `$now`.
+/// Writes `$extras` with the transaction `$tx` at `$now`; `$ids` (an iterator of `String`)
+/// are the records written, `$noun` what one is, `$existing` the ids that existed before.
 macro_rules! write_extras {
-    ($tx:expr, $extras:expr, $rows:expr, $now:expr) => {{
+    ($tx:expr, $extras:expr, $rows:expr, $now:expr, $noun:literal, $ids:expr, $existing:expr) => {{
         for audit in &$extras.audit {
             $crate::store::audit::insert_audit!(&mut *$tx, audit, $now);
+        }
+        if let Some(each) = &$extras.audit_each {
+            for id in $ids {
+                let verb = if $existing.contains(&id) {
+                    "updated"
+                } else {
+                    "created"
+                };
+                let audit = $crate::store::NewAudit {
+                    actor: each.actor.clone(),
+                    via: each.via,
+                    action: each.action,
+                    review_id: None,
+                    inbound_id: None,
+                    outbox_id: None,
+                    detail: format!("{}: {verb} {} {id}", each.what, $noun),
+                };
+                $crate::store::audit::insert_audit!(&mut *$tx, audit, $now);
+            }
         }
         if let Some(f) = &$extras.imported_file {
             sqlx::query(

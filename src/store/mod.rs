@@ -37,7 +37,7 @@ use crate::config::DatabaseConfig;
 pub use api_tokens::ApiToken;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
-pub use imports::{ImportedFile, UpsertExtras, Upserted};
+pub use imports::{ImportedFile, RecordAudit, UpsertExtras, Upserted};
 pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
 pub use leases::{LeaseClaim, LeaseRow};
 pub use maintenance::BackupError;

@@ -91,7 +91,15 @@ impl Store {
                         .await?;
                 }
             }
-            write_extras!(tx, extras, partners.len(), now_ms);
+            write_extras!(
+                tx,
+                extras,
+                partners.len(),
+                now_ms,
+                "partner",
+                partners.iter().map(|p| p.partner_id.clone()),
+                existing
+            );
             tx.commit().await?;
             existing
         });

@@ -104,7 +104,15 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
-            write_extras!(tx, extras, shipments.len(), now_ms);
+            write_extras!(
+                tx,
+                extras,
+                shipments.len(),
+                now_ms,
+                "shipment",
+                shipments.iter().map(|s| s.loan_number.to_string()),
+                existing
+            );
             tx.commit().await?;
             existing
         });

@@ -113,7 +113,15 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
-            write_extras!(tx, extras, trials.len(), now_ms);
+            write_extras!(
+                tx,
+                extras,
+                trials.len(),
+                now_ms,
+                "trial",
+                trials.iter().map(|t| t.trial_id.clone()),
+                existing
+            );
             tx.commit().await?;
             existing
         });
