@@ -481,14 +481,16 @@ async fn rma_labels_are_stored_per_loan_as_pdf_files() {
     assert_eq!(got.body, pdf);
     let file = env.dir.path().join("rma-labels").join("D20261001.pdf");
     assert_eq!(std::fs::read(&file).unwrap(), pdf);
+    // The mail side reads the same file.
+    let label = trialdesk::store::rma::rma_label(
+        Some(&env.dir.path().join("rma-labels")),
+        &trialdesk::domain::LoanNumber::from_normalized("D20261001".into()),
+        env.app.config.rma.max_label_bytes,
+    )
+    .unwrap();
     assert_eq!(
-        trialdesk::api::labels::rma_label(
-            Some(&env.dir.path().join("rma-labels")),
-            &trialdesk::domain::LoanNumber::from_normalized("D20261001".into())
-        )
-        .unwrap()
-        .as_deref(),
-        Some(&pdf[..])
+        (label.file_name.as_str(), &label.bytes[..]),
+        ("D20261001.pdf", &pdf[..])
     );
     let audit = audit_of(&env, "token:erp").await;
     assert_eq!(audit.len(), 2);

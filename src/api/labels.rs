@@ -1,8 +1,9 @@
-//! Return (RMA) labels: one PDF per loan, kept as `[rma] labels_dir/LOAN.pdf` (the folder
-//! staff may also fill by hand). Written to a temporary file and renamed into place, so a
+//! Return (RMA) labels over the API: one PDF per loan, kept as `[rma] labels_dir/LOAN.pdf`
+//! (the folder staff may also fill by hand, read by the mail side through
+//! [`crate::store::rma::rma_label`]). Written to a temporary file and renamed into place, so a
 //! reader never sees half a label.
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -13,33 +14,8 @@ use axum::{Extension, Json};
 
 use super::{content_type, read_body, ApiError, ApiResult, ApiState, Caller};
 use crate::domain::LoanNumber;
+use crate::store::rma::{rma_label, rma_label_path, LabelProblem};
 use crate::store::{NewAudit, Via};
-
-/// The file of `loan`'s label, or None when the number could leave the folder (only ASCII
-/// letters, digits, `-` and `_` make a file name).
-pub fn label_path(labels_dir: &FsPath, loan: &LoanNumber) -> Option<PathBuf> {
-    let n = loan.as_str();
-    let safe = !n.is_empty()
-        && n.len() <= 64
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    safe.then(|| labels_dir.join(format!("{n}.pdf")))
-}
-
-/// The stored label of `loan` (None: no folder configured, or no label).
-pub fn rma_label(
-    labels_dir: Option<&FsPath>,
-    loan: &LoanNumber,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let Some(path) = labels_dir.and_then(|d| label_path(d, loan)) else {
-        return Ok(None);
-    };
-    match std::fs::read(&path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
 
 /// Stores `pdf` as `loan`'s label, replacing any; true when there was none before.
 pub fn store_rma_label(
@@ -47,7 +23,7 @@ pub fn store_rma_label(
     loan: &LoanNumber,
     pdf: &[u8],
 ) -> std::io::Result<bool> {
-    let path = label_path(labels_dir, loan).ok_or_else(|| {
+    let path = rma_label_path(labels_dir, loan).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("{loan} cannot be a file name"),
@@ -199,14 +175,24 @@ pub async fn get_rma_label(
 ) -> ApiResult {
     let loan = known_loan(&state, &loan_number).await?;
     let dir = state.labels_dir.clone();
+    let max = state.max_label_bytes;
     let found = {
         let loan = loan.clone();
-        tokio::task::spawn_blocking(move || rma_label(dir.as_deref(), &loan))
+        tokio::task::spawn_blocking(move || rma_label(dir.as_deref(), &loan, max))
             .await
             .map_err(|e| ApiError::Internal(e.into()))?
-            .map_err(|e| ApiError::Internal(e.into()))?
     };
-    let pdf = found.ok_or_else(|| ApiError::NotFound(format!("no return label for {loan}")))?;
+    let pdf = match found {
+        Ok(label) => label.bytes,
+        Err(LabelProblem::Missing) => {
+            return Err(ApiError::NotFound(format!("no return label for {loan}")))
+        }
+        Err(LabelProblem::Unusable(m)) => {
+            return Err(ApiError::Conflict(format!(
+                "the return label of {loan} on file cannot be used: {m}"
+            )))
+        }
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -232,15 +218,16 @@ mod tests {
     fn labels_are_stored_replaced_read_and_confined_to_the_folder() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("labels");
-        assert_eq!(rma_label(Some(&d), &ln("D1000001")).unwrap(), None);
+        assert_eq!(
+            rma_label(Some(&d), &ln("D1000001"), 100),
+            Err(LabelProblem::Missing)
+        );
         assert!(store_rma_label(&d, &ln("D1000001"), b"%PDF-1 a").unwrap());
         assert!(!store_rma_label(&d, &ln("D1000001"), b"%PDF-1 b").unwrap());
         assert_eq!(
-            rma_label(Some(&d), &ln("D1000001")).unwrap().as_deref(),
-            Some(&b"%PDF-1 b"[..])
+            rma_label(Some(&d), &ln("D1000001"), 100).unwrap().bytes,
+            b"%PDF-1 b"
         );
-        assert_eq!(rma_label(None, &ln("D1000001")).unwrap(), None);
-        assert_eq!(label_path(&d, &ln("../x")), None);
         assert!(store_rma_label(&d, &ln("a/b"), b"%PDF-").is_err());
         let names: Vec<_> = std::fs::read_dir(&d)
             .unwrap()

@@ -51,10 +51,12 @@ pub struct ApiState {
     pub max_label_bytes: u64,
     /// Poked after a change so the reminder scheduler re-plans at once.
     pub data_changed: Arc<tokio::sync::Notify>,
+    /// Wakes this process's sender when a change queued shipment notices.
+    pub queued: Arc<tokio::sync::Notify>,
 }
 
 impl ApiState {
-    pub fn from_app(app: &crate::app::App) -> ApiState {
+    pub fn from_app(app: &crate::app::App, queued: Arc<tokio::sync::Notify>) -> ApiState {
         let config = &app.config;
         ApiState {
             store: app.store.clone(),
@@ -68,6 +70,7 @@ impl ApiState {
                 .map(|d| config.resolve_path(d)),
             max_label_bytes: config.rma.max_label_bytes,
             data_changed: app.reminders_changed.clone(),
+            queued,
         }
     }
 
@@ -315,6 +318,9 @@ async fn check_and_store<R: Record>(
     };
     let upserted = store_checked(&state.store, &checked, state.now_ms(), &extras).await?;
     state.data_changed.notify_one();
+    if !upserted.notices.is_empty() {
+        state.queued.notify_one();
+    }
     let created = checked
         .ids()
         .into_iter()

@@ -255,6 +255,8 @@ pub struct PartnerFields {
     /// zh, en, ja or de.
     #[schema(example = "zh")]
     pub language: Option<String>,
+    /// Send the partner's admins a notice when a loan changes status (see `[notify]`).
+    pub notify_shipment_updates: Option<bool>,
 }
 
 /// A partner with its id.
@@ -269,13 +271,20 @@ pub struct PartnerRecord {
 impl Record for PartnerFields {
     const KIND: ImportKind = ImportKind::Partners;
     const ID: &'static str = "partner_id";
-    const FIELDS: &'static [&'static str] = &["name", "domains", "admin_emails", "language"];
+    const FIELDS: &'static [&'static str] = &[
+        "name",
+        "domains",
+        "admin_emails",
+        "language",
+        "notify_shipment_updates",
+    ];
     fn cells(&self) -> Result<Vec<String>, (&'static str, String)> {
         Ok(vec![
             text(&self.name),
             list("domains", &self.domains)?,
             list("admin_emails", &self.admin_emails)?,
             text(&self.language),
+            boolean(self.notify_shipment_updates),
         ])
     }
 }
@@ -289,6 +298,7 @@ impl From<&Partner> for PartnerRecord {
                 domains: Some(p.domains.clone()),
                 admin_emails: Some(p.admin_emails.clone()),
                 language: Some(p.language.code().to_string()),
+                notify_shipment_updates: Some(p.notify_shipment_updates),
             },
         }
     }
@@ -447,7 +457,10 @@ mod tests {
             columns(&[shipments::COLUMNS, shipments::OPTIONAL])
         );
         assert_eq!(names::<TrialFields>(), columns(&[trials::COLUMNS]));
-        assert_eq!(names::<PartnerFields>(), columns(&[partners::COLUMNS]));
+        assert_eq!(
+            names::<PartnerFields>(),
+            columns(&[partners::COLUMNS, partners::OPTIONAL])
+        );
         for (schema, record) in [
             (
                 "ShipmentFields",

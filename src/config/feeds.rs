@@ -1,5 +1,5 @@
-//! `[api]`, `[import]`, `[rma]` (label storage) and the default `[carriers]`: how data from the
-//! systems of record comes in.
+//! `[api]`, `[import]` and the default `[carriers]`: how data from the systems of record comes
+//! in (`[rma]`, where labels are kept, is in `live.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -83,44 +83,6 @@ impl ImportConfig {
                 "import.poll_interval",
                 "must be between 50ms and 1h",
             ));
-        }
-        Ok(())
-    }
-}
-
-/// `[rma]`: where return labels are kept, one `LOAN.pdf` per loan.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RmaConfig {
-    /// Folder of return labels (`D20261007.pdf`), written by
-    /// `PUT /api/v1/shipments/{loan}/rma-label` or dropped in by hand.
-    #[serde(default = "default_labels_dir")]
-    pub labels_dir: Option<PathBuf>,
-    /// Largest label accepted (bytes).
-    #[serde(default = "default_max_label_bytes")]
-    pub max_label_bytes: u64,
-}
-
-impl Default for RmaConfig {
-    fn default() -> Self {
-        RmaConfig {
-            labels_dir: default_labels_dir(),
-            max_label_bytes: default_max_label_bytes(),
-        }
-    }
-}
-
-fn default_labels_dir() -> Option<PathBuf> {
-    Some(PathBuf::from("rma-labels"))
-}
-fn default_max_label_bytes() -> u64 {
-    5 << 20
-}
-
-impl RmaConfig {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_label_bytes == 0 {
-            return Err(invalid("rma.max_label_bytes", "must be more than 0"));
         }
         Ok(())
     }

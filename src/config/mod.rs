@@ -12,6 +12,7 @@ mod cluster;
 mod database;
 mod feeds;
 mod health;
+mod live;
 mod mail;
 mod metrics;
 mod ops;
@@ -26,8 +27,9 @@ use serde::Deserialize;
 pub use classify::ClassifyConfig;
 pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
-pub use feeds::{carrier_links, ApiConfig, ImportConfig, RmaConfig, DEFAULT_CARRIERS};
+pub use feeds::{carrier_links, ApiConfig, ImportConfig, DEFAULT_CARRIERS};
 pub use health::HealthConfig;
+pub use live::{NotifyConfig, RmaConfig, TrackingConfig};
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
@@ -89,6 +91,10 @@ pub struct Config {
     pub cluster: ClusterConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default)]
@@ -194,6 +200,7 @@ impl Config {
         self.retention.validate()?;
         self.web.validate()?;
         self.cluster.validate()?;
+        self.tracking.validate()?;
         self.api.validate()?;
         self.import.validate()?;
         self.rma.validate()?;

@@ -96,6 +96,8 @@ pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 pub struct ImportSummary {
     pub kind: ImportKind,
     pub rows: usize,
+    /// Shipment notices queued by this import (partners that opted in, see `notify`).
+    pub notices: usize,
 }
 
 /// Rows that passed every check, ready to store.
@@ -216,10 +218,11 @@ pub async fn import_bytes_with(
     extras: &UpsertExtras,
 ) -> Result<ImportSummary, ImportError> {
     let checked = check_bytes(store, kind, bytes, loans, progress).await?;
-    store_checked(store, &checked, now_ms, extras).await?;
+    let upserted = store_checked(store, &checked, now_ms, extras).await?;
     Ok(ImportSummary {
         kind,
         rows: checked.len(),
+        notices: upserted.notices.len(),
     })
 }
 

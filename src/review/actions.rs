@@ -244,6 +244,7 @@ impl Actions {
             &Lookup {
                 partner: partner.clone(),
                 shipments: Vec::new(),
+                ..Lookup::default()
             },
         );
         let to = decision
@@ -338,6 +339,7 @@ impl Actions {
                 &decision,
                 partner,
                 &[basis.decision.language, partner.language],
+                crate::pipeline::reply::utc_date(self.clock.now()),
             )
             .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;
         let (outbox, subject) = self.compose(&basis, &rendered.text, &rendered.html)?;

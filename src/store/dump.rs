@@ -22,6 +22,7 @@ pub const DUMP_TABLES: &[(&str, &str)] = &[
     ("inbound_messages", "id"),
     ("decisions", "id"),
     ("outbox", "id"),
+    ("shipment_notices", "loan_number, status"),
     ("reminders", "id"),
     ("review_items", "id"),
     ("users", "id"),

@@ -42,6 +42,8 @@ pub struct RecordAudit {
 pub struct Upserted {
     /// Ids (loan numbers, partner or trial ids) that existed before: the others were created.
     pub existing: HashSet<String>,
+    /// Outbox ids of the shipment notices queued (shipments only).
+    pub notices: Vec<i64>,
 }
 
 /// The ids among `$ids` (an iterator of `String`) already in `$table`.`$col`, read with the

@@ -16,10 +16,12 @@ mod imports;
 mod inbound;
 mod leases;
 mod maintenance;
+mod notices;
 mod outbox;
 mod partners;
 mod reminders;
 mod review;
+pub mod rma;
 mod shipments;
 mod trials;
 mod users;
@@ -38,9 +40,12 @@ pub use api_tokens::ApiToken;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
 pub use imports::{ImportedFile, RecordAudit, UpsertExtras, Upserted};
-pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
+pub use inbound::{
+    InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome,
+};
 pub use leases::{LeaseClaim, LeaseRow};
 pub use maintenance::BackupError;
+pub use notices::{NoticeLoan, ShipmentNotifier};
 pub use outbox::{OutboxRow, OutboxState, PendingMail};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{
@@ -117,6 +122,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// Composes proactive shipment notices inside the shipment upsert (none: no notices).
+    notifier: Option<std::sync::Arc<dyn ShipmentNotifier>>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool and `Db` to its `sqlx::Database`.
@@ -210,7 +217,10 @@ impl Store {
                 .map_err(connect_err)?;
             Backend::Postgres(pool)
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            notifier: None,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -237,6 +247,13 @@ impl Store {
             applied: applied.len(),
             pending,
         })
+    }
+
+    /// This handle (and its clones made afterwards) queues shipment notices through
+    /// `notifier` whenever it upserts shipments.
+    pub fn with_notifier(mut self, notifier: std::sync::Arc<dyn ShipmentNotifier>) -> Store {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub fn backend(&self) -> &Backend {

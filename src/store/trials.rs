@@ -125,7 +125,10 @@ impl Store {
             tx.commit().await?;
             existing
         });
-        Ok(Upserted { existing })
+        Ok(Upserted {
+            existing,
+            notices: Vec::new(),
+        })
     }
 
     pub async fn trial(&self, trial_id: &str) -> Result<Option<Trial>, StoreError> {
