@@ -188,6 +188,10 @@ impl App {
     /// `run --once`: drain the source, then send what is due, and report.
     pub async fn run_once(&self) -> anyhow::Result<RunSummary> {
         let started_ms = self.clock.now().as_millisecond();
+        // Fresh data first: files waiting in the drop folder are imported before mail is read.
+        if let Some(drop_folder) = self.drop_folder()? {
+            drop_folder.drain().await?;
+        }
         let queued = Arc::new(Notify::new());
         let pipeline = Arc::new(self.pipeline(queued.clone())?);
         let sender = self.sender(queued)?;
@@ -389,6 +393,12 @@ impl App {
                 retention.run(cancel).await
             }));
         }
+        if let Some(drop_folder) = self.drop_folder()? {
+            let cancel = cancel.clone();
+            tracker.spawn(workers.watch("drop_folder", cancel.clone(), async move {
+                drop_folder.run(cancel).await
+            }));
+        }
         tracker.close();
         tracker.wait().await;
         self.store.close().await;
@@ -401,9 +411,56 @@ impl App {
     /// stay outside the sign-in guard, e.g. `/healthz`). `queued` wakes this process's sender
     /// when staff queue mail.
     pub fn web_router(&self, queued: Arc<Notify>) -> anyhow::Result<axum::Router> {
-        let actions = Arc::new(self.review_actions(queued)?);
+        let actions = Arc::new(self.review_actions(queued.clone())?);
         let state = Arc::new(self.web_state(actions)?);
-        Ok(crate::review::web::router(state))
+        let router = crate::review::web::router(state);
+        Ok(match self.config.api.enabled {
+            true => router.merge(crate::api::router(Arc::new(self.api_state(queued)))),
+            false => router,
+        })
+    }
+
+    /// What the API handlers share; `queued` wakes this process's sender.
+    pub fn api_state(&self, queued: Arc<Notify>) -> crate::api::ApiState {
+        let config = &self.config;
+        crate::api::ApiState {
+            store: self.store.clone(),
+            loans: self.rules.loans.clone(),
+            clock: self.clock.clone(),
+            max_body_bytes: config.api.max_body_bytes,
+            labels_dir: config
+                .rma
+                .labels_dir
+                .as_ref()
+                .map(|d| config.resolve_path(d)),
+            max_label_bytes: config.rma.max_label_bytes,
+            data_changed: self.reminders_changed.clone(),
+            queued,
+        }
+    }
+
+    /// The configured drop folder (`[import] watch_dir`), if any; its folders are created.
+    pub fn drop_folder(&self) -> anyhow::Result<Option<crate::import::watch::DropFolder>> {
+        let Some(dir) = &self.config.import.watch_dir else {
+            return Ok(None);
+        };
+        let dir = self.config.resolve_path(dir);
+        for sub in ["", "done", "failed"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| {
+                anyhow::anyhow!(
+                    "config key `import.watch_dir`: cannot create {}: {e}",
+                    dir.join(sub).display()
+                )
+            })?;
+        }
+        Ok(Some(crate::import::watch::DropFolder::new(
+            self.store.clone(),
+            self.rules.loans.clone(),
+            dir,
+            self.config.import.poll_interval,
+            self.clock.clone(),
+            self.reminders_changed.clone(),
+        )))
     }
 
     /// The staff actions (answer, resolve, reprocess, retry…) over this app's parts; `queued`

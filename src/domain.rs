@@ -171,6 +171,10 @@ pub struct Shipment {
     pub eta: Option<jiff::civil::Date>,
     pub delivered_on: Option<jiff::civil::Date>,
     pub items: Vec<String>,
+    /// Return authorisation number, once a return is arranged (shipments CSV/API column
+    /// `rma_number`, optional).
+    #[serde(default)]
+    pub rma_number: Option<String>,
 }
 
 impl Shipment {
@@ -188,6 +192,7 @@ impl Shipment {
             eta: None,
             delivered_on: None,
             items: vec![],
+            rma_number: None,
         }
     }
 }

@@ -71,11 +71,7 @@ impl ShipmentNotices {
                 .map_err(|e| format!("config key `mail.from`: {e}")),
             templates,
             templates_dir: config.resolve_path(&config.templates.dir),
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
+            carriers: crate::config::carrier_links(&config.carriers),
             signature: config.templates.signature.clone(),
         }
     }

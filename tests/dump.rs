@@ -97,6 +97,28 @@ async fn populated() -> TestEnv {
         &["users", "add", "alice"],
         "correct horse battery\n",
     ));
+    // An API token and a drop-folder import.
+    ok(td(&env, &["tokens", "add", "erp"], ""));
+    trialdesk::import::import_bytes_with(
+        &env.app.store,
+        trialdesk::import::ImportKind::Partners,
+        std::fs::read(format!("{}/data/partners.csv", common::FIXTURES))
+            .unwrap()
+            .as_slice(),
+        &env.app.rules.loans,
+        &mut |_, _| {},
+        1_700_000_000_000,
+        &trialdesk::store::UpsertExtras {
+            imported_file: Some(trialdesk::store::ImportedFile {
+                file_name: "partners.csv".into(),
+                sha256: "0".repeat(64),
+                kind: "partners".into(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let store = &env.app.store;
     store
         .record_login_attempt("alice", "127.0.0.1", true, 1_700_000_000_000)

@@ -103,6 +103,7 @@ pub fn world() -> World {
                 delivered_on: (status == ShipmentStatus::Delivered)
                     .then(|| shipped.saturating_add(jiff::Span::new().days(4))),
                 items: vec!["Webex Desk Pro".into(), "Webex Room Bar".into()],
+                rma_number: None,
             });
         }
     }

@@ -6,6 +6,7 @@ mod explain;
 mod ops;
 mod queue;
 mod reminders;
+mod tokens;
 mod users;
 
 use std::path::PathBuf;
@@ -112,6 +113,11 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// Bearer tokens for the HTTP API (`/api/v1`, see docs/api.md).
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
     },
     /// Print a shell completion script (bash, zsh or fish).
     #[command(
@@ -357,6 +363,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         // Printed above, before the configuration is read.
         Command::Completions { .. } | Command::Man => {}
+        Command::Tokens { command } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            tokens::run(&app, command).await?;
+        }
         Command::Migrate => {
             crate::telemetry::init(&config.logging);
             let store = crate::store::Store::connect(&config.database, &config.base_dir).await?;

@@ -89,9 +89,11 @@ impl TrackingConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RmaConfig {
-    /// Folder of return labels, one `LOAN.pdf` per loan (e.g. `D20261007.pdf`). Unset: no
-    /// label is on file, so every label request goes to review.
-    #[serde(default)]
+    /// Folder of return labels, one `LOAN.pdf` per loan (e.g. `D20261007.pdf`), relative to
+    /// the config file (default `rma-labels`). Filled by hand or by
+    /// `PUT /api/v1/shipments/{loan}/rma-label`; a loan without a file there has no label, so
+    /// its label requests go to review.
+    #[serde(default = "default_labels_dir")]
     pub labels_dir: Option<PathBuf>,
     /// Phrases that make a mail an RMA label request when its subject or fresh text names
     /// one, per reply language. Matching folds case, width and white space.
@@ -105,11 +107,15 @@ pub struct RmaConfig {
 impl Default for RmaConfig {
     fn default() -> Self {
         RmaConfig {
-            labels_dir: None,
+            labels_dir: default_labels_dir(),
             aliases: default_rma_aliases(),
             max_label_bytes: default_max_label_bytes(),
         }
     }
+}
+
+fn default_labels_dir() -> Option<PathBuf> {
+    Some(PathBuf::from("rma-labels"))
 }
 
 fn default_max_label_bytes() -> u64 {

@@ -10,6 +10,7 @@
 mod classify;
 mod cluster;
 mod database;
+mod feeds;
 mod health;
 mod imap;
 mod live;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 pub use classify::ClassifyConfig;
 pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
+pub use feeds::{carrier_links, ApiConfig, ImportConfig, DEFAULT_CARRIERS};
 pub use health::HealthConfig;
 pub use imap::{AfterProcessing, ImapConfig};
 pub use live::{NotifyConfig, RmaConfig, TrackingConfig};
@@ -76,6 +78,7 @@ pub struct Config {
     pub templates: TemplatesConfig,
     /// Carrier name → tracking URL pattern with `{tracking_number}`, e.g.
     /// `EMS = "https://www.ems.example/track?no={tracking_number}"`. Matching ignores case.
+    /// Entries here override the shipped defaults ([`DEFAULT_CARRIERS`]).
     #[serde(default)]
     pub carriers: std::collections::BTreeMap<String, String>,
     #[serde(default)]
@@ -96,6 +99,10 @@ pub struct Config {
     pub notify: NotifyConfig,
     #[serde(default)]
     pub tracking: TrackingConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub import: ImportConfig,
     #[serde(default)]
     pub rma: RmaConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
@@ -224,6 +231,8 @@ impl Config {
         self.web.validate()?;
         self.cluster.validate()?;
         self.tracking.validate()?;
+        self.api.validate()?;
+        self.import.validate()?;
         self.rma.validate()?;
         self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {

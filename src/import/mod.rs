@@ -5,16 +5,18 @@
 //! written, in one transaction, upserting by id. Parsing is pure (`parse_*`), so the CLI and
 //! the review web page share it.
 
-mod partners;
-mod shipments;
+pub(crate) mod partners;
+pub(crate) mod shipments;
 mod table;
-mod trials;
+pub(crate) mod trials;
+pub mod watch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::classify::loan_numbers::LoanExtractor;
-use crate::store::{Store, StoreError};
+use crate::domain::{Partner, Shipment, Trial};
+use crate::store::{Store, StoreError, UpsertExtras, Upserted};
 
 pub use partners::{parse_partners, partner_from_record, partner_row, COLUMNS as PARTNER_COLUMNS};
 pub use shipments::{
@@ -24,7 +26,7 @@ pub use table::{delimiter_name, Row};
 pub use trials::{parse_trials, trial_from_record, trial_row, COLUMNS as TRIAL_COLUMNS};
 
 /// What a CSV file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum ImportKind {
     Partners,
     Shipments,
@@ -103,6 +105,98 @@ pub struct ImportSummary {
     pub notices: usize,
 }
 
+/// Rows that passed every check, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    Partners(Vec<Partner>),
+    Shipments(Vec<Shipment>),
+    Trials(Vec<Trial>),
+}
+
+impl Checked {
+    pub fn len(&self) -> usize {
+        match self {
+            Checked::Partners(v) => v.len(),
+            Checked::Shipments(v) => v.len(),
+            Checked::Trials(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids in file order (partner ids, loan numbers, trial ids).
+    pub fn ids(&self) -> Vec<String> {
+        match self {
+            Checked::Partners(v) => v.iter().map(|p| p.partner_id.clone()).collect(),
+            Checked::Shipments(v) => v.iter().map(|s| s.loan_number.to_string()).collect(),
+            Checked::Trials(v) => v.iter().map(|t| t.trial_id.clone()).collect(),
+        }
+    }
+}
+
+/// Parses and checks one CSV's bytes (rows, then references against the database): THE
+/// validation of partner, shipment and trial data, for the CLI, the web upload, the drop
+/// folder and the API (which hands its JSON over as CSV rows).
+pub async fn check_bytes(
+    store: &Store,
+    kind: ImportKind,
+    bytes: &[u8],
+    loans: &LoanExtractor,
+    progress: Progress<'_>,
+) -> Result<(Checked, u8), ImportError> {
+    // Every problem of the file in one pass: row checks and references together.
+    Ok(match kind {
+        ImportKind::Partners => {
+            let parsed = partners::parse_partners_all(bytes, progress);
+            let owners = store.domain_owners().await?;
+            let mut errors = parsed.errors;
+            if let Err(e) = partners::check_domain_owners(&parsed.rows, &owners) {
+                errors.extend(e);
+            }
+            table::ok_if_empty((), errors).map_err(ImportError::Rows)?;
+            (
+                Checked::Partners(parsed.rows.into_iter().map(|(_, p)| p).collect()),
+                parsed.delimiter,
+            )
+        }
+        ImportKind::Shipments => {
+            let known = store.partner_ids().await?;
+            let parsed = shipments::parse_shipments_all(bytes, loans, Some(&known), progress);
+            table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
+            (
+                Checked::Shipments(parsed.rows.into_iter().map(|(_, s)| s).collect()),
+                parsed.delimiter,
+            )
+        }
+        ImportKind::Trials => {
+            let known = store.partner_ids().await?;
+            let parsed = trials::parse_trials_all(bytes, Some(&known), progress);
+            table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
+            (
+                Checked::Trials(parsed.rows.into_iter().map(|(_, t)| t).collect()),
+                parsed.delimiter,
+            )
+        }
+    })
+}
+
+/// Stores checked rows with `extras` (audit rows, the drop-folder file) in one transaction,
+/// through the store's one upsert per table.
+pub async fn store_checked(
+    store: &Store,
+    checked: &Checked,
+    now_ms: i64,
+    extras: &UpsertExtras,
+) -> Result<Upserted, StoreError> {
+    match checked {
+        Checked::Partners(v) => store.upsert_partners_with(v, now_ms, extras).await,
+        Checked::Shipments(v) => store.upsert_shipments_with(v, now_ms, extras).await,
+        Checked::Trials(v) => store.upsert_trials_with(v, now_ms, extras).await,
+    }
+}
+
 /// Parses, checks and stores one CSV file's bytes.
 pub async fn import_bytes(
     store: &Store,
@@ -112,43 +206,35 @@ pub async fn import_bytes(
     progress: Progress<'_>,
     now_ms: i64,
 ) -> Result<ImportSummary, ImportError> {
-    // Every problem of the file in one pass: row checks and references together.
-    let mut notices = 0;
-    let (rows, delimiter) = match kind {
-        ImportKind::Partners => {
-            let parsed = partners::parse_partners_all(bytes, progress);
-            let owners = store.domain_owners().await?;
-            let mut errors = parsed.errors;
-            if let Err(e) = partners::check_domain_owners(&parsed.rows, &owners) {
-                errors.extend(e);
-            }
-            table::ok_if_empty((), errors).map_err(ImportError::Rows)?;
-            let partners: Vec<_> = parsed.rows.into_iter().map(|(_, p)| p).collect();
-            store.upsert_partners(&partners, now_ms).await?;
-            (partners.len(), parsed.delimiter)
-        }
-        ImportKind::Shipments => {
-            let known = store.partner_ids().await?;
-            let parsed = shipments::parse_shipments_all(bytes, loans, Some(&known), progress);
-            table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
-            let shipments: Vec<_> = parsed.rows.into_iter().map(|(_, s)| s).collect();
-            notices = store.upsert_shipments(&shipments, now_ms).await?.len();
-            (shipments.len(), parsed.delimiter)
-        }
-        ImportKind::Trials => {
-            let known = store.partner_ids().await?;
-            let parsed = trials::parse_trials_all(bytes, Some(&known), progress);
-            table::ok_if_empty((), parsed.errors).map_err(ImportError::Rows)?;
-            let trials: Vec<_> = parsed.rows.into_iter().map(|(_, t)| t).collect();
-            store.upsert_trials(&trials, now_ms).await?;
-            (trials.len(), parsed.delimiter)
-        }
-    };
+    import_bytes_with(
+        store,
+        kind,
+        bytes,
+        loans,
+        progress,
+        now_ms,
+        &UpsertExtras::default(),
+    )
+    .await
+}
+
+/// [`import_bytes`] writing `extras` in the import's transaction.
+pub async fn import_bytes_with(
+    store: &Store,
+    kind: ImportKind,
+    bytes: &[u8],
+    loans: &LoanExtractor,
+    progress: Progress<'_>,
+    now_ms: i64,
+    extras: &UpsertExtras,
+) -> Result<ImportSummary, ImportError> {
+    let (checked, delimiter) = check_bytes(store, kind, bytes, loans, progress).await?;
+    let upserted = store_checked(store, &checked, now_ms, extras).await?;
     Ok(ImportSummary {
         kind,
-        rows,
+        rows: checked.len(),
         delimiter,
-        notices,
+        notices: upserted.notices.len(),
     })
 }
 

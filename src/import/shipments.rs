@@ -18,10 +18,13 @@ pub const COLUMNS: &[&str] = &[
     "delivered_on",
     "items",
 ];
+/// Columns a file may leave out (older files import unchanged).
+pub(crate) const OPTIONAL: &[&str] = &["rma_number"];
 
 /// Parses the shipments CSV. A loan number must be one trialdesk can recognise in a mail
 /// (the whole cell matches `classify.loan_number_pattern`, after the same folding as mail
-/// text), otherwise partners could never ask about it.
+/// text), otherwise partners could never ask about it. `rma_number` is optional: a file
+/// without the column imports as before.
 pub fn parse_shipments(
     bytes: &[u8],
     loans: &LoanExtractor,
@@ -39,7 +42,7 @@ pub(super) fn parse_shipments_all(
     partners: Option<&HashSet<String>>,
     progress: Progress<'_>,
 ) -> Parsed<Shipment> {
-    let table = match Table::open(bytes, COLUMNS) {
+    let table = match Table::open_with(bytes, COLUMNS, OPTIONAL) {
         Ok(t) => t,
         Err(errors) => return Parsed::failed(errors),
     };
@@ -131,6 +134,7 @@ pub fn shipment_row(
     let carrier = Some(row.cell("carrier").to_string()).filter(|s| !s.is_empty());
     let tracking_number = Some(row.cell("tracking_number").to_string()).filter(|s| !s.is_empty());
     let items = row.list("items");
+    let rma_number = Some(row.cell("rma_number").to_string()).filter(|s| !s.is_empty());
     match (
         loan_number,
         partner_id,
@@ -161,6 +165,7 @@ pub fn shipment_row(
             eta,
             delivered_on,
             items,
+            rma_number,
         }),
         _ => None,
     }
@@ -175,7 +180,8 @@ pub fn shipment_from_record(
     partners: Option<&HashSet<String>>,
 ) -> Result<Shipment, Vec<RowError>> {
     let mut errors = Vec::new();
-    let mut row = Row::from_record(line, COLUMNS, record, &mut errors);
+    let columns: Vec<&'static str> = COLUMNS.iter().chain(OPTIONAL).copied().collect();
+    let mut row = Row::from_record(line, &columns, record, &mut errors);
     match shipment_row(&mut row, loans, partners) {
         Some(s) if errors.is_empty() => Ok(s),
         _ => Err(errors),
@@ -209,6 +215,19 @@ mod tests {
         assert_eq!(s.items, vec!["Desk Camera", "Desk Mini"]);
         assert_eq!(s.delivered_on, None);
         assert_eq!(s.eta.unwrap().to_string(), "2026-11-08");
+    }
+
+    #[test]
+    fn rma_number_is_an_optional_column() {
+        let old = parse(&format!("{HEADER}D20261001,P01,c,ordered,,,,,,\n")).unwrap();
+        assert_eq!(old[0].1.rma_number, None);
+        let header = HEADER.replace("items\n", "items,rma_number\n");
+        let rows = parse(&format!(
+            "{header}D20261001,P01,c,return_requested,,,,,,a, RMA-42 \nD20261002,P01,c,ordered,,,,,,,\n"
+        ))
+        .unwrap();
+        let got: Vec<Option<&str>> = rows.iter().map(|(_, s)| s.rma_number.as_deref()).collect();
+        assert_eq!(got, [Some("RMA-42"), None]);
     }
 
     #[test]

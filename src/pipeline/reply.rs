@@ -106,11 +106,7 @@ impl TrackingReplies {
     pub fn new(config: &Config, templates: Arc<Templates>) -> TrackingReplies {
         TrackingReplies {
             templates,
-            carriers: config
-                .carriers
-                .iter()
-                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
-                .collect(),
+            carriers: crate::config::carrier_links(&config.carriers),
             signature: config.templates.signature.clone(),
             overdue_days: config.tracking.overdue_days(),
         }
@@ -364,5 +360,59 @@ mod tests {
     fn utc_date_is_the_calendar_day_in_utc() {
         let t: jiff::Timestamp = "2026-12-03T23:30:00Z".parse().unwrap();
         assert_eq!(utc_date(t), d("2026-12-03"));
+    }
+}
+
+#[cfg(test)]
+mod carrier_link_tests {
+    use super::*;
+    use crate::domain::LoanNumber;
+
+    /// The shipped carrier links apply without any `[carriers]` config; a configured pattern
+    /// wins; an unknown carrier gets no link.
+    #[test]
+    fn tracking_links_come_from_the_shipped_defaults_and_the_config() {
+        let shipment = |carrier: &str, number: &str| Shipment {
+            carrier: Some(carrier.into()),
+            tracking_number: Some(number.into()),
+            ..Shipment::minimal(LoanNumber::from_normalized("D20261002".into()), "P01")
+        };
+        let defaults = crate::config::carrier_links(&BTreeMap::new());
+        let cases = [
+            (
+                "SF Express",
+                "SF1402874471",
+                Some("https://www.sf-express.com/chn/sc/waybill/waybill-detail/SF1402874471"),
+            ),
+            (
+                "jd logistics",
+                "JDX000486399531",
+                Some("https://www.jdl.com/orderSearch/?waybillCodes=JDX000486399531"),
+            ),
+            (
+                "ヤマト運輸",
+                "4455 6677",
+                Some("https://toi.kuronekoyamato.co.jp/cgi-bin/tneko?number01=4455%206677"),
+            ),
+            (
+                "UPS",
+                "1Z999AA10123456784",
+                Some("https://www.ups.com/track?tracknum=1Z999AA10123456784"),
+            ),
+            ("Pigeon Post", "1", None),
+        ];
+        for (carrier, number, want) in cases {
+            let view = loan_view(&shipment(carrier, number), &defaults);
+            assert_eq!(view.tracking_url.as_deref(), want, "{carrier}");
+        }
+        let configured = crate::config::carrier_links(&BTreeMap::from([(
+            "UPS".to_string(),
+            "https://ups.example/t/{tracking_number}".to_string(),
+        )]));
+        let view = loan_view(&shipment("ups", "1Z"), &configured);
+        assert_eq!(
+            view.tracking_url.as_deref(),
+            Some("https://ups.example/t/1Z")
+        );
     }
 }

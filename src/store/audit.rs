@@ -12,6 +12,10 @@ use super::{dispatch, Store, StoreError};
 pub enum Via {
     Web,
     Cli,
+    /// The HTTP API (`/api/v1`), actor `token:NAME`.
+    Api,
+    /// The drop folder (`[import] watch_dir`), actor `drop:FILE`.
+    Drop,
 }
 
 impl Via {
@@ -19,6 +23,8 @@ impl Via {
         match self {
             Via::Web => "web",
             Via::Cli => "cli",
+            Via::Api => "api",
+            Via::Drop => "drop",
         }
     }
 }

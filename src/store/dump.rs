@@ -28,6 +28,8 @@ pub const DUMP_TABLES: &[(&str, &str)] = &[
     ("users", "id"),
     ("login_attempts", "id"),
     ("audit_log", "id"),
+    ("api_tokens", "id"),
+    ("import_files", "file_name, sha256"),
     ("imap_mailboxes", "account, mailbox"),
     ("imap_done", "account, mailbox, uidvalidity, uid"),
 ];

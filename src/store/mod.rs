@@ -8,10 +8,12 @@
 //!
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
+mod api_tokens;
 mod audit;
 pub mod dump;
 mod durability;
 mod imap_state;
+mod imports;
 mod inbound;
 mod leases;
 mod maintenance;
@@ -35,9 +37,11 @@ use sqlx::sqlite::{
 
 use crate::config::DatabaseConfig;
 
+pub use api_tokens::ApiToken;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use durability::Durability;
 pub use imap_state::ImapMailboxState;
+pub use imports::{ImportedFile, RecordAudit, UpsertExtras, Upserted};
 pub use inbound::{
     InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome,
 };

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
+use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
     dispatch, from_json, parse_field, to_json, BeginWrite, Store, StoreError, INSERT_CHUNK,
 };
@@ -38,8 +39,27 @@ impl Store {
         partners: &[Partner],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        dispatch!(self, |pool| {
+        self.upsert_partners_with(partners, now_ms, &UpsertExtras::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::upsert_partners`] that also writes `extras` in its transaction and says which
+    /// partners existed before: the one write path of partner data.
+    pub async fn upsert_partners_with(
+        &self,
+        partners: &[Partner],
+        now_ms: i64,
+        extras: &UpsertExtras,
+    ) -> Result<Upserted, StoreError> {
+        let existing = dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let existing = existing_ids!(
+                tx,
+                "partners",
+                "partner_id",
+                partners.iter().map(|p| p.partner_id.clone())
+            );
             for chunk in partners.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO partners (partner_id, name, admin_emails, language, \
@@ -76,9 +96,22 @@ impl Store {
                         .await?;
                 }
             }
+            write_extras!(
+                tx,
+                extras,
+                partners.len(),
+                now_ms,
+                "partner",
+                partners.iter().map(|p| p.partner_id.clone()),
+                existing
+            );
             tx.commit().await?;
+            existing
         });
-        Ok(())
+        Ok(Upserted {
+            existing,
+            notices: Vec::new(),
+        })
     }
 
     /// The partner whose registered domains include `domain` (exact, case-insensitive). Asked

@@ -1,7 +1,8 @@
 use sqlx::QueryBuilder;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
+use super::imports::{write_extras, UpsertExtras, Upserted};
 use super::notices::{announced_changes, NoticeLoan};
 use super::outbox::insert_outbox;
 use super::partners::PartnerRow;
@@ -23,6 +24,7 @@ struct ShipmentRow {
     eta: Option<String>,
     delivered_on: Option<String>,
     items: String,
+    rma_number: Option<String>,
 }
 
 impl ShipmentRow {
@@ -39,6 +41,7 @@ impl ShipmentRow {
             eta: parse_date(T, self.eta.as_deref())?,
             delivered_on: parse_date(T, self.delivered_on.as_deref())?,
             items: from_json(T, &self.items)?,
+            rma_number: self.rma_number,
         })
     }
 }
@@ -59,31 +62,46 @@ impl Store {
         shipments: &[Shipment],
         now_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
+        self.upsert_shipments_with(shipments, now_ms, &UpsertExtras::default())
+            .await
+            .map(|u| u.notices)
+    }
+
+    /// [`Store::upsert_shipments`] that also writes `extras` (audit rows, the drop-folder
+    /// file) in its transaction and says which loans existed before and which notices it
+    /// queued. Every writer of shipment data comes through here.
+    pub async fn upsert_shipments_with(
+        &self,
+        shipments: &[Shipment],
+        now_ms: i64,
+        extras: &UpsertExtras,
+    ) -> Result<Upserted, StoreError> {
         let notifier = self.notifier.clone();
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // Each loan's status before this change: which loans are new (201 vs 200 in the
+            // API, the audit's created/updated) and which changed status (notices).
             let mut before: BTreeMap<String, ShipmentStatus> = BTreeMap::new();
-            if notifier.is_some() {
-                for chunk in shipments.chunks(INSERT_CHUNK) {
-                    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-                        "SELECT loan_number, status FROM shipments WHERE loan_number IN (",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for s in chunk {
-                        sep.push_bind(s.loan_number.as_str().to_string());
-                    }
-                    qb.push(")");
-                    let rows: Vec<(String, String)> =
-                        qb.build_query_as().fetch_all(&mut *tx).await?;
-                    for (n, st) in rows {
-                        before.insert(n, parse_field("shipments", &st)?);
-                    }
+            for chunk in shipments.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "SELECT loan_number, status FROM shipments WHERE loan_number IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for s in chunk {
+                    sep.push_bind(s.loan_number.as_str().to_string());
+                }
+                qb.push(")");
+                let rows: Vec<(String, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                for (n, st) in rows {
+                    before.insert(n, parse_field("shipments", &st)?);
                 }
             }
+            let existing: HashSet<String> = before.keys().cloned().collect();
             for chunk in shipments.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO shipments (loan_number, partner_id, customer, status, carrier, \
-                     tracking_number, shipped_on, eta, delivered_on, items, updated_at) ",
+                     tracking_number, shipped_on, eta, delivered_on, items, rma_number, \
+                     updated_at) ",
                 );
                 qb.push_values(chunk, |mut b, s| {
                     b.push_bind(s.loan_number.as_str().to_string())
@@ -96,6 +114,7 @@ impl Store {
                         .push_bind(date_text(s.eta))
                         .push_bind(date_text(s.delivered_on))
                         .push_bind(to_json(&s.items))
+                        .push_bind(s.rma_number.clone())
                         .push_bind(now_ms);
                 });
                 qb.push(
@@ -104,7 +123,7 @@ impl Store {
                      carrier = excluded.carrier, tracking_number = excluded.tracking_number, \
                      shipped_on = excluded.shipped_on, eta = excluded.eta, \
                      delivered_on = excluded.delivered_on, items = excluded.items, \
-                     updated_at = excluded.updated_at",
+                     rma_number = excluded.rma_number, updated_at = excluded.updated_at",
                 );
                 qb.build().execute(&mut *tx).await?;
             }
@@ -190,8 +209,20 @@ impl Store {
                     queued.push(id);
                 }
             }
+            write_extras!(
+                tx,
+                extras,
+                shipments.len(),
+                now_ms,
+                "shipment",
+                shipments.iter().map(|s| s.loan_number.to_string()),
+                existing
+            );
             tx.commit().await?;
-            Ok(queued)
+            Ok(Upserted {
+                existing,
+                notices: queued,
+            })
         })
     }
 
@@ -242,7 +273,8 @@ impl Store {
         let rows: Vec<ShipmentRow> = dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT loan_number, partner_id, customer, status, carrier, tracking_number, \
-                 shipped_on, eta, delivered_on, items FROM shipments WHERE loan_number IN (",
+                 shipped_on, eta, delivered_on, items, rma_number FROM shipments \
+                 WHERE loan_number IN (",
             );
             let mut sep = qb.separated(", ");
             for n in numbers {

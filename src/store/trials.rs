@@ -1,5 +1,6 @@
 use sqlx::QueryBuilder;
 
+use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
     dispatch, from_json, parse_date, parse_field, to_json, BeginWrite, Store, StoreError,
     INSERT_CHUNK,
@@ -55,8 +56,27 @@ impl Store {
     /// current expiry date became known, for missed-reminder accounting) is set on insert and
     /// whenever the expiry date changes.
     pub async fn upsert_trials(&self, trials: &[Trial], now_ms: i64) -> Result<(), StoreError> {
-        dispatch!(self, |pool| {
+        self.upsert_trials_with(trials, now_ms, &UpsertExtras::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::upsert_trials`] that also writes `extras` in its transaction and says which
+    /// trials existed before: the one write path of trial data.
+    pub async fn upsert_trials_with(
+        &self,
+        trials: &[Trial],
+        now_ms: i64,
+        extras: &UpsertExtras,
+    ) -> Result<Upserted, StoreError> {
+        let existing = dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let existing = existing_ids!(
+                tx,
+                "trials",
+                "trial_id",
+                trials.iter().map(|t| t.trial_id.clone())
+            );
             for chunk in trials.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO trials (trial_id, partner_id, customer, customer_admin_emails, \
@@ -93,9 +113,22 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
+            write_extras!(
+                tx,
+                extras,
+                trials.len(),
+                now_ms,
+                "trial",
+                trials.iter().map(|t| t.trial_id.clone()),
+                existing
+            );
             tx.commit().await?;
+            existing
         });
-        Ok(())
+        Ok(Upserted {
+            existing,
+            notices: Vec::new(),
+        })
     }
 
     pub async fn trial(&self, trial_id: &str) -> Result<Option<Trial>, StoreError> {
