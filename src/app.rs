@@ -309,7 +309,7 @@ impl App {
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.
-            let mut router = self.web_router(queued_for_web)?;
+            let mut router = self.web_router_with(queued_for_web, Some(health.clone()))?;
             if let Some(metrics) = self.metrics_router(Some(health.clone()))? {
                 router = router.merge(metrics);
             }
@@ -348,8 +348,18 @@ impl App {
     /// stay outside the sign-in guard, e.g. `/healthz`). `queued` wakes this process's sender
     /// when staff queue mail.
     pub fn web_router(&self, queued: Arc<Notify>) -> anyhow::Result<axum::Router> {
+        self.web_router_with(queued, None)
+    }
+
+    /// [`App::web_router`] for pages served beside the workers (`health`: their state, for
+    /// the pages' banners).
+    pub fn web_router_with(
+        &self,
+        queued: Arc<Notify>,
+        health: Option<crate::health::HealthState>,
+    ) -> anyhow::Result<axum::Router> {
         let actions = Arc::new(crate::review::Actions::from_app(self, queued)?);
-        let state = Arc::new(crate::review::web::WebState::new(self, actions)?);
+        let state = Arc::new(crate::review::web::WebState::new(self, actions)?.with_health(health));
         Ok(crate::review::web::router(state))
     }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::app::App;
+use crate::review::team::{self, BulkAction};
 use crate::review::{Actions, Actor};
-use crate::store::{Cursor, ReviewFilter, ReviewOrder};
+use crate::store::{Assignee, Cursor, ReviewFilter, ReviewOrder};
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
@@ -35,6 +36,12 @@ pub enum QueueCommand {
         /// Continue after this cursor (printed at the end of a page).
         #[arg(long)]
         after: Option<Cursor>,
+        /// Only items assigned to this user.
+        #[arg(long, conflicts_with = "unassigned")]
+        assignee: Option<String>,
+        /// Only items assigned to nobody.
+        #[arg(long)]
+        unassigned: bool,
     },
     /// Everything about one item: the mail, why it waits, decisions, replies, activity.
     Show {
@@ -42,11 +49,39 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Close an item without answering; the note says why.
+    /// Close an item without answering; the note says why. With --reason: every open item
+    /// of that reason (each audited on its own).
     Resolve {
-        id: i64,
+        #[arg(required_unless_present = "reason", conflicts_with = "reason")]
+        id: Option<i64>,
         #[arg(long)]
         note: String,
+        /// Every open item whose reason is this (e.g. other_subject).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Give an item to a staff member (--to NAME), or to nobody (--nobody). With --reason:
+    /// every open item of that reason.
+    Assign {
+        #[arg(required_unless_present = "reason", conflicts_with = "reason")]
+        id: Option<i64>,
+        /// The staff account to give it to.
+        #[arg(long, required_unless_present = "nobody", conflicts_with = "nobody")]
+        to: Option<String>,
+        /// Unassign.
+        #[arg(long)]
+        nobody: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Add an internal note to an item (kept in its activity, never sent).
+    Note {
+        id: i64,
+        text: String,
         #[command(flatten)]
         who: Who,
     },
@@ -62,9 +97,14 @@ pub enum QueueCommand {
         #[command(flatten)]
         who: Who,
     },
-    /// Run the stored mail through the rules again (e.g. after importing shipments).
+    /// Run the stored mail through the rules again (e.g. after importing shipments). With
+    /// --reason: every open item of that reason (each audited on its own).
     Reprocess {
-        id: i64,
+        #[arg(required_unless_present = "reason", conflicts_with = "reason")]
+        id: Option<i64>,
+        /// Every open item whose reason is this (e.g. unknown_sender after a partner import).
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         who: Who,
     },
@@ -113,6 +153,8 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             limit,
             offset,
             after,
+            assignee,
+            unassigned,
         } => {
             let filter = ReviewFilter {
                 state: if resolved { "resolved" } else { "open" }.into(),
@@ -127,6 +169,13 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 offset: offset.max(0),
                 after,
                 before: None,
+                assignee: match (assignee, unassigned) {
+                    (Some(name), _) => Some(Assignee::User(name.trim().to_lowercase())),
+                    (None, true) => Some(Assignee::Nobody),
+                    (None, false) => None,
+                },
+                from: None,
+                until: None,
             };
             let page = app.store.review_page(&filter).await?;
             if json {
@@ -139,15 +188,16 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             }
             let now = app.clock.now().as_millisecond();
             println!(
-                "{:>6}  {:<22} {:<8} {:<32} SUBJECT",
-                "ID", "REASON", "AGE", "SENDER"
+                "{:>6}  {:<22} {:<8} {:<12} {:<32} SUBJECT",
+                "ID", "REASON", "AGE", "ASSIGNEE", "SENDER"
             );
             for item in &page.items {
                 println!(
-                    "{:>6}  {:<22} {:<8} {:<32} {}",
+                    "{:>6}  {:<22} {:<8} {:<12} {:<32} {}",
                     item.id,
                     item.reason,
                     age(now - item.created_at),
+                    truncate(item.assignee.as_deref().unwrap_or("-"), 12),
                     truncate(item.sender.as_deref().unwrap_or("-"), 32),
                     truncate(item.subject.as_deref().unwrap_or(""), 60)
                 );
@@ -227,9 +277,55 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        QueueCommand::Resolve { id, note, who } => {
-            actions(app)?.resolve(id, &note, &who.actor()).await?;
-            println!("item {id} resolved");
+        QueueCommand::Resolve {
+            id,
+            note,
+            reason,
+            who,
+        } => {
+            let actions = actions(app)?;
+            match (id, reason) {
+                (Some(id), _) => {
+                    actions.resolve(id, &note, &who.actor()).await?;
+                    println!("item {id} resolved");
+                }
+                (None, Some(reason)) => {
+                    let ids = team::items_of_reason(&actions, &reason).await?;
+                    let results =
+                        team::bulk(&actions, &ids, &BulkAction::Resolve(note), &who.actor()).await;
+                    report_bulk("resolved", &results)?;
+                }
+                (None, None) => anyhow::bail!("give an item id or --reason"),
+            }
+        }
+        QueueCommand::Assign {
+            id,
+            to,
+            nobody: _,
+            reason,
+            who,
+        } => {
+            let actions = actions(app)?;
+            match (id, reason) {
+                (Some(id), _) => {
+                    team::assign(&actions, id, to.as_deref(), &who.actor()).await?;
+                    match &to {
+                        Some(to) => println!("item {id} assigned to {to}"),
+                        None => println!("item {id} unassigned"),
+                    }
+                }
+                (None, Some(reason)) => {
+                    let ids = team::items_of_reason(&actions, &reason).await?;
+                    let results =
+                        team::bulk(&actions, &ids, &BulkAction::Assign(to), &who.actor()).await;
+                    report_bulk("assigned", &results)?;
+                }
+                (None, None) => anyhow::bail!("give an item id or --reason"),
+            }
+        }
+        QueueCommand::Note { id, text, who } => {
+            team::note(&actions(app)?, id, &text, &who.actor()).await?;
+            println!("note added to item {id}");
         }
         QueueCommand::Retry { id, who } => {
             let outbox = actions(app)?.retry(id, &who.actor()).await?;
@@ -239,7 +335,20 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             let outbox = actions(app)?.discard(id, &who.actor()).await?;
             println!("item {id}: mail {outbox} discarded");
         }
-        QueueCommand::Reprocess { id, who } => {
+        QueueCommand::Reprocess {
+            id: None,
+            reason: Some(reason),
+            who,
+        } => {
+            let actions = actions(app)?;
+            let ids = team::items_of_reason(&actions, &reason).await?;
+            let results = team::bulk(&actions, &ids, &BulkAction::Reprocess, &who.actor()).await;
+            report_bulk("reprocessed", &results)?;
+        }
+        QueueCommand::Reprocess { id: None, .. } => anyhow::bail!("give an item id or --reason"),
+        QueueCommand::Reprocess {
+            id: Some(id), who, ..
+        } => {
             let r = actions(app)?.reprocess(id, &who.actor()).await?;
             let what = match (r.outcome.queued, r.outcome.already_answered) {
                 (Some(o), _) => format!("reply queued as mail {o}"),
@@ -271,6 +380,25 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             };
             println!("item {id} answered: mail {outbox} queued");
         }
+    }
+    Ok(())
+}
+
+/// Prints how a bulk action went; fails (exit status) when some item could not be done.
+fn report_bulk(done: &str, results: &[team::BulkResult]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for r in results {
+        match &r.error {
+            None => println!("item {}: {done}", r.id),
+            Some(e) => {
+                failed += 1;
+                eprintln!("item {}: {e}", r.id);
+            }
+        }
+    }
+    println!("{} item(s) {done}, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} item(s) could not be {done}");
     }
     Ok(())
 }
