@@ -266,6 +266,9 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                     item.note.as_deref().unwrap_or("")
                 );
             }
+            if let Some(who) = &item.assignee {
+                println!("assigned to {who}");
+            }
             for a in &detail.audit {
                 println!(
                     "{}  {} ({}) {}: {}",
@@ -308,7 +311,7 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             let actions = actions(app)?;
             match (id, reason) {
                 (Some(id), _) => {
-                    team::assign(&actions, id, to.as_deref(), &who.actor()).await?;
+                    let to = team::assign(&actions, id, to.as_deref(), &who.actor()).await?;
                     match &to {
                         Some(to) => println!("item {id} assigned to {to}"),
                         None => println!("item {id} unassigned"),

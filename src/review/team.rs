@@ -33,13 +33,13 @@ pub struct BulkResult {
 }
 
 /// Gives item `id` to `to` (a staff account's name; None: to nobody). Only open items;
-/// audited as `assign` / `unassign`.
+/// audited as `assign` / `unassign`. Returns the account it went to.
 pub async fn assign(
     actions: &Actions,
     id: i64,
     to: Option<&str>,
     actor: &Actor,
-) -> Result<(), ActionError> {
+) -> Result<Option<String>, ActionError> {
     let item = actions.item(id).await?;
     let store = actions.store();
     let to = match to.map(str::trim).filter(|s| !s.is_empty()) {
@@ -75,7 +75,7 @@ pub async fn assign(
     store
         .assign_item(id, to.as_deref(), &audit, actions.now_ms())
         .await?;
-    Ok(())
+    Ok(to)
 }
 
 /// Adds an internal note to item `id` (open or resolved): an audit row `note`, shown in the
@@ -123,7 +123,7 @@ pub async fn bulk(
             BulkAction::Resolve(note) => actions.resolve(id, note, actor).await,
             BulkAction::Retry => actions.retry(id, actor).await.map(|_| ()),
             BulkAction::Reprocess => actions.reprocess(id, actor).await.map(|_| ()),
-            BulkAction::Assign(to) => assign(actions, id, to.as_deref(), actor).await,
+            BulkAction::Assign(to) => assign(actions, id, to.as_deref(), actor).await.map(|_| ()),
         };
         out.push(BulkResult {
             id,
