@@ -138,7 +138,9 @@ pub fn router(state: Arc<WebState>) -> Router {
     let open = Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/static/style.css", get(stylesheet))
-        .route("/static/app.js", get(script));
+        .route("/static/app.js", get(script))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon));
     guarded
         .merge(open)
         .layer(from_fn_with_state(state.clone(), i18n::locale))
@@ -169,6 +171,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         include_str!("style.css"),
+    )
+        .into_response()
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("favicon.svg"),
     )
         .into_response()
 }
