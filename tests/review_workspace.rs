@@ -767,6 +767,7 @@ async fn no_page_carries_inline_styles_or_scripts() {
         "/audit".to_string(),
         "/import".to_string(),
         "/settings".to_string(),
+        "/reports".to_string(),
     ] {
         let page = b.get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
@@ -785,4 +786,92 @@ async fn no_page_carries_inline_styles_or_scripts() {
     let js = b.get("/static/app.js").await;
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.body.contains("keydown"));
+}
+
+#[tokio::test]
+async fn the_reports_page_and_cli_count_mails_by_outcome() {
+    let env = TestEnv::new("").await;
+    let day = 86_400_000;
+    // 2026-12-01 00:00 Asia/Shanghai.
+    let d1 = 1_796_054_400_000;
+    let (item, _) = seed(
+        &env,
+        Seed {
+            message_id: "r-1@huadong.example.cn",
+            received_at: d1 + 3_600_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    seed(
+        &env,
+        Seed {
+            message_id: "r-2@huadong.example.cn",
+            received_at: d1 + day + 3_600_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut b = signed_in(&env, "alice").await;
+    let csrf = b.session_csrf().await;
+    b.post(
+        &format!("/items/{item}/resolve"),
+        &[("csrf", &csrf), ("note", "done")],
+    )
+    .await;
+    let page = b.get("/reports?from=2026-12-01&to=2026-12-02").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<td data-label=\"Day\">2026-12-01</td>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("华东智联科技有限公司"), "{}", page.body);
+    assert!(
+        page.body.contains("0.0%"),
+        "nothing automatic: {}",
+        page.body
+    );
+    let csv = b.get("/reports.csv?from=2026-12-01&to=2026-12-02").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers[axum::http::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(
+        csv.body.contains("day,2026-12-01,,1,0,1,0,0.0\n"),
+        "{}",
+        csv.body
+    );
+    assert!(
+        csv.body.contains("day,2026-12-02,,1,0,1,0,0.0\n"),
+        "{}",
+        csv.body
+    );
+    let bad = b.get("/reports?from=2026-12-05&to=2026-12-01").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // The same figures on the command line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trialdesk"))
+        .arg("--config")
+        .arg(&env.config_path)
+        .args([
+            "report",
+            "--from",
+            "2026-12-01",
+            "--to",
+            "2026-12-02",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["totals"]["total"], 2);
+    assert_eq!(json["totals"]["reviewed"], 2);
+    assert_eq!(json["resolution"]["count"], 1);
+    assert_eq!(json["days"].as_array().unwrap().len(), 2);
 }

@@ -10,6 +10,7 @@
 //!   (each item audited on its own).
 //! - [`detail`]: everything about one item or mail, for the message page and `queue show`.
 //! - [`mail_view`]: a received mail made safe to show (sanitised HTML, attachments).
+//! - [`report`]: the helpdesk's figures (mails by outcome, automation rate, response times).
 //! - [`snippets`]: canned replies, editable files in `<templates.dir>/snippets/`.
 //! - [`users`]: staff accounts and password hashing.
 //! - [`web`]: the server-rendered pages (axum), sign-in, sessions, CSRF.
@@ -17,6 +18,7 @@
 pub mod actions;
 pub mod detail;
 pub mod mail_view;
+pub mod report;
 pub mod snippets;
 pub mod team;
 pub mod users;

@@ -117,6 +117,46 @@ impl Store {
         }))
     }
 
+    /// Received mail in `[from_ms, to_ms)`, for the reports.
+    pub async fn report_mails(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::review::report::MailRow>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT m.received_at, m.action, m.partner_id, p.name AS partner_name, \
+                 EXISTS (SELECT 1 FROM review_items r WHERE r.inbound_id = m.id) AS reviewed \
+                 FROM inbound_messages m LEFT JOIN partners p ON p.partner_id = m.partner_id \
+                 WHERE m.received_at >= $1 AND m.received_at < $2",
+            )
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Review items opened in `[from_ms, to_ms)`, with their first staff action.
+    pub async fn report_items(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::review::report::ItemRow>, StoreError> {
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.created_at, r.reason, \
+                 (SELECT MIN(a.at) FROM audit_log a WHERE a.review_id = r.id) AS first_action_at, \
+                 r.resolved_at FROM review_items r \
+                 WHERE r.created_at >= $1 AND r.created_at < $2",
+            )
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Open items per assignee view: (mine, unassigned).
     pub async fn assignment_counts(&self, user: &str) -> Result<(i64, i64), StoreError> {
         Ok(dispatch!(self, |pool| {

@@ -212,7 +212,7 @@ test("the staff workspace in a real browser", async (t) => {
       const phone = await browser("zh-CN", { width: 390, height: 844 });
       all.push(phone);
       await signIn(phone.page, USER);
-      for (const p of ["/queue", rmaItem, "/history", "/audit", "/import", "/settings"]) {
+      for (const p of ["/queue", rmaItem, "/history", "/audit", "/import", "/settings", "/reports"]) {
         await phone.page.goto(`${BASE}${p}`);
         const widths = await phone.page.evaluate(() => ({
           scroll: document.documentElement.scrollWidth,
@@ -223,7 +223,7 @@ test("the staff workspace in a real browser", async (t) => {
     });
 
     await t.test("no page logs a Content-Security-Policy error (or any error)", async () => {
-      const pages = ["/login", "/queue", "/history", "/audit", "/import", "/settings", "/queue?view=mine", rmaItem];
+      const pages = ["/login", "/queue", "/history", "/audit", "/import", "/settings", "/reports", "/queue?view=mine", rmaItem];
       const anon = await browser("zh-CN");
       all.push(anon);
       await anon.page.goto(`${BASE}/login`);

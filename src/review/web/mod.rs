@@ -119,6 +119,8 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/items/{id}/assign", post(pages::assign))
         .route("/items/{id}/note", post(pages::note))
         .route("/queue/bulk", post(pages::bulk))
+        .route("/reports", get(pages::reports))
+        .route("/reports.csv", get(pages::reports_csv))
         .route("/settings", get(pages::settings).post(pages::save_settings))
         .route("/messages/{id}", get(pages::message))
         .route("/messages/{id}/raw", get(pages::raw_mail))

@@ -75,6 +75,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../../templates/web/_context.html"),
     ),
     (
+        "reports.html",
+        include_str!("../../../templates/web/reports.html"),
+    ),
+    (
         "_snippets.html",
         include_str!("../../../templates/web/_snippets.html"),
     ),
@@ -101,6 +105,7 @@ fn environment() -> Environment<'static> {
     env.add_filter("reason_short", reason_short);
     env.add_filter("label", label);
     env.add_filter("size", size);
+    env.add_filter("percent", percent);
     env.add_function("t", translate);
     // Shown to signed-in staff in the footer, so a problem report names the build.
     env.add_global("version", crate::VERSION);
@@ -247,6 +252,11 @@ fn reason_text(state: &State, group: &str, code: &str) -> String {
     } else {
         code.replace('_', " ")
     }
+}
+
+/// `rate|percent`: `42.5%`, or `—` for none.
+fn percent(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "—".into())
 }
 
 /// `bytes|size`: `812 B`, `14.2 KB`, `3.1 MB`.

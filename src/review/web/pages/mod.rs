@@ -9,6 +9,7 @@
 //!   assign, note).
 //! - [`message`]: a received mail, its raw bytes, attachments and inline images; a mail we
 //!   sent.
+//! - [`reports`]: the helpdesk's figures, and their CSV.
 //! - [`history`], [`audit`], [`import`], [`settings`]: the other pages.
 
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod import;
 pub mod item;
 pub mod message;
 pub mod queue;
+pub mod reports;
 pub mod settings;
 
 use axum::response::{IntoResponse, Redirect, Response};
@@ -34,6 +36,7 @@ pub use import::{import, import_form};
 pub use item::{answer, assign, discard, item, note, reprocess, resolve, retry};
 pub use message::{attachment, inline_image, message, outgoing, raw_mail};
 pub use queue::{bulk, queue};
+pub use reports::{reports, reports_csv};
 pub use settings::{save_settings, settings};
 
 pub(crate) type PageResult = Result<Response, WebError>;
