@@ -18,6 +18,9 @@
 //!   a bare client that `UID FETCH`es every mail (`BODY.PEEK[]`, 500 per command, over the
 //!   same async-imap connection code) and sends as many pre-built replies through the same
 //!   Postfix with trialdesk's own SMTP transport (same TCP/pooling), timed the same way.
+//!   Second peer, in the same run: `benches/naive_bot.py`, the bot a helpdesk admin writes in
+//!   an afternoon (imaplib + smtplib + sqlite3, fetch all then send, no filing), with what it
+//!   gets wrong counted (replies trialdesk would not send, requests it leaves unanswered).
 //! - **latency**: trialdesk idles in IDLE on one account; requests are sent one by one over
 //!   SMTP, and the time from the `250` to the reply's file in the partner's Maildir (polled
 //!   every millisecond) is recorded. Interleaved with each sample, on a second account that no
@@ -547,6 +550,95 @@ async fn bare_client(stack: &Stack, template: &Template, user: &str) -> Result<(
     Ok((total_s, fetched_bytes))
 }
 
+/// The second peer: `benches/naive_bot.py` (imaplib + smtplib + sqlite3, fetch-all then send,
+/// no filing). Its database is built before the clock starts; timed from spawning it until it
+/// has exited and every reply it sent to a partner that trialdesk also answers is a file in that
+/// partner's Maildir. Also counted: replies trialdesk would not have sent (to auto-replies,
+/// bounces, unknown senders, second answers) and requests it left unanswered.
+async fn naive_bot(
+    stack: &Stack,
+    template: &Template,
+    work: &Path,
+    user: &str,
+) -> Result<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/naive_bot.py");
+    let csv = work.join("naive-shipments.csv");
+    if !csv.exists() {
+        let mut text = String::from("loan_number,status,carrier,tracking_number,eta\n");
+        for s in mailgen::world().shipments {
+            text.push_str(&format!(
+                "{},{},{},{},{}\n",
+                s.loan_number.as_str(),
+                s.status.code(),
+                s.carrier.unwrap_or_default(),
+                s.tracking_number.unwrap_or_default(),
+                s.eta.map(|d| d.to_string()).unwrap_or_default(),
+            ));
+        }
+        std::fs::write(&csv, text)?;
+    }
+    let db = work.join(format!("naive-{}.db", tag()));
+    let prepared = Command::new("python3")
+        .arg(script)
+        .arg("prepare")
+        .arg(&db)
+        .arg(&csv)
+        .status()?;
+    ensure!(prepared.success(), "naive bot: prepare failed");
+    let mut counter_expected = HashMap::new();
+    let started = Instant::now();
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg("run")
+        .arg(&db)
+        .arg(stack.imap_port.to_string())
+        .arg(stack.smtp_port.to_string())
+        .arg(user)
+        .arg(&stack.password)
+        .arg(mailgen::HELPDESK)
+        .output()
+        .await?;
+    ensure!(
+        out.status.success(),
+        "naive bot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mut wrong = 0usize;
+    if let Some(to) = v["to"].as_object() {
+        for (address, n) in to {
+            let n = n.as_u64().unwrap_or(0) as usize;
+            match template.expected.get(address) {
+                Some(&want) => {
+                    wrong += n.saturating_sub(want);
+                    counter_expected.insert(address.clone(), n);
+                }
+                None => wrong += n,
+            }
+        }
+    }
+    let unanswered: usize = template
+        .expected
+        .iter()
+        .map(|(a, want)| want.saturating_sub(counter_expected.get(a).copied().unwrap_or(0)))
+        .sum();
+    ReplyCounter::new(stack, &counter_expected)
+        .wait(Duration::from_millis(200), Duration::from_secs(900))
+        .await?;
+    let total_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "naive bot: fetched {}, replied {} ({wrong} that trialdesk would not send, {unanswered} requests unanswered), all delivered at {total_s:.2}s",
+        v["fetched"], v["replied"]
+    );
+    Ok(json!({
+        "seconds": total_s,
+        "cpu_s": v["cpu_s"],
+        "replied": v["replied"],
+        "wrong_replies": wrong,
+        "unanswered": unanswered,
+    }))
+}
+
 async fn trialdesk_backlog(
     stack: &Stack,
     template: &Template,
@@ -644,6 +736,12 @@ async fn backlog(args: &[String], stack: &Stack, bin: &Path, out: &mut Out) -> R
         let _ = std::fs::remove_dir_all(stack.maildir(&user).parent().unwrap());
 
         stack.clear_partner_mail()?;
+        let user = format!("naive-{run_tag}@example.test");
+        stage_inbox(stack, &template, &user)?;
+        let naive = naive_bot(stack, &template, work.path(), &user).await?;
+        let _ = std::fs::remove_dir_all(stack.maildir(&user).parent().unwrap());
+
+        stack.clear_partner_mail()?;
         let user = format!("hd-{run_tag}@example.test");
         stage_inbox(stack, &template, &user)?;
         let td = trialdesk_backlog(stack, &template, bin, work.path(), &user).await?;
@@ -660,6 +758,11 @@ async fn backlog(args: &[String], stack: &Stack, bin: &Path, out: &mut Out) -> R
             "peak_rss_kb": td["peak_rss_kb"],
             "idle_rss_kb": td["idle_rss_kb"],
             "review_items": td["review"],
+            "naive_s": naive["seconds"],
+            "naive_cpu_s": naive["cpu_s"],
+            "naive_replies": naive["replied"],
+            "naive_wrong_replies": naive["wrong_replies"],
+            "naive_unanswered": naive["unanswered"],
         }))?;
     }
     stack.clear_partner_mail()?;

@@ -92,7 +92,11 @@ impl Bench {
             .iter()
             .filter_map(|n| self.shipments.get(n.as_str()).cloned())
             .collect();
-        let lookup = Lookup { partner, shipments };
+        let lookup = Lookup {
+            partner,
+            shipments,
+            ..Lookup::default()
+        };
         let decision = classify::decide(&inspection, &lookup);
         if decision.action != Action::Reply {
             return 0;

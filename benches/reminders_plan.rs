@@ -140,6 +140,7 @@ async fn load(store: &Store, n: usize) {
                 format!("ops@p{i}.example.com"),
             ],
             language: Language::ALL[i % 4],
+            notify_shipment_updates: false,
         })
         .collect();
     store.upsert_partners(&partners, 0).await.unwrap();

@@ -82,6 +82,27 @@ def main():
                          f"{r['trialdesk_s'] / r['baseline_s']:.2f}× | {mb(r['peak_rss_kb'])} | "
                          f"{mb(r['idle_rss_kb'])} |")
         details.append(("Backlog throughput, per run", "\n".join(lines)))
+        nb = [r for r in b if "naive_s" in r]
+        if nb:
+            naive = [r["naive_s"] for r in nb]
+            summary.append((
+                f"backlog: naive bot (imaplib + smtplib + sqlite3), {n:,} mails",
+                f"{s(med(naive))}",
+                spread(naive, s),
+                f"bare client {s(med(base))}",
+                f"{med([r['naive_s'] / r['baseline_s'] for r in nb]):.2f}×",
+                "for comparison",
+                "—",
+            ))
+            lines = ["| run | naive bot | trialdesk | naive CPU | trialdesk CPU | naive replies | "
+                     "replies trialdesk would not send | requests left unanswered |",
+                     "|---|---|---|---|---|---|---|---|"]
+            for r in nb:
+                lines.append(f"| {r['run'] + 1} | {s(r['naive_s'])} | {s(r['trialdesk_s'])} | "
+                             f"{s(r['naive_cpu_s'])} | {s(r['trialdesk_cpu_s'])} | "
+                             f"{r['naive_replies']:,} | {r['naive_wrong_replies']:,} | "
+                             f"{r['naive_unanswered']:,} |")
+            details.append(("Backlog: the naive bot beside trialdesk, per run", "\n".join(lines)))
         peaks = [r["peak_rss_kb"] for r in b]
         summary.append((
             "memory: peak RSS during the backlog",

@@ -42,7 +42,12 @@ impl App {
     /// Opens the store (applying migrations) and compiles the rules.
     pub async fn open(config: Config) -> anyhow::Result<App> {
         let rules = Rules::from_config(&config)?;
-        let store = Store::open(&config.database, &config.base_dir).await?;
+        let templates_loaded: crate::notify::TemplateSlot = Arc::default();
+        // Every shipment upsert through this store queues the proactive notices.
+        let notices = crate::notify::ShipmentNotices::new(&config, templates_loaded.clone());
+        let store = Store::open(&config.database, &config.base_dir)
+            .await?
+            .with_notifier(Arc::new(notices));
         Ok(App {
             config: Arc::new(config),
             store,
@@ -50,7 +55,7 @@ impl App {
             clock: Arc::new(SystemClock),
             reminders_changed: Arc::new(Notify::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
-            templates_loaded: Arc::default(),
+            templates_loaded,
         })
     }
 

@@ -85,6 +85,9 @@ pub struct Partner {
     pub domains: Vec<String>,
     pub admin_emails: Vec<String>,
     pub language: Language,
+    /// Opted in to proactive shipment notices (partners CSV column `notify_shipment_updates`).
+    #[serde(default)]
+    pub notify_shipment_updates: bool,
 }
 
 impl Partner {

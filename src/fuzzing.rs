@@ -34,6 +34,7 @@ fn partner() -> Partner {
         domains: vec!["huadong.example.cn".into(), "hd-tech.example.com".into()],
         admin_emails: vec!["it@huadong.example.cn".into()],
         language: Language::Zh,
+        notify_shipment_updates: false,
     }
 }
 
@@ -63,6 +64,7 @@ pub fn inbound(raw: &[u8]) -> (classify::Inspection, classify::Decision) {
     let lookup = Lookup {
         partner: Some(partner()),
         shipments,
+        ..Lookup::default()
     };
     let d = classify::decide(&ins, &lookup);
     match d.action {

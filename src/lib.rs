@@ -74,6 +74,7 @@ pub mod inbound;
 pub mod lease;
 pub mod mailauth;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod pipeline;
 pub mod reminders;

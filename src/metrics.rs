@@ -103,7 +103,13 @@ impl ReminderOutcome {
 }
 
 /// The outbox purposes (`outbox.purpose`), pre-declared so their series exist from the start.
-const PURPOSES: [&str; 3] = ["reply", "reminder", "staff_reply"];
+const PURPOSES: [&str; 5] = [
+    "reply",
+    "reminder",
+    "staff_reply",
+    "shipment_notice",
+    "rma_label",
+];
 /// Review reasons stored besides [`ReviewReason`]s.
 const OTHER_REASONS: [&str; 1] = ["reminder_failed"];
 
@@ -247,7 +253,7 @@ impl Metrics {
         };
         // Every series that can appear exists from the start at 0, so `rate()` and alerts on
         // absent series behave from the first scrape.
-        for kind in [Kind::TrackingRequest, Kind::Other, Kind::Automated] {
+        for kind in Kind::ALL {
             for action in [Action::Reply, Action::Review, Action::Ignore] {
                 let _ = m.decisions.get_or_create(&DecisionLabels {
                     kind: kind.code(),

@@ -58,6 +58,23 @@ async fn populated() -> TestEnv {
         )
         .await;
     }
+    // A partner that opted in and a loan that changed: a shipment notice.
+    let partners = env.dir.path().join("optin.csv");
+    std::fs::write(
+        &partners,
+        "partner_id,name,domains,admin_emails,language,notify_shipment_updates\n\
+         P04,Pacific Rim Networks,pacrim.example.com,ops@pacrim.example.com,en,true\n",
+    )
+    .unwrap();
+    env.import("partners", &partners).await;
+    let shipments = env.dir.path().join("change.csv");
+    std::fs::write(
+        &shipments,
+        "loan_number,partner_id,customer,status,carrier,tracking_number,shipped_on,eta,delivered_on,items\n\
+         D50261001,P04,Harbor Freight Logistics,delivered,FedEx,771234567890,2026-11-10,2026-11-15,2026-11-20,Webex Room Kit Pro\n",
+    )
+    .unwrap();
+    env.import("shipments", &shipments).await;
     env.deliver(
         "1.request",
         &mail(
@@ -112,6 +129,18 @@ async fn populated() -> TestEnv {
             now_ms: 1_700_000_000_000,
             expires_at: 4_000_000_000_000,
         })
+        .await
+        .unwrap();
+    // Her own page settings.
+    store
+        .save_user_settings(
+            "alice",
+            &trialdesk::store::UserSettings {
+                language: Some("en".into()),
+                time_zone: Some("Europe/Berlin".into()),
+            },
+            1_700_000_000_000,
+        )
         .await
         .unwrap();
     let list: serde_json::Value =

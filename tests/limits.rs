@@ -28,7 +28,9 @@ async fn env_with(section: &str, line: &str) -> TestEnv {
 
 async fn reviews(env: &TestEnv) -> Vec<(String, i64)> {
     let mut counts = env.app.store.review_counts().await.unwrap();
-    counts.retain(|(_, n)| *n > 0);
+    // The fixture loan D20261001 is overdue by the wall clock (its own item, tested in
+    // live_data.rs): not what these limits are about.
+    counts.retain(|(r, n)| *n > 0 && r != "shipment_attention");
     counts.sort();
     counts
 }

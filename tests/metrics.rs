@@ -161,7 +161,8 @@ async fn counters_after_processing_mail_and_queue_depth_from_the_database() {
     };
     assert_eq!(decision("tracking_request", "reply"), 2.0);
     assert_eq!(decision("tracking_request", "review"), 1.0);
-    assert_eq!(decision("other", "review"), 1.0);
+    assert_eq!(decision("rma_label_request", "review"), 1.0);
+    assert_eq!(decision("other", "review"), 0.0);
     assert_eq!(decision("automated", "ignore"), 1.0);
     // Series that saw nothing exist at zero.
     assert_eq!(decision("other", "reply"), 0.0);
@@ -201,8 +202,15 @@ async fn counters_after_processing_mail_and_queue_depth_from_the_database() {
         1.0
     );
     assert_eq!(
-        get(&s, "trialdesk_review_queue_depth{reason=\"other_subject\"}"),
+        get(
+            &s,
+            "trialdesk_review_queue_depth{reason=\"rma_label_missing\"}"
+        ),
         1.0
+    );
+    assert_eq!(
+        get(&s, "trialdesk_review_queue_depth{reason=\"other_subject\"}"),
+        0.0
     );
     assert_eq!(
         get(&s, "trialdesk_review_queue_depth{reason=\"rate_limited\"}"),
@@ -240,7 +248,10 @@ async fn counters_after_processing_mail_and_queue_depth_from_the_database() {
         .review_items(&trialdesk::store::ReviewFilter::default())
         .await
         .unwrap();
-    let other = items.iter().find(|i| i.reason == "other_subject").unwrap();
+    let other = items
+        .iter()
+        .find(|i| i.reason == "rma_label_missing")
+        .unwrap();
     let audit = trialdesk::store::NewAudit {
         actor: "alice".into(),
         via: trialdesk::store::Via::Cli,
@@ -282,7 +293,10 @@ async fn counters_after_processing_mail_and_queue_depth_from_the_database() {
     let (_, text) = scrape(&env.app, "[::1]:40000", &[]).await;
     let s = samples(&text);
     assert_eq!(
-        get(&s, "trialdesk_review_queue_depth{reason=\"other_subject\"}"),
+        get(
+            &s,
+            "trialdesk_review_queue_depth{reason=\"rma_label_missing\"}"
+        ),
         0.0
     );
     assert_eq!(get(&s, "trialdesk_outbox_pending{purpose=\"reply\"}"), 1.0);

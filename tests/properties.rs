@@ -28,8 +28,10 @@ fn lookup() -> Lookup {
             domains: vec!["huadong.example.cn".into()],
             admin_emails: vec!["it@huadong.example.cn".into()],
             language: Language::Zh,
+            notify_shipment_updates: false,
         }),
         shipments: vec![],
+        ..Lookup::default()
     }
 }
 

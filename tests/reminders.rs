@@ -336,7 +336,12 @@ async fn the_worker_sleeps_until_poked_instead_of_polling() {
 /// through the file transport while the inbound pipeline runs beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_forever_sends_due_reminders_beside_the_pipeline() {
-    let env = TestEnv::new("[reminders]\nsend_at = \"00:00\"\n").await;
+    // The real clock: no fixture trials (fixed dates), only this test's own, dated from today.
+    let env = TestEnv::with_fixtures(
+        "[reminders]\nsend_at = \"00:00\"\n",
+        &["partners", "shipments"],
+    )
+    .await;
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();

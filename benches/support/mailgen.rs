@@ -82,6 +82,7 @@ pub fn world() -> World {
             domains: vec![partner_domain(p)],
             admin_emails: vec![format!("admin@{}", partner_domain(p))],
             language: language_of(p),
+            notify_shipment_updates: false,
         })
         .collect();
     let carriers = ["EMS", "DHL", "FedEx", "SF Express", "Yamato"];

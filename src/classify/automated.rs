@@ -750,6 +750,7 @@ mod tests {
     fn rules() -> Rules {
         Rules {
             subject: SubjectMatcher::new(&[]),
+            rma: SubjectMatcher::new(&[]),
             loans: LoanExtractor::new("D[0-9]{6,10}", 50).unwrap(),
             trusted_authserv_ids: vec![],
             own_addresses: vec!["trial-helpdesk@helpdesk.example.com".into()],
@@ -757,6 +758,9 @@ mod tests {
             max_message_bytes: 1 << 20,
             max_mime_depth: 20,
             max_mime_parts: 500,
+            rma_labels_dir: None,
+            rma_max_label_bytes: 1 << 20,
+            max_listed: 20,
         }
     }
 

@@ -12,17 +12,26 @@
 //! | subject is no tracking request              | other            | review             |
 //! | more numbers than `max_loan_numbers`        | (by subject)     | review             |
 //! | tracking request from the partner's domain  | tracking_request | reply              |
+//! | RMA label request, every loan its partner's,   | rma_label_request | reply (labels    |
+//! |   `return_requested`, label on file         |                  |   attached)        |
+//! | RMA label request, anything else            | rma_label_request | review `rma_label_missing` |
+//!
+//! A mail naming an RMA label phrase (`[rma] aliases`) in its subject or fresh text is an RMA
+//! label request even under a tracking subject (our tracking answers tell partners to reply
+//! with "RMA label" and the loan number).
 //!
 //! A loan owned by another partner is answered as "not found" (the sender cannot tell it
 //! from an unknown number) and flagged for staff, but the reply still goes out.
 
 use super::sender::{address_domain, reply_target};
 use super::{Action, Decision, Inspection, Kind, LoanAnswer, Lookup, ReviewReason};
-use crate::domain::{Language, Partner};
+use crate::domain::{Language, Partner, ShipmentStatus};
 
 pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
     let kind = if inspection.automated.is_some() {
         Kind::Automated
+    } else if inspection.rma_language.is_some() {
+        Kind::RmaLabelRequest
     } else if inspection.request_language.is_some() {
         Kind::TrackingRequest
     } else {
@@ -39,7 +48,9 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
         .as_ref()
         .filter(|p| from_domain.as_deref().is_some_and(|d| p.owns_domain(d)));
     let language = inspection
-        .request_language
+        .rma_language
+        .filter(|_| kind == Kind::RmaLabelRequest)
+        .or(inspection.request_language)
         .or(partner.map(|p| p.language))
         .unwrap_or(Language::En);
 
@@ -77,6 +88,8 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
             review: Vec::new(),
             loans: Vec::new(),
             reply_to: None,
+            listed: Vec::new(),
+            listed_more: 0,
         };
     }
 
@@ -121,12 +134,38 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
             (_, None) => (None, "not_found"),
         };
         reasons.push(format!("loan:{n}:{status}"));
+        if kind == Kind::RmaLabelRequest {
+            let problem = match visible.as_ref() {
+                None => Some("not_found"),
+                Some(s) if s.status != ShipmentStatus::ReturnRequested => {
+                    Some("not_return_requested")
+                }
+                Some(_) if !lookup.rma_labels.contains(n) => Some("no_label"),
+                Some(_) => None,
+            };
+            match problem {
+                Some(p) => {
+                    reasons.push(format!("rma:{n}:{p}"));
+                    if !review.contains(&ReviewReason::RmaLabelMissing) {
+                        review.push(ReviewReason::RmaLabelMissing);
+                    }
+                }
+                None => reasons.push(format!("rma:{n}:label")),
+            }
+        }
         loans.push(LoanAnswer {
             loan_number: n.clone(),
             shipment: visible,
         });
     }
 
+    if kind == Kind::RmaLabelRequest
+        && inspection.loan_numbers.is_empty()
+        && !review.contains(&ReviewReason::RmaLabelMissing)
+    {
+        reasons.push("rma:no_numbers".to_string());
+        review.push(ReviewReason::RmaLabelMissing);
+    }
     let action = if review
         .iter()
         .any(|r| *r != ReviewReason::LoanOfOtherPartner)
@@ -134,6 +173,28 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
         Action::Review
     } else {
         Action::Reply
+    };
+
+    // No number from an authorised sender: answer from its identity (its active loans).
+    let (listed, listed_more) = match partner {
+        Some(p)
+            if kind == Kind::TrackingRequest
+                && inspection.loan_numbers.is_empty()
+                && action == Action::Reply =>
+        {
+            let listed: Vec<_> = lookup
+                .active_loans
+                .iter()
+                .filter(|s| s.partner_id == p.partner_id && s.status != ShipmentStatus::Returned)
+                .cloned()
+                .collect();
+            let more = (lookup.active_total - listed.len() as i64).max(0);
+            if !listed.is_empty() {
+                reasons.push(format!("listed:active:{}", listed.len()));
+            }
+            (listed, more)
+        }
+        _ => (Vec::new(), 0),
     };
 
     let reply_to = reply_target(inspection.from.as_ref(), &inspection.reply_to, partner);
@@ -155,6 +216,8 @@ pub fn decide(inspection: &Inspection, lookup: &Lookup) -> Decision {
         review,
         loans,
         reply_to,
+        listed,
+        listed_more,
     }
 }
 
@@ -175,6 +238,7 @@ mod tests {
             date: None,
             automated: None,
             request_language: Some(Language::Zh),
+            rma_language: None,
             loan_numbers: vec![ln("D20261001")],
             loan_numbers_truncated: false,
             dmarc_fail: false,
@@ -206,6 +270,7 @@ mod tests {
             domains: vec![domain.into()],
             admin_emails: vec![],
             language,
+            notify_shipment_updates: false,
         }
     }
 
@@ -218,7 +283,11 @@ mod tests {
     }
 
     fn lookup(partner: Option<Partner>, shipments: Vec<Shipment>) -> Lookup {
-        Lookup { partner, shipments }
+        Lookup {
+            partner,
+            shipments,
+            ..Lookup::default()
+        }
     }
 
     #[test]
@@ -299,7 +368,7 @@ mod tests {
                 name: "other subject",
                 ins: Inspection {
                     request_language: None,
-                    subject: "RMA 标签丢失".into(),
+                    subject: "发票问题".into(),
                     ..ins()
                 },
                 lookup: ok.clone(),
@@ -450,6 +519,206 @@ mod tests {
             .contains(&"sender:unknown_domain:unknown.example".to_string()));
         assert!(d.reply_to.is_none());
         assert!(d.loans.is_empty());
+    }
+
+    #[test]
+    fn no_number_requests_list_the_partners_active_loans() {
+        use crate::domain::ShipmentStatus::{Returned, Shipped};
+        let ship = |n: &str, p: &str, status| Shipment {
+            status,
+            ..shipment(n, p)
+        };
+        let active = Lookup {
+            partner: Some(p01()),
+            active_loans: vec![
+                ship("D1000002", "P01", Shipped),
+                // Defence in depth: never another partner's, never a returned loan.
+                ship("D1000003", "P02", Shipped),
+                ship("D1000004", "P01", Returned),
+            ],
+            active_total: 5,
+            ..Lookup::default()
+        };
+        let none = Inspection {
+            loan_numbers: vec![],
+            ..ins()
+        };
+        let d = decide(&none, &active);
+        assert_eq!((d.kind, d.action), (Kind::TrackingRequest, Action::Reply));
+        assert!(d.loans.is_empty(), "loan_numbers stay []");
+        let listed: Vec<&str> = d.listed.iter().map(|s| s.loan_number.as_str()).collect();
+        assert_eq!(listed, ["D1000002"]);
+        assert_eq!(d.listed_more, 4);
+        // With numbers, or from an unknown sender, nothing is listed.
+        assert!(decide(&ins(), &active).listed.is_empty());
+        let stranger = Lookup {
+            partner: None,
+            ..active.clone()
+        };
+        let d = decide(&none, &stranger);
+        assert!(d.listed.is_empty());
+        assert_eq!(d.action, Action::Review);
+    }
+
+    #[test]
+    fn rma_label_requests() {
+        use crate::domain::ShipmentStatus::{ReturnRequested, Shipped};
+        let rma = |numbers: &[&str]| Inspection {
+            subject: "RMA 标签丢失".into(),
+            request_language: None,
+            rma_language: Some(Language::Zh),
+            loan_numbers: numbers.iter().map(|n| ln(n)).collect(),
+            ..ins()
+        };
+        let ship = |n: &str, p: &str, status| Shipment {
+            status,
+            ..shipment(n, p)
+        };
+        let with_labels = |partner: Option<Partner>, shipments, labels: &[&str]| Lookup {
+            partner,
+            shipments,
+            rma_labels: labels.iter().map(|n| ln(n)).collect(),
+            ..Lookup::default()
+        };
+        struct Case {
+            name: &'static str,
+            ins: Inspection,
+            lookup: Lookup,
+            action: Action,
+            review: Vec<ReviewReason>,
+            reason: &'static str,
+        }
+        let ready = || {
+            with_labels(
+                Some(p01()),
+                vec![ship("D1000001", "P01", ReturnRequested)],
+                &["D1000001"],
+            )
+        };
+        let cases = vec![
+            Case {
+                name: "own loan, return requested, label on file",
+                ins: rma(&["D1000001"]),
+                lookup: ready(),
+                action: Action::Reply,
+                review: vec![],
+                reason: "rma:D1000001:label",
+            },
+            Case {
+                name: "no label on file",
+                ins: rma(&["D1000001"]),
+                lookup: with_labels(
+                    Some(p01()),
+                    vec![ship("D1000001", "P01", ReturnRequested)],
+                    &[],
+                ),
+                action: Action::Review,
+                review: vec![ReviewReason::RmaLabelMissing],
+                reason: "rma:D1000001:no_label",
+            },
+            Case {
+                name: "other status",
+                ins: rma(&["D1000001"]),
+                lookup: with_labels(
+                    Some(p01()),
+                    vec![ship("D1000001", "P01", Shipped)],
+                    &["D1000001"],
+                ),
+                action: Action::Review,
+                review: vec![ReviewReason::RmaLabelMissing],
+                reason: "rma:D1000001:not_return_requested",
+            },
+            Case {
+                name: "unknown loan",
+                ins: rma(&["D1000002"]),
+                lookup: ready(),
+                action: Action::Review,
+                review: vec![ReviewReason::RmaLabelMissing],
+                reason: "rma:D1000002:not_found",
+            },
+            Case {
+                name: "another partner's loan: isolation as for tracking",
+                ins: rma(&["D1000001"]),
+                lookup: with_labels(
+                    Some(p01()),
+                    vec![ship("D1000001", "P02", ReturnRequested)],
+                    &["D1000001"],
+                ),
+                action: Action::Review,
+                review: vec![
+                    ReviewReason::LoanOfOtherPartner,
+                    ReviewReason::RmaLabelMissing,
+                ],
+                reason: "rma:D1000001:not_found",
+            },
+            Case {
+                name: "unknown sender",
+                ins: rma(&["D1000001"]),
+                lookup: Lookup {
+                    partner: None,
+                    ..ready()
+                },
+                action: Action::Review,
+                review: vec![ReviewReason::UnknownSender, ReviewReason::RmaLabelMissing],
+                reason: "rma:D1000001:not_found",
+            },
+            Case {
+                name: "no number",
+                ins: rma(&[]),
+                lookup: ready(),
+                action: Action::Review,
+                review: vec![ReviewReason::RmaLabelMissing],
+                reason: "rma:no_numbers",
+            },
+            Case {
+                name: "one of two not ready: all to review",
+                ins: rma(&["D1000001", "D1000003"]),
+                lookup: with_labels(
+                    Some(p01()),
+                    vec![
+                        ship("D1000001", "P01", ReturnRequested),
+                        ship("D1000003", "P01", ReturnRequested),
+                    ],
+                    &["D1000001"],
+                ),
+                action: Action::Review,
+                review: vec![ReviewReason::RmaLabelMissing],
+                reason: "rma:D1000003:no_label",
+            },
+            Case {
+                name: "RMA phrase wins over a tracking subject",
+                ins: Inspection {
+                    request_language: Some(Language::En),
+                    rma_language: Some(Language::En),
+                    ..rma(&["D1000001"])
+                },
+                lookup: ready(),
+                action: Action::Reply,
+                review: vec![],
+                reason: "rma:D1000001:label",
+            },
+        ];
+        for c in cases {
+            let d = decide(&c.ins, &c.lookup);
+            assert_eq!(d.kind, Kind::RmaLabelRequest, "{}", c.name);
+            assert_eq!(d.action, c.action, "{}", c.name);
+            assert_eq!(d.review, c.review, "{}", c.name);
+            assert!(
+                d.reasons.iter().any(|r| r == c.reason),
+                "{}: {:?}",
+                c.name,
+                d.reasons
+            );
+        }
+        // Automated mail stays automated, whatever it names.
+        let d = decide(
+            &Inspection {
+                automated: Some("auto_submitted".into()),
+                ..rma(&["D1000001"])
+            },
+            &ready(),
+        );
+        assert_eq!((d.kind, d.action), (Kind::Automated, Action::Ignore));
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn empty_inspection(full_size: u64, rules: &Rules) -> Inspection {
         date: None,
         automated: None,
         request_language: None,
+        rma_language: None,
         loan_numbers: Vec::new(),
         loan_numbers_truncated: false,
         dmarc_fail: false,
@@ -252,6 +253,13 @@ fn inspect_parsed(rules: &Rules, raw: &[u8], full_size: u64, mode: Mode) -> Insp
     };
     ins.notes.extend(bodies.notes.iter().cloned());
     let fresh = quotes::fresh_part(&bodies.main);
+    ins.rma_language = rules
+        .rma
+        .matches(&ins.subject)
+        .or_else(|| rules.rma.matches(&fresh));
+    if let Some(l) = ins.rma_language {
+        ins.findings.push(format!("rma:alias:{l}"));
+    }
 
     let root_type = type_of(root_ct);
     let report_type = root_ct
@@ -790,6 +798,7 @@ mod tests {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             admin_emails: vec![],
             language,
+            notify_shipment_updates: false,
         };
         vec![
             p(
@@ -830,6 +839,7 @@ mod tests {
                     shipment_owner(n.as_str()).map(|owner| Shipment::minimal(n.clone(), owner))
                 })
                 .collect(),
+            ..Lookup::default()
         }
     }
 

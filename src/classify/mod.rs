@@ -45,6 +45,8 @@ pub struct Mailbox {
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub subject: subject::SubjectMatcher,
+    /// RMA label request phrases (`[rma] aliases`), matched in the subject and fresh text.
+    pub rma: subject::SubjectMatcher,
     pub loans: loan_numbers::LoanExtractor,
     /// authserv-ids whose `Authentication-Results` are believed (lower-cased).
     pub trusted_authserv_ids: Vec<String>,
@@ -60,12 +62,19 @@ pub struct Rules {
     /// Most MIME parts (nested messages' parts included) whose bodies are read; mail with more
     /// goes to review with its headers.
     pub max_mime_parts: usize,
+    /// `[rma] labels_dir`, resolved (None: no labels on file).
+    pub rma_labels_dir: Option<std::path::PathBuf>,
+    /// `[rma] max_label_bytes`.
+    pub rma_max_label_bytes: u64,
+    /// `[tracking] max_listed`: active loans listed for a request without numbers.
+    pub max_listed: usize,
 }
 
 impl Rules {
     pub fn from_config(config: &Config) -> Result<Rules, ConfigError> {
         Ok(Rules {
             subject: subject::SubjectMatcher::new(&config.classify.aliases()),
+            rma: subject::SubjectMatcher::new(&config.rma.alias_pairs()),
             loans: loan_numbers::LoanExtractor::new(
                 &config.classify.loan_number_pattern,
                 config.classify.max_loan_numbers,
@@ -82,6 +91,13 @@ impl Rules {
             max_message_bytes: config.mail.max_message_bytes,
             max_mime_depth: config.mail.max_mime_depth,
             max_mime_parts: config.mail.max_mime_parts,
+            rma_labels_dir: config
+                .rma
+                .labels_dir
+                .as_deref()
+                .map(|d| config.resolve_path(d)),
+            rma_max_label_bytes: config.rma.max_label_bytes,
+            max_listed: config.tracking.max_listed,
         })
     }
 }
@@ -107,6 +123,10 @@ pub struct Inspection {
     /// The reply language picked by the matched tracking-request alias; `None` when the
     /// subject is not a tracking request.
     pub request_language: Option<Language>,
+    /// The language of the RMA label phrase the subject or fresh text names (`[rma] aliases`);
+    /// `None` when the mail asks for no return label.
+    #[serde(default)]
+    pub rma_language: Option<Language>,
     /// Loan numbers in order of first appearance, de-duplicated, at most `max_loan_numbers`.
     pub loan_numbers: Vec<LoanNumber>,
     /// More distinct numbers were present than `max_loan_numbers`.
@@ -136,14 +156,24 @@ pub struct Inspection {
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     TrackingRequest,
+    /// Asks for a return (RMA) label: `[rma] aliases` in the subject or fresh text.
+    RmaLabelRequest,
     Other,
     Automated,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::TrackingRequest,
+        Kind::RmaLabelRequest,
+        Kind::Other,
+        Kind::Automated,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             Kind::TrackingRequest => "tracking_request",
+            Kind::RmaLabelRequest => "rma_label_request",
             Kind::Other => "other",
             Kind::Automated => "automated",
         }
@@ -185,10 +215,15 @@ pub enum ReviewReason {
     RateLimited,
     DeadLetter,
     MissedReminder,
+    /// An RMA label request that cannot be answered automatically (no label on file, loan
+    /// not in `return_requested`, unknown or another partner's loan, no number).
+    RmaLabelMissing,
+    /// A loan in `exception` or overdue past its ETA: one item per loan until resolved.
+    ShipmentAttention,
 }
 
 impl ReviewReason {
-    pub const ALL: [ReviewReason; 12] = [
+    pub const ALL: [ReviewReason; 14] = [
         ReviewReason::UnknownSender,
         ReviewReason::DmarcFail,
         ReviewReason::OtherSubject,
@@ -201,6 +236,8 @@ impl ReviewReason {
         ReviewReason::RateLimited,
         ReviewReason::DeadLetter,
         ReviewReason::MissedReminder,
+        ReviewReason::RmaLabelMissing,
+        ReviewReason::ShipmentAttention,
     ];
 
     pub fn code(self) -> &'static str {
@@ -217,6 +254,8 @@ impl ReviewReason {
             ReviewReason::RateLimited => "rate_limited",
             ReviewReason::DeadLetter => "dead_letter",
             ReviewReason::MissedReminder => "missed_reminder",
+            ReviewReason::RmaLabelMissing => "rma_label_missing",
+            ReviewReason::ShipmentAttention => "shipment_attention",
         }
     }
 
@@ -239,6 +278,12 @@ impl ReviewReason {
             ReviewReason::RateLimited => "automatic mail to this address hit the rate limit",
             ReviewReason::DeadLetter => "delivery failed permanently",
             ReviewReason::MissedReminder => "reminder not sent within its window",
+            ReviewReason::RmaLabelMissing => {
+                "asks for a return label that cannot be sent automatically"
+            }
+            ReviewReason::ShipmentAttention => {
+                "loan in exception or overdue: check with the carrier and tell the partner"
+            }
         }
     }
 }
@@ -269,6 +314,10 @@ pub struct Decision {
     pub loans: Vec<LoanAnswer>,
     /// Where a reply goes: From, or a Reply-To inside the same partner's domains.
     pub reply_to: Option<Mailbox>,
+    /// A tracking request without numbers from an authorised sender is answered with the
+    /// partner's active loans: these (most recent first), and how many more exist.
+    pub listed: Vec<Shipment>,
+    pub listed_more: i64,
 }
 
 /// What the store knows that the decision needs.
@@ -278,6 +327,13 @@ pub struct Lookup {
     pub partner: Option<Partner>,
     /// Shipments for the requested numbers that exist (of any partner).
     pub shipments: Vec<Shipment>,
+    /// The requested numbers with a usable return label on file (RMA label requests only).
+    pub rma_labels: Vec<LoanNumber>,
+    /// The sender's partner's active loans (not `returned`), most recent first, at most
+    /// `[tracking] max_listed`: looked up for a tracking request without numbers.
+    pub active_loans: Vec<Shipment>,
+    /// How many active loans the partner has in all.
+    pub active_total: i64,
 }
 
 /// Reads one mail. Never panics, whatever the bytes.

@@ -275,6 +275,7 @@ mod tests {
             domains: vec!["huadong.example.cn".into(), "hd-tech.example.com".into()],
             admin_emails: vec![],
             language: Language::Zh,
+            notify_shipment_updates: false,
         }
     }
 

@@ -306,5 +306,11 @@ async fn import(app: &App, kind: ImportKind, file: &std::path::Path) -> anyhow::
         kind.noun(),
         file.display()
     );
+    if summary.notices > 0 {
+        println!(
+            "queued {} shipment notice(s) to partners that opted in (sent by `trialdesk run`)",
+            summary.notices
+        );
+    }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod classify;
 mod cluster;
 mod database;
 mod health;
+mod live;
 mod mail;
 mod metrics;
 mod ops;
@@ -26,6 +27,7 @@ pub use classify::ClassifyConfig;
 pub use cluster::ClusterConfig;
 pub use database::DatabaseConfig;
 pub use health::HealthConfig;
+pub use live::{NotifyConfig, RmaConfig, TrackingConfig};
 pub use mail::{MailConfig, MaildirConfig, SourceKind, TransportKind};
 pub use metrics::MetricsConfig;
 pub use ops::{LogFormat, LoggingConfig, RemindersConfig, RetentionConfig, WebConfig};
@@ -86,6 +88,12 @@ pub struct Config {
     pub cluster: ClusterConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
+    #[serde(default)]
+    pub rma: RmaConfig,
     /// Directory of the config file; relative paths in the config are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -185,6 +193,8 @@ impl Config {
         self.retention.validate()?;
         self.web.validate()?;
         self.cluster.validate()?;
+        self.tracking.validate()?;
+        self.rma.validate()?;
         self.validate_remote()?;
         for (carrier, pattern) in &self.carriers {
             if !pattern.contains("{tracking_number}") {

@@ -94,6 +94,8 @@ pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
 pub struct ImportSummary {
     pub kind: ImportKind,
     pub rows: usize,
+    /// Shipment notices queued by this import (partners that opted in, see `notify`).
+    pub notices: usize,
 }
 
 /// Parses, checks and stores one CSV file's bytes.
@@ -105,6 +107,7 @@ pub async fn import_bytes(
     progress: Progress<'_>,
     now_ms: i64,
 ) -> Result<ImportSummary, ImportError> {
+    let mut notices = 0;
     let rows = match kind {
         ImportKind::Partners => {
             let partners = parse_partners(bytes, progress).map_err(ImportError::Rows)?;
@@ -123,7 +126,7 @@ pub async fn import_bytes(
             )
             .map_err(ImportError::Rows)?;
             let shipments: Vec<_> = shipments.into_iter().map(|(_, s)| s).collect();
-            store.upsert_shipments(&shipments, now_ms).await?;
+            notices = store.upsert_shipments(&shipments, now_ms).await?.len();
             shipments.len()
         }
         ImportKind::Trials => {
@@ -139,7 +142,11 @@ pub async fn import_bytes(
             trials.len()
         }
     };
-    Ok(ImportSummary { kind, rows })
+    Ok(ImportSummary {
+        kind,
+        rows,
+        notices,
+    })
 }
 
 /// Reads a file and imports it.

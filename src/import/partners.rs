@@ -5,13 +5,16 @@ use super::{Progress, RowError};
 use crate::domain::{Language, Partner};
 
 const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
+/// Columns a file may leave out (older files import unchanged).
+const OPTIONAL: &[&str] = &["notify_shipment_updates"];
 
-/// Parses `partner_id,name,domains,admin_emails,language` (lists `;`-separated).
+/// Parses `partner_id,name,domains,admin_emails,language[,notify_shipment_updates]` (lists
+/// `;`-separated; `notify_shipment_updates` is `true`/`false`, empty or absent = false).
 pub fn parse_partners(
     bytes: &[u8],
     progress: Progress<'_>,
 ) -> Result<Vec<(u64, Partner)>, Vec<RowError>> {
-    let table = Table::open(bytes, COLUMNS)?;
+    let table = Table::open_with(bytes, COLUMNS, OPTIONAL)?;
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut seen_ids = HashMap::new();
@@ -36,6 +39,7 @@ pub fn parse_partners(
         }
         let admins = row.emails("admin_emails", 1);
         let language: Option<Language> = row.parsed("language");
+        let notify = row.boolean("notify_shipment_updates");
         let Some(id) = id else { return };
         if !first_occurrence(&mut seen_ids, row, "partner_id", &id) {
             return;
@@ -51,8 +55,8 @@ pub fn parse_partners(
                 seen_domains.insert(d.clone(), (id.clone(), row.line));
             }
         }
-        if let (Some(name), true, Some(admin_emails), Some(language)) =
-            (name, domains_ok, admins, language)
+        if let (Some(name), true, Some(admin_emails), Some(language), Some(notify)) =
+            (name, domains_ok, admins, language, notify)
         {
             out.push((
                 row.line,
@@ -62,6 +66,7 @@ pub fn parse_partners(
                     domains,
                     admin_emails,
                     language,
+                    notify_shipment_updates: notify,
                 },
             ));
         }
@@ -146,6 +151,32 @@ mod tests {
         assert!(shown
             .iter()
             .any(|s| s.starts_with("line 5, column domains:") && s.contains("P01")));
+    }
+
+    #[test]
+    fn notify_column_is_optional() {
+        let old = parse(
+            "partner_id,name,domains,admin_emails,language\nP1,A,a.example.cn,a@a.example.cn,zh\n",
+        )
+        .unwrap();
+        assert!(!old[0].1.notify_shipment_updates);
+        let new = parse(
+            "partner_id,name,domains,admin_emails,language,notify_shipment_updates\n\
+             P1,A,a.example.cn,a@a.example.cn,zh,true\n\
+             P2,B,b.example.cn,b@b.example.cn,en,\n",
+        )
+        .unwrap();
+        assert!(new[0].1.notify_shipment_updates);
+        assert!(!new[1].1.notify_shipment_updates);
+        let errs = parse(
+            "partner_id,name,domains,admin_emails,language,notify_shipment_updates\n\
+             P1,A,a.example.cn,a@a.example.cn,zh,perhaps\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs[0].to_string(),
+            "line 2, column notify_shipment_updates: \"perhaps\" is not true or false"
+        );
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub(super) struct Table {
 impl Table {
     /// Opens the table and checks that every `required` column is present.
     pub(super) fn open(bytes: &[u8], required: &[&'static str]) -> Result<Table, Vec<RowError>> {
+        Self::open_with(bytes, required, &[])
+    }
+
+    /// [`Table::open`] that also reads the `optional` columns when the header names them
+    /// (an absent optional column reads as empty cells, so older files import unchanged).
+    pub(super) fn open_with(
+        bytes: &[u8],
+        required: &[&'static str],
+        optional: &[&'static str],
+    ) -> Result<Table, Vec<RowError>> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
@@ -55,6 +65,11 @@ impl Table {
                     index.insert(col, i);
                 }
                 None => missing.push(col),
+            }
+        }
+        for &col in optional {
+            if let Some(i) = names.iter().position(|n| n == col) {
+                index.insert(col, i);
             }
         }
         if !missing.is_empty() {

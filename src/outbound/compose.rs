@@ -23,6 +23,8 @@ pub enum OwnMailKind {
     Reminder,
     /// Written by helpdesk staff.
     StaffReply,
+    /// Proactive shipment status notice (auto-generated, threaded per loan).
+    ShipmentNotice,
 }
 
 impl OwnMailKind {
@@ -31,6 +33,7 @@ impl OwnMailKind {
             OwnMailKind::AutoReply => "auto-reply",
             OwnMailKind::Reminder => "reminder",
             OwnMailKind::StaffReply => "staff-reply",
+            OwnMailKind::ShipmentNotice => "shipment-notice",
         }
     }
 }
@@ -60,6 +63,15 @@ pub struct Notice<'a> {
     pub html: &'a str,
     pub kind: OwnMailKind,
     pub date: jiff::Timestamp,
+}
+
+/// A file attached to a mail (after the text and HTML parts).
+#[derive(Debug, Clone)]
+pub struct Attachment<'a> {
+    pub file_name: &'a str,
+    /// e.g. `application/pdf`.
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
 }
 
 /// A composed mail.
@@ -118,6 +130,16 @@ impl Composer {
     }
 
     pub fn compose(&self, draft: &Draft<'_>) -> Result<Composed, ComposeError> {
+        self.compose_with_attachments(draft, &[])
+    }
+
+    /// [`Composer::compose`] with files attached (`multipart/mixed`: the text and HTML
+    /// alternative first, then each file).
+    pub fn compose_with_attachments(
+        &self,
+        draft: &Draft<'_>,
+        attachments: &[Attachment<'_>],
+    ) -> Result<Composed, ComposeError> {
         let (message_id, mut builder) = self.builder(
             std::slice::from_ref(draft.to),
             draft.subject,
@@ -134,10 +156,67 @@ impl Composer {
                     .join(" "),
             );
         }
+        let body =
+            MultiPart::alternative_plain_html(draft.text.to_string(), draft.html.to_string());
+        let body = if attachments.is_empty() {
+            body
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for a in attachments {
+                let content_type = lettre::message::header::ContentType::parse(a.content_type)
+                    .map_err(|e| ComposeError::Build(format!("{}: {e}", a.content_type)))?;
+                // Always base64: a PDF that happens to be ASCII must not be sent as text
+                // (relays rewrite its line endings).
+                let body = lettre::message::Body::new_with_encoding(
+                    a.bytes.to_vec(),
+                    lettre::message::header::ContentTransferEncoding::Base64,
+                )
+                .map_err(|_| ComposeError::Build(format!("{}: cannot encode", a.file_name)))?;
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(a.file_name.to_string())
+                        .body(body, content_type),
+                );
+            }
+            mixed
+        };
+        let message = builder
+            .multipart(body)
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(Composed {
+            message_id,
+            bytes: message.formatted(),
+        })
+    }
+
+    /// Composes a [`Notice`] that continues a thread of our own earlier notices:
+    /// `In-Reply-To: <in_reply_to>` and `References` = `references` then `in_reply_to`.
+    pub fn compose_notice_in_thread(
+        &self,
+        notice: &Notice<'_>,
+        in_reply_to: Option<&str>,
+        references: &[String],
+    ) -> Result<Composed, ComposeError> {
+        if notice.to.is_empty() {
+            return Err(ComposeError::Build(
+                "a mail needs at least one recipient".into(),
+            ));
+        }
+        let (message_id, mut builder) =
+            self.builder(notice.to, notice.subject, notice.kind, notice.date)?;
+        if let Some(parent) = in_reply_to.filter(|p| is_sane_message_id(p)) {
+            builder = builder.in_reply_to(format!("<{parent}>"));
+            let refs = thread_references(references, parent);
+            builder = builder.references(
+                refs.iter()
+                    .map(|r| format!("<{r}>"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
         let message = builder
             .multipart(MultiPart::alternative_plain_html(
-                draft.text.to_string(),
-                draft.html.to_string(),
+                notice.text.to_string(),
+                notice.html.to_string(),
             ))
             .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(Composed {
@@ -206,7 +285,7 @@ impl Composer {
                     .header(AutoResponseSuppress("All".into()))
                     .header(Precedence("auto_reply".into()));
             }
-            OwnMailKind::Reminder => {
+            OwnMailKind::Reminder | OwnMailKind::ShipmentNotice => {
                 builder = builder
                     .header(AutoSubmitted("auto-generated".into()))
                     .header(AutoResponseSuppress("All".into()));
@@ -356,6 +435,90 @@ mod tests {
         assert_eq!(refs.last().unwrap(), "parent@x");
         let dup = thread_references(&["a@x".into(), "a@x".into(), "bad id".into()], "a@x");
         assert_eq!(dup, vec!["a@x"]);
+    }
+
+    #[test]
+    fn attachments_are_base64_and_come_back_byte_for_byte() {
+        use mail_parser::MimeHeaders;
+        let to = Mailbox {
+            name: None,
+            address: "lager@nordwind.example.de".into(),
+        };
+        let pdf = b"%PDF-1.4\n1 0 obj\n<< >>\nendobj\n%%EOF\n";
+        let c = composer()
+            .compose_with_attachments(
+                &Draft {
+                    to: &to,
+                    subject: "Re: RMA-Etikett",
+                    text: "anbei",
+                    html: "<p>anbei</p>",
+                    in_reply_to: Some("req@nordwind.example.de"),
+                    references: &[],
+                    kind: OwnMailKind::AutoReply,
+                    date: "2026-11-26T01:00:00Z".parse().unwrap(),
+                },
+                &[Attachment {
+                    file_name: "D30261002.pdf",
+                    content_type: "application/pdf",
+                    bytes: pdf,
+                }],
+            )
+            .unwrap();
+        let m = parse(&c.bytes);
+        let files: Vec<_> = m.attachments().collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].attachment_name(), Some("D30261002.pdf"));
+        assert!(files[0].is_content_type("application", "pdf"));
+        assert_eq!(
+            files[0]
+                .content_transfer_encoding()
+                .map(|e| e.to_ascii_lowercase()),
+            Some("base64".into())
+        );
+        assert_eq!(files[0].contents(), pdf);
+        assert_eq!(m.body_text(0).as_deref(), Some("anbei"));
+        assert_eq!(m.in_reply_to().as_text(), Some("req@nordwind.example.de"));
+    }
+
+    #[test]
+    fn a_shipment_notice_continues_its_loans_thread() {
+        let to = [Mailbox {
+            name: None,
+            address: "admin@x.example".into(),
+        }];
+        let notice = Notice {
+            to: &to,
+            subject: "Trial endpoint status update: D1",
+            text: "t",
+            html: "<p>t</p>",
+            kind: OwnMailKind::ShipmentNotice,
+            date: "2026-11-26T01:00:00Z".parse().unwrap(),
+        };
+        let first = composer()
+            .compose_notice_in_thread(&notice, None, &[])
+            .unwrap();
+        let m = parse(&first.bytes);
+        assert!(m.in_reply_to().is_empty());
+        assert_eq!(
+            m.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-generated")
+        );
+        assert_eq!(
+            m.header_raw(OWN_MAIL_HEADER).map(str::trim),
+            Some("shipment-notice")
+        );
+        let older = vec!["n0@example.test".to_string()];
+        let next = composer()
+            .compose_notice_in_thread(&notice, Some(&first.message_id), &older)
+            .unwrap();
+        let m = parse(&next.bytes);
+        assert_eq!(m.in_reply_to().as_text(), Some(first.message_id.as_str()));
+        let refs: Vec<String> = match m.references() {
+            mail_parser::HeaderValue::TextList(l) => l.iter().map(|s| s.to_string()).collect(),
+            mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+            _ => vec![],
+        };
+        assert_eq!(refs, vec!["n0@example.test".to_string(), first.message_id]);
     }
 
     #[test]

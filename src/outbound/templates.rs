@@ -83,6 +83,71 @@ const BUILT_IN: &[(&str, &str)] = &[
         "staff_reply.de.html",
         include_str!("../../templates/staff_reply.de.html"),
     ),
+    // Proactive shipment notices and RMA label answers.
+    (
+        "shipment_notice.zh.txt",
+        include_str!("../../templates/shipment_notice.zh.txt"),
+    ),
+    (
+        "shipment_notice.zh.html",
+        include_str!("../../templates/shipment_notice.zh.html"),
+    ),
+    (
+        "shipment_notice.en.txt",
+        include_str!("../../templates/shipment_notice.en.txt"),
+    ),
+    (
+        "shipment_notice.en.html",
+        include_str!("../../templates/shipment_notice.en.html"),
+    ),
+    (
+        "shipment_notice.ja.txt",
+        include_str!("../../templates/shipment_notice.ja.txt"),
+    ),
+    (
+        "shipment_notice.ja.html",
+        include_str!("../../templates/shipment_notice.ja.html"),
+    ),
+    (
+        "shipment_notice.de.txt",
+        include_str!("../../templates/shipment_notice.de.txt"),
+    ),
+    (
+        "shipment_notice.de.html",
+        include_str!("../../templates/shipment_notice.de.html"),
+    ),
+    (
+        "rma_label.zh.txt",
+        include_str!("../../templates/rma_label.zh.txt"),
+    ),
+    (
+        "rma_label.zh.html",
+        include_str!("../../templates/rma_label.zh.html"),
+    ),
+    (
+        "rma_label.en.txt",
+        include_str!("../../templates/rma_label.en.txt"),
+    ),
+    (
+        "rma_label.en.html",
+        include_str!("../../templates/rma_label.en.html"),
+    ),
+    (
+        "rma_label.ja.txt",
+        include_str!("../../templates/rma_label.ja.txt"),
+    ),
+    (
+        "rma_label.ja.html",
+        include_str!("../../templates/rma_label.ja.html"),
+    ),
+    (
+        "rma_label.de.txt",
+        include_str!("../../templates/rma_label.de.txt"),
+    ),
+    (
+        "rma_label.de.html",
+        include_str!("../../templates/rma_label.de.html"),
+    ),
     // Trial reminders: one template per audience, the kind is a variable.
     (
         "reminder_customer_admins.zh.txt",

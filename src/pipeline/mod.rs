@@ -6,6 +6,7 @@
 //! re-read after a crash, or handled by two instances at the same moment.
 
 pub mod reply;
+pub mod rma;
 mod worker;
 
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::config::{Config, RateLimitStep};
 use crate::inbound::{Disposition, RawMail};
 use crate::outbound::{Composer, Templates};
 use crate::store::{
-    NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome, Store, StoreError,
+    NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome, Store, StoreError,
 };
 
 pub use worker::{InboundStats, InboundWorker};
@@ -117,7 +118,37 @@ impl Evaluator {
             .store
             .shipments_by_loan(&inspection.loan_numbers)
             .await?;
-        Ok(Lookup { partner, shipments })
+        let mut lookup = Lookup {
+            partner,
+            shipments,
+            ..Lookup::default()
+        };
+        if inspection.automated.is_some() {
+            return Ok(lookup);
+        }
+        if inspection.rma_language.is_some() {
+            // Which requested loans have a usable label on file (decide() checks the rest).
+            for n in &inspection.loan_numbers {
+                let found = crate::store::rma::rma_label(
+                    self.rules.rma_labels_dir.as_deref(),
+                    n,
+                    self.rules.rma_max_label_bytes,
+                );
+                if found.is_ok() {
+                    lookup.rma_labels.push(n.clone());
+                }
+            }
+        } else if inspection.request_language.is_some() && inspection.loan_numbers.is_empty() {
+            if let Some(p) = &lookup.partner {
+                let (loans, total) = self
+                    .store
+                    .active_loans(&p.partner_id, self.rules.max_listed)
+                    .await?;
+                lookup.active_loans = loans;
+                lookup.active_total = total;
+            }
+        }
+        Ok(lookup)
     }
 }
 
@@ -279,6 +310,12 @@ impl Pipeline {
         } else {
             None
         };
+        let attention =
+            if decision.action == Action::Reply && decision.kind == Kind::TrackingRequest {
+                attention_items(decision, reply::utc_date(now), self.replies.overdue_days())
+            } else {
+                Vec::new()
+            };
         let keep_raw = !mail.is_truncated();
         let new_inbound = NewInbound {
             message_key: key,
@@ -295,11 +332,12 @@ impl Pipeline {
         let new_decision = stored_decision(decision, "pipeline");
         let outcome = self
             .store
-            .record_inbound(
+            .record_inbound_with_attention(
                 &new_inbound,
                 &new_decision,
                 &outbox,
                 review.as_ref(),
+                &attention,
                 now.as_millisecond(),
             )
             .await?;
@@ -377,6 +415,21 @@ impl Pipeline {
             .reply_to
             .as_ref()
             .ok_or_else(|| "no address to reply to".to_string())?;
+        if decision.kind == Kind::RmaLabelRequest {
+            return rma::compose_rma_reply(
+                &self.replies,
+                &self.composer,
+                inspection,
+                decision,
+                partner,
+                to,
+                rma::LabelSource {
+                    dir: self.evaluator.rules.rma_labels_dir.as_deref(),
+                    max_bytes: self.evaluator.rules.rma_max_label_bytes,
+                },
+                now,
+            );
+        }
         reply::compose_tracking_reply(
             &self.replies,
             &self.composer,
@@ -386,6 +439,57 @@ impl Pipeline {
             to,
             now,
         )
+    }
+}
+
+/// One `shipment_attention` item per answered loan in `exception` or overdue on `today`
+/// (the store keeps at most one open per loan, however many mails ask).
+pub fn attention_items(
+    decision: &Decision,
+    today: jiff::civil::Date,
+    overdue_days: i64,
+) -> Vec<NewAttention> {
+    let shown = decision
+        .loans
+        .iter()
+        .filter_map(|l| l.shipment.as_ref())
+        .chain(decision.listed.iter());
+    let mut items: Vec<NewAttention> = Vec::new();
+    for s in shown {
+        let detail = match reply::attention(s, today, overdue_days) {
+            Some(reply::Attention::Exception) => format!(
+                "loan {} ({}) is in exception: check with the carrier{} and tell the partner",
+                s.loan_number,
+                s.customer,
+                carrier_note(s)
+            ),
+            Some(reply::Attention::Overdue { since }) => format!(
+                "loan {} ({}) is overdue since {since} (not delivered {overdue_days} day(s) after \
+                 its ETA): check with the carrier{} and tell the partner",
+                s.loan_number,
+                s.customer,
+                carrier_note(s)
+            ),
+            None => continue,
+        };
+        let key = format!("loan:{}", s.loan_number);
+        if items.iter().any(|i| i.key == key) {
+            continue;
+        }
+        items.push(NewAttention {
+            key,
+            reason: ReviewReason::ShipmentAttention.code().to_string(),
+            detail,
+        });
+    }
+    items
+}
+
+fn carrier_note(s: &crate::domain::Shipment) -> String {
+    match (&s.carrier, &s.tracking_number) {
+        (Some(c), Some(t)) => format!(" ({c} {t})"),
+        (Some(c), None) => format!(" ({c})"),
+        _ => String::new(),
     }
 }
 

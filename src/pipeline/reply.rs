@@ -26,6 +26,10 @@ pub struct ReplyContext {
     pub not_found: Vec<String>,
     /// The request carried no number at all.
     pub no_numbers: bool,
+    /// `loans` are the partner's active loans, listed because the request named none.
+    pub listed: bool,
+    /// Active loans not listed (beyond `[tracking] max_listed`).
+    pub more: i64,
     pub signature: String,
     /// A staff member sends it (never "sent automatically").
     pub staff: bool,
@@ -62,6 +66,48 @@ pub struct LoanView {
     pub eta: Option<String>,
     pub delivered_on: Option<String>,
     pub items: Vec<String>,
+    /// The ETA lies before today and the loan is not delivered: never shown as a future date.
+    pub eta_passed: bool,
+    /// `exception` or `overdue` (see [`attention`]): the answer says the helpdesk is checking.
+    pub attention: Option<&'static str>,
+    /// For `overdue`: the ETA it was due on.
+    pub overdue_since: Option<String>,
+}
+
+/// Why a loan needs a person: it is in `exception`, or it is not delivered more than
+/// `overdue_days` after its ETA (overdue since the ETA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention {
+    Exception,
+    Overdue { since: jiff::civil::Date },
+}
+
+impl Attention {
+    pub fn code(self) -> &'static str {
+        match self {
+            Attention::Exception => "exception",
+            Attention::Overdue { .. } => "overdue",
+        }
+    }
+}
+
+/// Pure: does this loan need a person on `today`?
+pub fn attention(s: &Shipment, today: jiff::civil::Date, overdue_days: i64) -> Option<Attention> {
+    use crate::domain::ShipmentStatus::*;
+    match s.status {
+        Exception => Some(Attention::Exception),
+        Ordered | Processing | Shipped | InTransit if s.delivered_on.is_none() => {
+            let eta = s.eta?;
+            let due = eta.checked_add(jiff::Span::new().days(overdue_days)).ok()?;
+            (today > due).then_some(Attention::Overdue { since: eta })
+        }
+        _ => None,
+    }
+}
+
+/// The calendar date of `now` in UTC: the day trialdesk judges ETAs by.
+pub fn utc_date(now: jiff::Timestamp) -> jiff::civil::Date {
+    now.to_zoned(jiff::tz::TimeZone::UTC).date()
 }
 
 /// Renders tracking replies: the templates plus the config they need (carrier links, the
@@ -71,6 +117,8 @@ pub struct TrackingReplies {
     /// Lower-cased carrier name → URL pattern with `{tracking_number}`.
     carriers: BTreeMap<String, String>,
     signature: String,
+    /// `[tracking] overdue_after` in whole days.
+    overdue_days: i64,
 }
 
 impl TrackingReplies {
@@ -83,28 +131,44 @@ impl TrackingReplies {
                 .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
                 .collect(),
             signature: config.templates.signature.clone(),
+            overdue_days: config.tracking.overdue_days(),
         }
+    }
+
+    /// `[tracking] overdue_after` in whole days.
+    pub fn overdue_days(&self) -> i64 {
+        self.overdue_days
+    }
+
+    /// Lower-cased carrier name → tracking URL pattern.
+    pub fn carriers(&self) -> &BTreeMap<String, String> {
+        &self.carriers
     }
 
     pub fn signature(&self) -> &str {
         &self.signature
     }
 
-    /// `tracking_reply.<lang>.{txt,html}` in the first of `languages` that has both (then en).
+    /// `tracking_reply.<lang>.{txt,html}` in the first of `languages` that has both (then en),
+    /// worded for `today` (past ETAs, overdue loans).
     pub fn render(
         &self,
         inspection: &Inspection,
         decision: &Decision,
         partner: &Partner,
         languages: &[Language],
+        today: jiff::civil::Date,
     ) -> Result<Rendered, TemplateError> {
-        let context = reply_context(
+        let mut context = reply_context(
             inspection,
             decision,
             partner,
             &self.carriers,
             &self.signature,
         );
+        for loan in &mut context.loans {
+            self.judge(loan, decision, today);
+        }
         self.templates.render("tracking_reply", languages, &context)
     }
 
@@ -116,6 +180,7 @@ impl TrackingReplies {
         decision: &Decision,
         partner: &Partner,
         languages: &[Language],
+        today: jiff::civil::Date,
         intro: &str,
     ) -> Result<Rendered, TemplateError> {
         let mut context = reply_context(
@@ -125,6 +190,9 @@ impl TrackingReplies {
             &self.carriers,
             &self.signature,
         );
+        for loan in &mut context.loans {
+            self.judge(loan, decision, today);
+        }
         context.staff = true;
         context.staff_text = Some(intro.trim().to_string()).filter(|t| !t.is_empty());
         context.staff_paragraphs = paragraphs(intro);
@@ -141,9 +209,34 @@ impl TrackingReplies {
         self.templates.render("staff_reply", languages, context)
     }
 
-    /// The carriers' tracking links (lower-cased carrier name → URL pattern).
-    pub fn carriers(&self) -> &BTreeMap<String, String> {
-        &self.carriers
+    /// Marks past ETAs and loans needing attention on `today`.
+    fn judge(&self, view: &mut LoanView, decision: &Decision, today: jiff::civil::Date) {
+        let shipment = decision
+            .loans
+            .iter()
+            .filter_map(|l| l.shipment.as_ref())
+            .chain(decision.listed.iter())
+            .find(|s| s.loan_number.as_str() == view.number);
+        let Some(s) = shipment else { return };
+        view.eta_passed = s.delivered_on.is_none() && s.eta.is_some_and(|eta| eta < today);
+        match attention(s, today, self.overdue_days) {
+            Some(a @ Attention::Overdue { since }) => {
+                view.attention = Some(a.code());
+                view.overdue_since = Some(since.to_string());
+            }
+            Some(a) => view.attention = Some(a.code()),
+            None => {}
+        }
+    }
+
+    /// Renders another template family (`rma_label`, …) with this reply set's templates.
+    pub fn render_other<C: Serialize>(
+        &self,
+        base: &str,
+        languages: &[Language],
+        context: &C,
+    ) -> Result<Rendered, TemplateError> {
+        self.templates.render(base, languages, context)
     }
 }
 
@@ -165,6 +258,7 @@ pub fn compose_tracking_reply(
             decision,
             partner,
             &[decision.language, partner.language],
+            utc_date(now),
         )
         .map_err(|e| format!("reply could not be rendered: {e}"))?;
     let subject = classify::subject::reply_subject(&inspection.subject);
@@ -213,6 +307,16 @@ pub fn reply_context(
             _ => not_found.push(answer.loan_number.to_string()),
         }
     }
+    let listed = decision.loans.is_empty() && !decision.listed.is_empty();
+    if listed {
+        loans.extend(
+            decision
+                .listed
+                .iter()
+                .filter(|s| s.partner_id == partner.partner_id)
+                .map(|s| loan_view(s, carriers)),
+        );
+    }
     ReplyContext {
         sender_name: inspection
             .from
@@ -223,6 +327,8 @@ pub fn reply_context(
         partner_name: partner.name.clone(),
         subject: inspection.subject.clone(),
         no_numbers: decision.loans.is_empty(),
+        listed,
+        more: if listed { decision.listed_more } else { 0 },
         loans,
         not_found,
         signature: signature.to_string(),
@@ -264,5 +370,71 @@ pub fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> LoanView 
         eta: s.eta.map(|d| d.to_string()),
         delivered_on: s.delivered_on.map(|d| d.to_string()),
         items: s.items.clone(),
+        eta_passed: false,
+        attention: None,
+        overdue_since: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LoanNumber, ShipmentStatus};
+
+    fn d(s: &str) -> jiff::civil::Date {
+        s.parse().unwrap()
+    }
+
+    fn loan(status: ShipmentStatus, eta: Option<&str>, delivered: Option<&str>) -> Shipment {
+        Shipment {
+            status,
+            eta: eta.map(d),
+            delivered_on: delivered.map(d),
+            ..Shipment::minimal(LoanNumber::from_normalized("D1000001".into()), "P01")
+        }
+    }
+
+    #[test]
+    fn attention_is_exception_or_overdue_past_the_grace_days() {
+        use ShipmentStatus::*;
+        let today = d("2026-12-04");
+        let cases = [
+            (loan(Exception, None, None), Some(Attention::Exception)),
+            (loan(InTransit, Some("2026-12-01"), None), None), // 3 days: not yet
+            (
+                loan(InTransit, Some("2026-11-30"), None),
+                Some(Attention::Overdue {
+                    since: d("2026-11-30"),
+                }),
+            ),
+            (
+                loan(Shipped, Some("2026-11-08"), None),
+                Some(Attention::Overdue {
+                    since: d("2026-11-08"),
+                }),
+            ),
+            (
+                loan(Delivered, Some("2026-11-08"), Some("2026-11-20")),
+                None,
+            ),
+            (loan(ReturnRequested, Some("2026-11-08"), None), None),
+            (loan(Processing, None, None), None),
+            (loan(InTransit, Some("2026-12-10"), None), None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(attention(&s, today, 3), want, "{s:?}");
+        }
+        assert_eq!(
+            attention(&loan(InTransit, Some("2026-12-01"), None), today, 2),
+            Some(Attention::Overdue {
+                since: d("2026-12-01")
+            })
+        );
+    }
+
+    #[test]
+    fn utc_date_is_the_calendar_day_in_utc() {
+        let t: jiff::Timestamp = "2026-12-03T23:30:00Z".parse().unwrap();
+        assert_eq!(utc_date(t), d("2026-12-03"));
     }
 }

@@ -155,6 +155,7 @@ mod tests {
             domains: vec!["nordwind.example".into()],
             admin_emails: vec!["admin@nordwind.example".into()],
             language,
+            notify_shipment_updates: false,
         }
     }
 

@@ -249,6 +249,7 @@ impl Actions {
             &Lookup {
                 partner: partner.clone(),
                 shipments: Vec::new(),
+                ..Lookup::default()
             },
         );
         let to = decision
@@ -359,6 +360,7 @@ impl Actions {
                 &decision,
                 partner,
                 &[basis.decision.language, partner.language],
+                crate::pipeline::reply::utc_date(self.clock.now()),
                 &intro.replace("\r\n", "\n"),
             )
             .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;

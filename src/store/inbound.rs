@@ -62,7 +62,7 @@ pub struct NewDecision {
 /// A mail to queue.
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
-    /// `reply`, `reminder` or `staff_reply`.
+    /// `reply`, `reminder`, `staff_reply`, `shipment_notice` or `rma_label`.
     pub purpose: String,
     pub message_id: String,
     pub envelope_from: String,
@@ -80,6 +80,16 @@ pub struct NewReview {
     pub reason: String,
     /// All reason codes.
     pub reasons: Vec<String>,
+    pub detail: String,
+}
+
+/// A review item about a thing (a loan), not only about the mail that noticed it: at most one
+/// is open per `key` (`loan:D20261003`), however many mails notice it.
+#[derive(Debug, Clone)]
+pub struct NewAttention {
+    pub key: String,
+    /// Reason code, e.g. `shipment_attention`.
+    pub reason: String,
     pub detail: String,
 }
 
@@ -143,6 +153,21 @@ impl Store {
         review: Option<&NewReview>,
         now_ms: i64,
     ) -> Result<RecordOutcome, StoreError> {
+        self.record_inbound_with_attention(inbound, decision, outbox, review, &[], now_ms)
+            .await
+    }
+
+    /// [`Store::record_inbound`] that also opens `attention` items (one OPEN item per key:
+    /// a key that already has an open item gets none), in the same transaction.
+    pub async fn record_inbound_with_attention(
+        &self,
+        inbound: &NewInbound,
+        decision: &NewDecision,
+        outbox: &[NewOutbox],
+        review: Option<&NewReview>,
+        attention: &[NewAttention],
+        now_ms: i64,
+    ) -> Result<RecordOutcome, StoreError> {
         dispatch!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let inserted: Option<i64> = sqlx::query_scalar(
@@ -198,6 +223,21 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            for item in attention {
+                sqlx::query(
+                    "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
+                     created_at, attention_key) VALUES ($1, $2, $3, $4, 'open', $5, $6) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&item.reason)
+                .bind(to_json(std::slice::from_ref(&item.reason)))
+                .bind(&item.detail)
+                .bind(inbound_id)
+                .bind(now_ms)
+                .bind(&item.key)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok(RecordOutcome::Recorded {
                 inbound_id,
@@ -219,7 +259,7 @@ impl Store {
             // window, one full window scan per mail (quadratic in a backlog).
             sqlx::query_scalar(
                 "SELECT created_at FROM outbox WHERE rate_key = $1 AND created_at >= $2 \
-                 AND purpose || '' = 'reply'",
+                 AND purpose || '' IN ('reply', 'rma_label')",
             )
             .bind(rate_key)
             .bind(since_ms)

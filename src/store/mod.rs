@@ -14,10 +14,12 @@ mod imap_state;
 mod inbound;
 mod leases;
 mod maintenance;
+mod notices;
 mod outbox;
 mod partners;
 mod reminders;
 mod review;
+pub mod rma;
 mod shipments;
 mod trials;
 mod users;
@@ -35,9 +37,12 @@ use crate::config::DatabaseConfig;
 
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
 pub use imap_state::ImapMailboxState;
-pub use inbound::{InboundRecord, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome};
+pub use inbound::{
+    InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome,
+};
 pub use leases::{LeaseClaim, LeaseRow};
 pub use maintenance::BackupError;
+pub use notices::{NoticeLoan, ShipmentNotifier};
 pub use outbox::{OutboxRow, OutboxState, PendingMail};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{
@@ -115,6 +120,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// Composes proactive shipment notices inside the shipment upsert (none: no notices).
+    notifier: Option<std::sync::Arc<dyn ShipmentNotifier>>,
 }
 
 /// Runs `$body` with `$pool` bound to the concrete pool and `Db` to its `sqlx::Database`.
@@ -208,7 +215,10 @@ impl Store {
                 .map_err(connect_err)?;
             Backend::Postgres(pool)
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            notifier: None,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -235,6 +245,13 @@ impl Store {
             applied: applied.len(),
             pending,
         })
+    }
+
+    /// This handle (and its clones made afterwards) queues shipment notices through
+    /// `notifier` whenever it upserts shipments.
+    pub fn with_notifier(mut self, notifier: std::sync::Arc<dyn ShipmentNotifier>) -> Store {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub fn backend(&self) -> &Backend {

@@ -8,15 +8,16 @@ use super::{
 use crate::domain::Partner;
 
 #[derive(sqlx::FromRow)]
-struct PartnerRow {
+pub(super) struct PartnerRow {
     partner_id: String,
     name: String,
     admin_emails: String,
     language: String,
+    pub(super) notify_shipment_updates: bool,
 }
 
 impl PartnerRow {
-    fn into_partner(self, mut domains: Vec<String>) -> Result<Partner, StoreError> {
+    pub(super) fn into_partner(self, mut domains: Vec<String>) -> Result<Partner, StoreError> {
         domains.sort();
         Ok(Partner {
             partner_id: self.partner_id,
@@ -24,6 +25,7 @@ impl PartnerRow {
             domains,
             admin_emails: from_json("partners", &self.admin_emails)?,
             language: parse_field("partners", &self.language)?,
+            notify_shipment_updates: self.notify_shipment_updates,
         })
     }
 }
@@ -40,18 +42,21 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             for chunk in partners.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
-                    "INSERT INTO partners (partner_id, name, admin_emails, language, updated_at) ",
+                    "INSERT INTO partners (partner_id, name, admin_emails, language, \
+                     notify_shipment_updates, updated_at) ",
                 );
                 qb.push_values(chunk, |mut b, p| {
                     b.push_bind(p.partner_id.clone())
                         .push_bind(p.name.clone())
                         .push_bind(to_json(&p.admin_emails))
                         .push_bind(p.language.code())
+                        .push_bind(p.notify_shipment_updates)
                         .push_bind(now_ms);
                 });
                 qb.push(
                     " ON CONFLICT (partner_id) DO UPDATE SET name = excluded.name, \
                      admin_emails = excluded.admin_emails, language = excluded.language, \
+                     notify_shipment_updates = excluded.notify_shipment_updates, \
                      updated_at = excluded.updated_at",
                 );
                 qb.build().execute(&mut *tx).await?;
@@ -81,7 +86,7 @@ impl Store {
     pub async fn partner_by_domain(&self, domain: &str) -> Result<Option<Partner>, StoreError> {
         let found: Option<(PartnerRow, Vec<String>)> = dispatch!(self, |pool| {
             let row: Option<PartnerRow> = sqlx::query_as(
-                "SELECT p.partner_id, p.name, p.admin_emails, p.language \
+                "SELECT p.partner_id, p.name, p.admin_emails, p.language, p.notify_shipment_updates \
                  FROM partner_domains d JOIN partners p ON p.partner_id = d.partner_id \
                  WHERE d.domain = $1",
             )
@@ -109,7 +114,8 @@ impl Store {
     pub async fn partner(&self, partner_id: &str) -> Result<Option<Partner>, StoreError> {
         let (row, domains): (Option<PartnerRow>, Vec<String>) = dispatch!(self, |pool| {
             let row = sqlx::query_as(
-                "SELECT partner_id, name, admin_emails, language FROM partners WHERE partner_id = $1",
+                "SELECT partner_id, name, admin_emails, language, notify_shipment_updates \
+                 FROM partners WHERE partner_id = $1",
             )
             .bind(partner_id)
             .fetch_optional(pool)
@@ -127,7 +133,8 @@ impl Store {
     pub async fn partners(&self) -> Result<Vec<Partner>, StoreError> {
         let (rows, domains): (Vec<PartnerRow>, Vec<(String, String)>) = dispatch!(self, |pool| {
             let rows = sqlx::query_as(
-                "SELECT partner_id, name, admin_emails, language FROM partners ORDER BY partner_id",
+                "SELECT partner_id, name, admin_emails, language, notify_shipment_updates \
+                 FROM partners ORDER BY partner_id",
             )
             .fetch_all(pool)
             .await?;

@@ -183,7 +183,7 @@ const SENT_COLUMNS: &str = "SELECT o.id, o.purpose, o.inbound_id, o.message_id, 
 /// Which sent mail to list (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {
-    /// `reply`, `staff_reply` or `reminder`; all three when None.
+    /// `reply`, `staff_reply`, `reminder`, `shipment_notice` or `rma_label`; all when None.
     pub purpose: Option<String>,
     pub partner_id: Option<String>,
     /// Substring of recipients, subject, the request's sender/subject, or its loan numbers.
@@ -546,7 +546,7 @@ impl Store {
             if let Some(mail) = r.reply {
                 let answered: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM outbox WHERE inbound_id = $1 \
-                     AND purpose IN ('reply', 'staff_reply') AND state <> 'discarded'",
+                     AND purpose IN ('reply', 'staff_reply', 'rma_label') AND state <> 'discarded'",
                 )
                 .bind(r.inbound_id)
                 .fetch_one(&mut *tx)
@@ -649,7 +649,10 @@ impl Store {
                     qb.push("WHERE o.purpose = ").push_bind(p.clone());
                 }
                 None => {
-                    qb.push("WHERE o.purpose IN ('reply', 'staff_reply', 'reminder')");
+                    qb.push(
+                        "WHERE o.purpose IN ('reply', 'staff_reply', 'reminder', \
+                         'shipment_notice', 'rma_label')",
+                    );
                 }
             }
             if let Some(partner) = &f.partner_id {

@@ -30,7 +30,15 @@ pub async fn history(
 ) -> PageResult {
     let purpose = given(&q.purpose);
     if let Some(p) = &purpose {
-        if !["reply", "staff_reply", "reminder"].contains(&p.as_str()) {
+        if ![
+            "reply",
+            "staff_reply",
+            "reminder",
+            "shipment_notice",
+            "rma_label",
+        ]
+        .contains(&p.as_str())
+        {
             return Err(WebError::bad("error.unknown_purpose", p.clone()));
         }
     }
