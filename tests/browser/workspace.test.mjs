@@ -228,6 +228,14 @@ test("the staff workspace in a real browser", async (t) => {
       all.push(anon);
       await anon.page.goto(`${BASE}/login`);
       for (const p of pages.slice(1)) await zh.page.goto(`${BASE}${p}`);
+      // The hostile HTML mail's item page too (sanitised HTML must not trip the policy).
+      await zh.page.goto(`${BASE}/queue?q=mallory&state=open`);
+      const hostile = zh.page.locator("table.queue tbody tr td.subject a").first();
+      if ((await hostile.count()) > 0) {
+        await Promise.all([zh.page.waitForURL(/\/items\/\d+/), hostile.click()]);
+        await zh.page.waitForSelector(".mail-html");
+      }
+      await zh.page.goto(`${BASE}${rmaItem}`);
       assert.equal(await zh.page.locator("#mail-h").count(), 1, "the item page with its mail was checked");
       // The one expected error: the 409 of the conflict test's refused answer.
       const errors = all

@@ -246,7 +246,11 @@ pub async fn bulk(
         .collect();
     let op = form.get("op").unwrap_or("");
     let (ids, action) = match op {
-        "retry_all_dead" => (state.store.dead_letter_item_ids().await?, BulkAction::Retry),
+        // The same library function as the CLI's retry of every dead letter.
+        "retry_all_dead" => {
+            let results = team::retry_all_dead_letters(actions, &who).await?;
+            return Ok(after_bulk(&form, &results));
+        }
         "reprocess_reason" => {
             let reason = form.get("reason").unwrap_or("");
             (
@@ -276,6 +280,11 @@ pub async fn bulk(
         }
     };
     let results = team::bulk(actions, &ids, &action, &who).await;
+    Ok(after_bulk(&form, &results))
+}
+
+/// Back to the queue view the bulk action came from, saying how it went.
+fn after_bulk(form: &FormData, results: &[team::BulkResult]) -> axum::response::Response {
     let ok = results.iter().filter(|r| r.error.is_none()).count();
     let failed: Vec<String> = results
         .iter()
@@ -307,5 +316,5 @@ pub async fn bulk(
         url.push('&');
         url.push_str(k);
     }
-    Ok(Redirect::to(&url).into_response())
+    Redirect::to(&url).into_response()
 }
