@@ -360,7 +360,7 @@ impl App {
         };
         if let Some(listener) = listener {
             // The review pages and, outside their sign-in guard, /healthz and /metrics.
-            let mut router = self.web_router(queued_for_web)?;
+            let mut router = self.web_router_with(queued_for_web, Some(health.clone()))?;
             if let Some(metrics) = self.metrics_router(Some(health.clone()))? {
                 router = router.merge(metrics);
             }
@@ -411,8 +411,18 @@ impl App {
     /// stay outside the sign-in guard, e.g. `/healthz`). `queued` wakes this process's sender
     /// when staff queue mail.
     pub fn web_router(&self, queued: Arc<Notify>) -> anyhow::Result<axum::Router> {
+        self.web_router_with(queued, None)
+    }
+
+    /// [`App::web_router`] for pages served beside the workers (`health`: their state, for
+    /// the pages' banners).
+    pub fn web_router_with(
+        &self,
+        queued: Arc<Notify>,
+        health: Option<crate::health::HealthState>,
+    ) -> anyhow::Result<axum::Router> {
         let actions = Arc::new(self.review_actions(queued.clone())?);
-        let state = Arc::new(self.web_state(actions)?);
+        let state = Arc::new(self.web_state(actions)?.with_health(health));
         let router = crate::review::web::router(state);
         Ok(match self.config.api.enabled {
             true => router.merge(crate::api::router(Arc::new(self.api_state(queued)))),
@@ -490,6 +500,17 @@ impl App {
             clock: self.clock.clone(),
             rules: self.rules.clone(),
             data_changed: self.reminders_changed.clone(),
+            carriers: self
+                .config
+                .carriers
+                .iter()
+                .map(|(k, v)| (k.trim().to_lowercase(), v.clone()))
+                .collect(),
+            health: None,
+            snippets_dir: self
+                .config
+                .resolve_path(&self.config.templates.dir)
+                .join("snippets"),
         })
     }
 

@@ -135,6 +135,18 @@ async fn populated() -> TestEnv {
         })
         .await
         .unwrap();
+    // Her own page settings.
+    store
+        .save_user_settings(
+            "alice",
+            &trialdesk::store::UserSettings {
+                language: Some("en".into()),
+                time_zone: Some("Europe/Berlin".into()),
+            },
+            1_700_000_000_000,
+        )
+        .await
+        .unwrap();
     let list: serde_json::Value =
         serde_json::from_str(&ok(td(&env, &["queue", "list", "--json"], ""))).unwrap();
     let id = list[0]["id"].as_i64().expect("an open review item");

@@ -6,6 +6,7 @@ mod explain;
 mod ops;
 mod queue;
 mod reminders;
+mod report;
 mod tokens;
 mod users;
 
@@ -79,6 +80,22 @@ pub enum Command {
     Queue {
         #[command(subcommand)]
         command: queue::QueueCommand,
+    },
+    /// The helpdesk's figures for a range of days: mails per day by outcome, automation
+    /// rate, time to first action and to resolution, dead letters, per partner.
+    Report {
+        /// First day (YYYY-MM-DD, in `[web] time_zone`).
+        #[arg(long)]
+        from: String,
+        /// Last day, included.
+        #[arg(long)]
+        to: String,
+        /// The whole report as JSON.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Days and partners as CSV (what the reports page downloads).
+        #[arg(long)]
+        csv: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -309,6 +326,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     file.display()
                 );
             }
+        }
+        Command::Report {
+            from,
+            to,
+            json,
+            csv,
+        } => {
+            crate::telemetry::init_quiet(&config.logging);
+            let app = App::open(config).await?;
+            report::run(&app, &from, &to, json, csv).await?;
         }
         Command::Queue { command } => {
             crate::telemetry::init_quiet(&config.logging);

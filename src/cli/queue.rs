@@ -6,8 +6,9 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::app::App;
+use crate::review::team::{self, BulkAction};
 use crate::review::{Actions, Actor};
-use crate::store::{Cursor, ReviewFilter, ReviewOrder};
+use crate::store::{Assignee, Cursor, ReviewFilter, ReviewOrder};
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
@@ -38,6 +39,12 @@ pub enum QueueCommand {
         /// Continue after this cursor (printed at the end of a page).
         #[arg(long)]
         after: Option<Cursor>,
+        /// Only items assigned to this user.
+        #[arg(long, conflicts_with = "unassigned")]
+        assignee: Option<String>,
+        /// Only items assigned to nobody.
+        #[arg(long)]
+        unassigned: bool,
     },
     /// Everything about one item: the mail, why it waits, decisions, replies, activity.
     Show {
@@ -47,13 +54,41 @@ pub enum QueueCommand {
         #[arg(long, display_order = 90)]
         json: bool,
     },
-    /// Close an item without answering; the note says why.
+    /// Close an item without answering; the note says why. With --reason: every open item
+    /// of that reason (each audited on its own).
     Resolve {
         /// The review item's id.
-        id: i64,
+        #[arg(required_unless_present = "reason", conflicts_with = "reason")]
+        id: Option<i64>,
         /// Why it is closed (recorded in the audit log).
         #[arg(long)]
         note: String,
+        /// Every open item whose reason is this (e.g. other_subject).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Give an item to a staff member (--to NAME), or to nobody (--nobody). With --reason:
+    /// every open item of that reason.
+    Assign {
+        #[arg(required_unless_present = "reason", conflicts_with = "reason")]
+        id: Option<i64>,
+        /// The staff account to give it to.
+        #[arg(long, required_unless_present = "nobody", conflicts_with = "nobody")]
+        to: Option<String>,
+        /// Unassign.
+        #[arg(long)]
+        nobody: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Add an internal note to an item (kept in its activity, never sent).
+    Note {
+        id: i64,
+        text: String,
         #[command(flatten)]
         who: Who,
     },
@@ -75,10 +110,15 @@ pub enum QueueCommand {
         #[command(flatten)]
         who: Who,
     },
-    /// Run the stored mail through the rules again (e.g. after importing shipments).
+    /// Run the stored mail through the rules again (e.g. after importing shipments). With
+    /// --reason: every open item of that reason (each audited on its own).
     Reprocess {
         /// The review item's id.
-        id: i64,
+        #[arg(required_unless_present = "reason", conflicts_with = "reason")]
+        id: Option<i64>,
+        /// Every open item whose reason is this (e.g. unknown_sender after a partner import).
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         who: Who,
     },
@@ -148,11 +188,24 @@ impl Who {
 
 /// Reason codes `queue list --reason` accepts: every code trialdesk writes, and any found in
 /// the database.
+/// Refuses a `--reason` that is no review reason (a typo would otherwise match nothing and
+/// look like an empty queue).
+async fn check_reason(app: &App, reason: &str) -> anyhow::Result<()> {
+    let known = known_reasons(app).await?;
+    if !known.iter().any(|k| k == reason) {
+        anyhow::bail!(
+            "--reason {reason:?} is not a review reason; one of: {}",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
 async fn known_reasons(app: &App) -> anyhow::Result<Vec<String>> {
     let mut codes: Vec<String> = crate::classify::ReviewReason::ALL
         .iter()
         .map(|r| r.code().to_string())
-        .chain(["reminder_failed", "unprocessable"].map(String::from))
+        .chain(["reminder_failed", "unprocessable", "relay_down"].map(String::from))
         .chain(app.store.review_reasons_used().await?)
         .collect();
     codes.sort();
@@ -171,15 +224,11 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             limit,
             offset,
             after,
+            assignee,
+            unassigned,
         } => {
             if let Some(r) = &reason {
-                let known = known_reasons(app).await?;
-                if !known.contains(r) {
-                    anyhow::bail!(
-                        "--reason {r:?} is not a review reason; one of: {}",
-                        known.join(", ")
-                    );
-                }
+                check_reason(app, r).await?;
             }
             let filter = ReviewFilter {
                 state: if resolved { "resolved" } else { "open" }.into(),
@@ -194,6 +243,13 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 offset: offset.max(0),
                 after,
                 before: None,
+                assignee: match (assignee, unassigned) {
+                    (Some(name), _) => Some(Assignee::User(name.trim().to_lowercase())),
+                    (None, true) => Some(Assignee::Nobody),
+                    (None, false) => None,
+                },
+                from: None,
+                until: None,
             };
             let page = app.store.review_page(&filter).await?;
             if json {
@@ -209,15 +265,16 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             }
             let now = app.clock.now().as_millisecond();
             println!(
-                "{:>6}  {:<22} {:<8} {:<32} SUBJECT",
-                "ID", "REASON", "AGE", "SENDER"
+                "{:>6}  {:<22} {:<8} {:<12} {:<32} SUBJECT",
+                "ID", "REASON", "AGE", "ASSIGNEE", "SENDER"
             );
             for item in &page.items {
                 println!(
-                    "{:>6}  {:<22} {:<8} {:<32} {}",
+                    "{:>6}  {:<22} {:<8} {:<12} {:<32} {}",
                     item.id,
                     item.reason,
                     age(now - item.created_at),
+                    truncate(item.assignee.as_deref().unwrap_or("-"), 12),
                     truncate(item.sender.as_deref().unwrap_or("-"), 32),
                     truncate(item.subject.as_deref().unwrap_or(""), 60)
                 );
@@ -289,6 +346,9 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                     item.note.as_deref().unwrap_or("")
                 );
             }
+            if let Some(who) = &item.assignee {
+                println!("assigned to {who}");
+            }
             for a in &detail.audit {
                 println!(
                     "{}  {} ({}) {}: {}",
@@ -300,11 +360,57 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        QueueCommand::Resolve { id, note, who } => {
-            actions(app)?
-                .resolve(id, &note, &who.actor(app).await?)
-                .await?;
-            println!("item {id} resolved");
+        QueueCommand::Resolve {
+            id,
+            note,
+            reason,
+            who,
+        } => {
+            let actions = actions(app)?;
+            match (id, reason) {
+                (Some(id), _) => {
+                    actions.resolve(id, &note, &who.actor(app).await?).await?;
+                    println!("item {id} resolved");
+                }
+                (None, Some(reason)) => {
+                    check_reason(app, &reason).await?;
+            let ids = team::items_of_reason(&actions, &reason).await?;
+                    let results =
+                        team::bulk(&actions, &ids, &BulkAction::Resolve(note), &who.actor(app).await?).await;
+                    report_bulk("resolved", &results)?;
+                }
+                (None, None) => anyhow::bail!("give an item id or --reason"),
+            }
+        }
+        QueueCommand::Assign {
+            id,
+            to,
+            nobody: _,
+            reason,
+            who,
+        } => {
+            let actions = actions(app)?;
+            match (id, reason) {
+                (Some(id), _) => {
+                    let to = team::assign(&actions, id, to.as_deref(), &who.actor(app).await?).await?;
+                    match &to {
+                        Some(to) => println!("item {id} assigned to {to}"),
+                        None => println!("item {id} unassigned"),
+                    }
+                }
+                (None, Some(reason)) => {
+                    check_reason(app, &reason).await?;
+            let ids = team::items_of_reason(&actions, &reason).await?;
+                    let results =
+                        team::bulk(&actions, &ids, &BulkAction::Assign(to), &who.actor(app).await?).await;
+                    report_bulk("assigned", &results)?;
+                }
+                (None, None) => anyhow::bail!("give an item id or --reason"),
+            }
+        }
+        QueueCommand::Note { id, text, who } => {
+            team::note(&actions(app)?, id, &text, &who.actor(app).await?).await?;
+            println!("note added to item {id}");
         }
         QueueCommand::Retry {
             id: Some(id), who, ..
@@ -328,7 +434,21 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             let outbox = actions(app)?.discard(id, &who.actor(app).await?).await?;
             println!("item {id}: mail {outbox} discarded");
         }
-        QueueCommand::Reprocess { id, who } => {
+        QueueCommand::Reprocess {
+            id: None,
+            reason: Some(reason),
+            who,
+        } => {
+            let actions = actions(app)?;
+            check_reason(app, &reason).await?;
+            let ids = team::items_of_reason(&actions, &reason).await?;
+            let results = team::bulk(&actions, &ids, &BulkAction::Reprocess, &who.actor(app).await?).await;
+            report_bulk("reprocessed", &results)?;
+        }
+        QueueCommand::Reprocess { id: None, .. } => anyhow::bail!("give an item id or --reason"),
+        QueueCommand::Reprocess {
+            id: Some(id), who, ..
+        } => {
             let r = actions(app)?.reprocess(id, &who.actor(app).await?).await?;
             let what = match (r.outcome.queued, r.outcome.already_answered) {
                 (Some(o), _) => format!("reply queued as mail {o}"),
@@ -419,6 +539,25 @@ fn rfc3339(t: jiff::Timestamp) -> String {
     } else {
         t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
+}
+
+/// Prints how a bulk action went; fails (exit status) when some item could not be done.
+fn report_bulk(done: &str, results: &[team::BulkResult]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for r in results {
+        match &r.error {
+            None => println!("item {}: {done}", r.id),
+            Some(e) => {
+                failed += 1;
+                eprintln!("item {}: {e}", r.id);
+            }
+        }
+    }
+    println!("{} item(s) {done}, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        anyhow::bail!("{failed} item(s) could not be {done}");
+    }
+    Ok(())
 }
 
 fn actions(app: &App) -> anyhow::Result<Actions> {

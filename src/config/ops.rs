@@ -63,9 +63,17 @@ pub struct WebConfig {
     /// blocked (they tell the sender the mail was opened) until staff click "load images".
     #[serde(default)]
     pub remote_images: bool,
-    /// Time zone the pages show times in (IANA name, e.g. `Asia/Shanghai`).
+    /// Time zone the pages show times in (IANA name, e.g. `Asia/Shanghai`), unless a user
+    /// chose their own on the settings page.
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// Language of the pages (`zh` or `en`) for users without a setting whose browser asks
+    /// for neither.
+    #[serde(default = "default_language")]
+    pub default_language: String,
+    /// How long an open item may wait before the queue marks it overdue.
+    #[serde(default = "default_sla", with = "humantime_serde")]
+    pub sla: Duration,
     /// Failed sign-ins allowed per account name within `login_window`; more are refused
     /// until the window has passed.
     #[serde(default = "default_login_max_failures")]
@@ -94,6 +102,8 @@ impl Default for WebConfig {
             session_idle_timeout: default_session_idle(),
             remote_images: false,
             time_zone: default_time_zone(),
+            default_language: default_language(),
+            sla: default_sla(),
             login_max_failures: default_login_max_failures(),
             login_max_failures_per_address: default_login_max_failures_per_address(),
             login_window: default_login_window(),
@@ -115,6 +125,12 @@ impl WebConfig {
                 "must be at least 1 (per account and per address)",
             ));
         }
+        if !["zh", "en"].contains(&self.default_language.as_str()) {
+            return Err(invalid("web.default_language", "must be \"zh\" or \"en\""));
+        }
+        if self.sla.is_zero() {
+            return Err(invalid("web.sla", "must be longer than zero"));
+        }
         if self.session_lifetime.is_zero() || self.session_idle_timeout.is_zero() {
             return Err(invalid("web.session_lifetime", "must be longer than zero"));
         }
@@ -135,7 +151,13 @@ fn default_session_idle() -> Duration {
     Duration::from_secs(2 * 3600)
 }
 fn default_time_zone() -> String {
-    "UTC".into()
+    "Asia/Shanghai".into()
+}
+fn default_language() -> String {
+    "zh".into()
+}
+fn default_sla() -> Duration {
+    Duration::from_secs(4 * 3600)
 }
 fn default_login_max_failures() -> u32 {
     5

@@ -50,6 +50,39 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/tracking_reply.de.html"),
     ),
     ("layout.html", include_str!("../../templates/layout.html")),
+    // Staff answers in free text: the text, the signature, the quoted original.
+    (
+        "staff_reply.zh.txt",
+        include_str!("../../templates/staff_reply.zh.txt"),
+    ),
+    (
+        "staff_reply.zh.html",
+        include_str!("../../templates/staff_reply.zh.html"),
+    ),
+    (
+        "staff_reply.en.txt",
+        include_str!("../../templates/staff_reply.en.txt"),
+    ),
+    (
+        "staff_reply.en.html",
+        include_str!("../../templates/staff_reply.en.html"),
+    ),
+    (
+        "staff_reply.ja.txt",
+        include_str!("../../templates/staff_reply.ja.txt"),
+    ),
+    (
+        "staff_reply.ja.html",
+        include_str!("../../templates/staff_reply.ja.html"),
+    ),
+    (
+        "staff_reply.de.txt",
+        include_str!("../../templates/staff_reply.de.txt"),
+    ),
+    (
+        "staff_reply.de.html",
+        include_str!("../../templates/staff_reply.de.html"),
+    ),
     // Proactive shipment notices and RMA label answers.
     (
         "shipment_notice.zh.txt",

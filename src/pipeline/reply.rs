@@ -32,6 +32,26 @@ pub struct ReplyContext {
     /// Active loans not listed (beyond `[tracking] max_listed`).
     pub more: i64,
     pub signature: String,
+    /// A staff member sends it (never "sent automatically").
+    pub staff: bool,
+    /// The staff member's own words, above the status.
+    pub staff_text: Option<String>,
+    /// The same, as paragraphs of lines (for the HTML part).
+    pub staff_paragraphs: Vec<Vec<String>>,
+}
+
+/// Context of the `staff_reply.*` templates: a staff member's own answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaffTextContext {
+    /// The answer: paragraphs (split at blank lines) of lines.
+    pub paragraphs: Vec<Vec<String>>,
+    pub signature: String,
+    /// When the original was written: its `Date` header, in its sender's own offset.
+    pub when: String,
+    /// Who wrote it: the display name, else the address.
+    pub who: String,
+    /// The original's lines, quoted below.
+    pub quoted: Vec<String>,
 }
 
 /// One found loan, flattened for templates (dates as `YYYY-MM-DD`).
@@ -147,6 +167,43 @@ impl TrackingReplies {
             self.judge(loan, decision, today);
         }
         self.templates.render("tracking_reply", languages, &context)
+    }
+
+    /// The tracking reply as a staff member sends it: `intro` (their own words, may be
+    /// empty) above the status, and no "sent automatically".
+    pub fn render_staff(
+        &self,
+        inspection: &Inspection,
+        decision: &Decision,
+        partner: &Partner,
+        languages: &[Language],
+        today: jiff::civil::Date,
+        intro: &str,
+    ) -> Result<Rendered, TemplateError> {
+        let mut context = reply_context(
+            inspection,
+            decision,
+            partner,
+            &self.carriers,
+            &self.signature,
+        );
+        for loan in &mut context.loans {
+            self.judge(loan, decision, today);
+        }
+        context.staff = true;
+        context.staff_text = Some(intro.trim().to_string()).filter(|t| !t.is_empty());
+        context.staff_paragraphs = paragraphs(intro);
+        self.templates.render("tracking_reply", languages, &context)
+    }
+
+    /// A staff member's own answer (`staff_reply.<lang>.*`), in the first of `languages`
+    /// that has it.
+    pub fn render_staff_text(
+        &self,
+        context: &StaffTextContext,
+        languages: &[Language],
+    ) -> Result<Rendered, TemplateError> {
+        self.templates.render("staff_reply", languages, context)
     }
 
     /// Marks past ETAs and loans needing attention on `today`.
@@ -273,10 +330,24 @@ pub fn reply_context(
         loans,
         not_found,
         signature: signature.to_string(),
+        staff: false,
+        staff_text: None,
+        staff_paragraphs: Vec::new(),
     }
 }
 
-pub(crate) fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> LoanView {
+/// `text` as paragraphs (split at blank lines, trimmed, empty ones dropped) of lines.
+pub fn paragraphs(text: &str) -> Vec<Vec<String>> {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.lines().map(str::to_string).collect())
+        .collect()
+}
+
+/// One shipment as the templates and the item page show it (with its carrier link).
+pub fn loan_view(s: &Shipment, carriers: &BTreeMap<String, String>) -> LoanView {
     let tracking_url = match (&s.carrier, &s.tracking_number) {
         (Some(c), Some(t)) => carriers.get(&c.trim().to_lowercase()).map(|pattern| {
             pattern.replace("{tracking_number}", &crate::outbound::percent_encode(t))

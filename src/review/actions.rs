@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::domain::{LoanNumber, Partner};
 use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
 use crate::outbound::Composer;
+use crate::pipeline::reply::StaffTextContext;
 use crate::pipeline::{stored_decision, Pipeline, PipelineError};
 use crate::store::{
     Closing, InboundRecord, NewAudit, NewOutbox, NewReview, ReprocessOutcome, ReprocessRecord,
@@ -160,11 +161,15 @@ impl Actions {
         }
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now().as_millisecond()
     }
 
-    async fn item(&self, id: i64) -> Result<ReviewItem, ActionError> {
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) async fn item(&self, id: i64) -> Result<ReviewItem, ActionError> {
         self.store
             .review_item(id)
             .await?
@@ -299,6 +304,22 @@ impl Actions {
         item_id: i64,
         loans: &[String],
     ) -> Result<PreparedReply, ActionError> {
+        self.prepare_template_answer_with(item_id, loans, "").await
+    }
+
+    /// [`Actions::prepare_template_answer`] with the staff member's own words (`intro`,
+    /// may be empty) above the status.
+    pub async fn prepare_template_answer_with(
+        &self,
+        item_id: i64,
+        loans: &[String],
+        intro: &str,
+    ) -> Result<PreparedReply, ActionError> {
+        if intro.chars().count() > MAX_TEXT_CHARS {
+            return Err(ActionError::Invalid(format!(
+                "the answer is longer than {MAX_TEXT_CHARS} characters"
+            )));
+        }
         let item = self.item(item_id).await?;
         let numbers = parse_loans(&self.rules.loans, loans, self.max_loan_numbers)?;
         let basis = self.basis(&item).await?;
@@ -324,12 +345,13 @@ impl Actions {
         let rendered = self
             .pipeline
             .replies()
-            .render(
+            .render_staff(
                 &basis.inspection,
                 &decision,
                 partner,
                 &[basis.decision.language, partner.language],
                 crate::pipeline::reply::utc_date(self.clock.now()),
+                &intro.replace("\r\n", "\n"),
             )
             .map_err(|e| ActionError::Invalid(format!("the template cannot be rendered: {e}")))?;
         let (outbox, subject) = self.compose(&basis, &rendered.text, &rendered.html)?;
@@ -349,9 +371,22 @@ impl Actions {
         loans: &[String],
         actor: &Actor,
     ) -> Result<i64, ActionError> {
+        self.answer_template_with(item_id, loans, "", actor).await
+    }
+
+    /// [`Actions::answer_template`] with the staff member's own words above the status.
+    pub async fn answer_template_with(
+        &self,
+        item_id: i64,
+        loans: &[String],
+        intro: &str,
+        actor: &Actor,
+    ) -> Result<i64, ActionError> {
         let item = self.item(item_id).await?;
         Self::open_item(&item)?;
-        let prepared = self.prepare_template_answer(item_id, loans).await?;
+        let prepared = self
+            .prepare_template_answer_with(item_id, loans, intro)
+            .await?;
         let note = format!(
             "answered with the tracking template for {}",
             prepared.loan_numbers.join(", ")
@@ -378,30 +413,43 @@ impl Actions {
             )));
         }
         let basis = self.basis(&item).await?;
-        let when = jiff::Timestamp::from_millisecond(basis.record.received_at)
-            .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
-            .unwrap_or_default();
-        let who = basis
-            .record
-            .sender
-            .clone()
-            .unwrap_or_else(|| "the sender".into());
-        let attribution = format!("On {when}, {who} wrote:");
-        let quoted: Vec<&str> = basis
-            .inspection
-            .text
-            .lines()
-            .take(MAX_QUOTED_LINES)
-            .collect();
-        let signature = self.pipeline.replies().signature();
-        let mut plain = format!("{text}\n\n{signature}\n");
-        if !quoted.is_empty() {
-            plain.push_str(&format!("\n{attribution}\n"));
-            for line in &quoted {
-                plain.push_str(&format!("> {line}\n"));
-            }
+        let raw = self.store.inbound_raw(basis.record.id).await?;
+        let context = StaffTextContext {
+            paragraphs: crate::pipeline::reply::paragraphs(text),
+            signature: self.pipeline.replies().signature().to_string(),
+            when: raw
+                .as_deref()
+                .and_then(original_date)
+                .unwrap_or_else(|| utc_minutes(basis.record.received_at)),
+            who: basis
+                .inspection
+                .from
+                .as_ref()
+                .map(|f| match f.name.as_deref().map(str::trim) {
+                    Some(n) if !n.is_empty() => n.to_string(),
+                    _ => f.address.clone(),
+                })
+                .or_else(|| basis.record.sender.clone())
+                .unwrap_or_default(),
+            quoted: basis
+                .inspection
+                .text
+                .lines()
+                .take(MAX_QUOTED_LINES)
+                .map(str::to_string)
+                .collect(),
+        };
+        // The thread's language (the rules' pick for the mail, then its partner's).
+        let mut languages = vec![basis.decision.language];
+        if let Some(p) = &basis.partner {
+            languages.push(p.language);
         }
-        let html = text_answer_html(text, signature, &attribution, &quoted);
+        let rendered = self
+            .pipeline
+            .replies()
+            .render_staff_text(&context, &languages)
+            .map_err(|e| ActionError::Invalid(format!("the answer cannot be rendered: {e}")))?;
+        let (plain, html) = (rendered.text, rendered.html);
         let (outbox, subject) = self.compose(&basis, &plain, &html)?;
         Ok(PreparedReply {
             to: basis.to.address.clone(),
@@ -751,45 +799,32 @@ pub fn parse_loans(
     Ok(out)
 }
 
-/// The HTML part of a free-text answer: the text escaped, paragraphs kept, the original
-/// quoted.
-fn text_answer_html(text: &str, signature: &str, attribution: &str, quoted: &[&str]) -> String {
-    let mut html = String::from(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n<body style=\"font-family: \
-         -apple-system, 'Segoe UI', 'PingFang SC', 'Microsoft YaHei', 'Hiragino Sans', Arial, \
-         sans-serif; font-size: 14px; line-height: 1.5; color: #1f2328;\">\n",
-    );
-    for para in text.split("\n\n").filter(|p| !p.trim().is_empty()) {
-        html.push_str("<p>");
-        html.push_str(&escape_html(para.trim()).replace('\n', "<br>\n"));
-        html.push_str("</p>\n");
+/// The original mail's `Date` header as its sender wrote it (`2026-12-04 13:30 +08:00`):
+/// the quote line says when the sender wrote, in their own time.
+fn original_date(raw: &[u8]) -> Option<String> {
+    let msg = mail_parser::MessageParser::default().parse_headers(raw)?;
+    let d = msg.date()?;
+    if !d.is_valid() {
+        return None;
     }
-    html.push_str(&format!(
-        "<p style=\"color: #59636e;\">{}</p>\n",
-        escape_html(signature)
-    ));
-    if !quoted.is_empty() {
-        html.push_str(&format!("<p>{}</p>\n<blockquote style=\"margin: 0 0 0 8px; border-left: 2px solid #d1d9e0; padding-left: 8px; color: #59636e;\">", escape_html(attribution)));
-        html.push_str(&escape_html(&quoted.join("\n")).replace('\n', "<br>\n"));
-        html.push_str("</blockquote>\n");
-    }
-    html.push_str("</body></html>\n");
-    html
+    Some(format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} {}{:02}:{:02}",
+        d.year,
+        d.month,
+        d.day,
+        d.hour,
+        d.minute,
+        if d.tz_before_gmt { '-' } else { '+' },
+        d.tz_hour,
+        d.tz_minute
+    ))
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// `ms` as `2026-12-04 05:30 UTC` (when a mail has no usable Date header).
+fn utc_minutes(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -827,13 +862,22 @@ mod tests {
     }
 
     #[test]
-    fn free_text_html_is_escaped() {
-        let html = text_answer_html("a <b>\n\nc & d", "Desk", "On x, y wrote:", &["<script>"]);
-        assert!(html.contains("<p>a &lt;b&gt;</p>"), "{html}");
-        assert!(html.contains("<p>c &amp; d</p>"), "{html}");
-        assert!(
-            html.contains("&lt;script&gt;") && !html.contains("<script>"),
-            "{html}"
-        );
+    fn the_quote_line_uses_the_original_date_in_its_own_offset() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "Date: Fri, 4 Dec 2026 13:30:05 +0800\r\n\r\nx",
+                Some("2026-12-04 13:30 +08:00"),
+            ),
+            (
+                "Date: Thu, 3 Dec 2026 22:05:00 -0500\r\n\r\nx",
+                Some("2026-12-03 22:05 -05:00"),
+            ),
+            ("Date: yesterday\r\n\r\nx", None),
+            ("Subject: none\r\n\r\nx", None),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(original_date(raw.as_bytes()).as_deref(), *want, "{raw:?}");
+        }
+        assert_eq!(utc_minutes(1_796_362_200_000), "2026-12-04 05:30 UTC");
     }
 }

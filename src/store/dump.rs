@@ -26,6 +26,7 @@ pub const DUMP_TABLES: &[(&str, &str)] = &[
     ("reminders", "id"),
     ("review_items", "id"),
     ("users", "id"),
+    ("user_settings", "user_name"),
     ("login_attempts", "id"),
     ("audit_log", "id"),
     ("api_tokens", "id"),

@@ -26,6 +26,7 @@ pub mod rma;
 mod shipments;
 mod trials;
 mod users;
+mod workspace;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -51,10 +52,11 @@ pub use notices::{NoticeLoan, ShipmentNotifier};
 pub use outbox::{OutboxRow, OutboxState, PendingMail};
 pub use reminders::{NewReminder, ReminderCandidate, ReminderOutcome, ReminderRow};
 pub use review::{
-    Closing, Cursor, DecisionRow, HistoryFilter, ReprocessOutcome, ReprocessRecord, ReviewFilter,
-    ReviewItem, ReviewOrder, ReviewPage, SentMail,
+    Assignee, Closing, Cursor, DecisionRow, HistoryFilter, ReprocessOutcome, ReprocessRecord,
+    ReviewFilter, ReviewItem, ReviewOrder, ReviewPage, SentMail,
 };
 pub use users::{FailedLogins, NewSession, SessionRow, User};
+pub use workspace::{ThreadMail, UserSettings};
 
 /// Errors at the database boundary.
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,8 @@ pub struct ReviewItem {
     pub resolved_at: Option<i64>,
     pub resolved_by: Option<String>,
     pub note: Option<String>,
+    /// Who works on it (a user name); None: nobody yet.
+    pub assignee: Option<String>,
 }
 
 impl ReviewItem {
@@ -94,6 +96,19 @@ pub struct ReviewFilter {
     pub after: Option<Cursor>,
     /// Items that come before this one in `order` (previous page).
     pub before: Option<Cursor>,
+    /// Whose items: everyone's (None), one user's, or nobody's.
+    pub assignee: Option<Assignee>,
+    /// Queued at or after this time (ms).
+    pub from: Option<i64>,
+    /// Queued before this time (ms).
+    pub until: Option<i64>,
+}
+
+/// The "mine" / "unassigned" views of the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    User(String),
+    Nobody,
 }
 
 impl Default for ReviewFilter {
@@ -107,6 +122,9 @@ impl Default for ReviewFilter {
             offset: 0,
             after: None,
             before: None,
+            assignee: None,
+            from: None,
+            until: None,
         }
     }
 }
@@ -124,7 +142,7 @@ pub struct ReviewPage {
 const REVIEW_COLUMNS: &str = "SELECT r.id, r.reason, r.reasons, r.detail, r.state, r.created_at, \
      r.inbound_id, r.outbox_id, r.reminder_id, COALESCE(m.sender, o.recipients) AS sender, \
      COALESCE(m.subject, o.subject) AS subject, m.partner_id, p.name AS partner_name, \
-     m.received_at, m.loan_numbers, r.resolved_at, r.resolved_by, r.note \
+     m.received_at, m.loan_numbers, r.resolved_at, r.resolved_by, r.note, r.assignee \
      FROM review_items r \
      LEFT JOIN inbound_messages m ON m.id = r.inbound_id \
      LEFT JOIN outbox o ON o.id = r.outbox_id \
@@ -273,6 +291,21 @@ impl Store {
             qb.push("WHERE r.state = ").push_bind(filter.state.clone());
             if let Some(reason) = &filter.reason {
                 qb.push(" AND r.reason = ").push_bind(reason.clone());
+            }
+            match &filter.assignee {
+                Some(Assignee::User(name)) => {
+                    qb.push(" AND r.assignee = ").push_bind(name.clone());
+                }
+                Some(Assignee::Nobody) => {
+                    qb.push(" AND r.assignee IS NULL");
+                }
+                None => {}
+            }
+            if let Some(from) = filter.from {
+                qb.push(" AND r.created_at >= ").push_bind(from);
+            }
+            if let Some(until) = filter.until {
+                qb.push(" AND r.created_at < ").push_bind(until);
             }
             if let Some(search) = &search {
                 // The item's mail, its undelivered mail, or the request that mail answered.

@@ -293,13 +293,24 @@ impl Browser {
         Browser::with_router(env.app.web_router(Arc::new(Notify::new())).unwrap())
     }
 
+    /// A browser that asks for English pages (the tests check English words; the pages
+    /// default to Chinese — see `Browser::speaking`).
     pub fn with_router(router: Router) -> Browser {
         Browser {
             router,
             cookies: BTreeMap::new(),
             remote: "127.0.0.1:50000".parse().unwrap(),
-            extra: Vec::new(),
+            extra: vec![("accept-language", "en".to_string())],
         }
+    }
+
+    /// This browser with `Accept-Language: accept` (None: no header at all).
+    pub fn speaking(mut self, accept: Option<&str>) -> Browser {
+        self.extra.retain(|(k, _)| *k != "accept-language");
+        if let Some(a) = accept {
+            self.extra.push(("accept-language", a.to_string()));
+        }
+        self
     }
 
     pub async fn send(&mut self, mut req: Request<Body>) -> Page {

@@ -200,7 +200,7 @@ pub async fn require_session(
         Request::from_parts(parts, body)
     } else {
         if cross_site(&parts.headers) {
-            return WebError::Forbidden("Cross-site requests are refused.".into()).into_response();
+            return WebError::forbidden("error.cross_site").into_response();
         }
         let content_type = parts
             .headers
@@ -213,15 +213,13 @@ pub async fn require_session(
             // reading the file; everywhere else multipart is refused, so no handler can be
             // reached without the check.
             if parts.uri.path() != "/import" {
-                return WebError::BadRequest("Unexpected upload.".into()).into_response();
+                return WebError::bad("error.unexpected_upload", "").into_response();
             }
             Request::from_parts(parts, body)
         } else {
             let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
                 Ok(b) => b,
-                Err(_) => {
-                    return WebError::BadRequest("The form is too large.".into()).into_response()
-                }
+                Err(_) => return WebError::bad("error.form_too_large", "").into_response(),
             };
             let form = FormData(
                 form_urlencoded::parse(&bytes)
@@ -229,19 +227,30 @@ pub async fn require_session(
                     .collect(),
             );
             if !csrf_matches(form.get("csrf"), &session.csrf) {
-                return WebError::Forbidden(
-                    "The form has expired or did not come from this site. Go back, reload the \
-                     page and try again."
-                        .into(),
-                )
-                .into_response();
+                return WebError::forbidden("error.form_expired").into_response();
             }
             parts.extensions.insert(form);
             Request::from_parts(parts, Body::empty())
         }
     };
+    // The user's own language and time zone, over what the browser and config say.
+    let settings = match state.store.user_settings(&session.user).await {
+        Ok(s) => s,
+        Err(e) => return WebError::from(e).into_response(),
+    };
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let viewer = super::i18n::for_user(
+        &state,
+        accept.as_deref(),
+        settings.language.as_deref(),
+        settings.time_zone.as_deref(),
+    );
     req.extensions_mut().insert(session);
-    next.run(req).await
+    super::i18n::scoped(viewer, next.run(req)).await
 }
 
 pub fn csrf_matches(given: Option<&str>, expected: &str) -> bool {
@@ -264,10 +273,17 @@ pub async fn login_form(
     login_page(&state, q.next.as_deref(), None, "", StatusCode::OK)
 }
 
+/// Why a sign-in was refused: `expired`, `wrong` or `limited` (the catalog's
+/// `login.error.*`), with the minutes to wait for `limited`.
+struct LoginError {
+    code: &'static str,
+    minutes: i64,
+}
+
 fn login_page(
     state: &WebState,
     next: Option<&str>,
-    error: Option<&str>,
+    error: Option<LoginError>,
     name: &str,
     status: StatusCode,
 ) -> Response {
@@ -275,7 +291,8 @@ fn login_page(
     let ctx = minijinja::context! {
         csrf => csrf,
         next => local_path(next),
-        error => error,
+        error => error.as_ref().map(|e| e.code),
+        minutes => error.as_ref().map(|e| e.minutes),
         name => name,
     };
     match render::page("login.html", ctx) {
@@ -318,13 +335,13 @@ fn too_many(
     state: &WebState,
     next: Option<&str>,
     typed_name: &str,
-    message: &str,
+    error: LoginError,
     retry_after_s: i64,
 ) -> Response {
     let mut res = login_page(
         state,
         next,
-        Some(message),
+        Some(error),
         typed_name,
         StatusCode::TOO_MANY_REQUESTS,
     );
@@ -357,7 +374,10 @@ pub async fn login(
         return login_page(
             &state,
             next.as_deref(),
-            Some("The sign-in form expired. Please try again."),
+            Some(LoginError {
+                code: "expired",
+                minutes: 0,
+            }),
             &typed_name,
             StatusCode::FORBIDDEN,
         );
@@ -396,10 +416,10 @@ pub async fn login(
             &state,
             next.as_deref(),
             &typed_name,
-            &format!(
-                "Too many failed sign-in attempts. Try again in {} minute(s).",
-                (wait_s + 59) / 60
-            ),
+            LoginError {
+                code: "limited",
+                minutes: (wait_s + 59) / 60,
+            },
             wait_s,
         );
     }
@@ -414,7 +434,10 @@ pub async fn login(
             &state,
             next.as_deref(),
             &typed_name,
-            "Too many sign-ins at once. Try again in a moment.",
+            LoginError {
+                code: "busy",
+                minutes: 1,
+            },
             1,
         );
     };
@@ -442,7 +465,10 @@ pub async fn login(
         return login_page(
             &state,
             next.as_deref(),
-            Some("Wrong name or password."),
+            Some(LoginError {
+                code: "wrong",
+                minutes: 0,
+            }),
             &typed_name,
             StatusCode::UNAUTHORIZED,
         );

@@ -1,19 +1,27 @@
-//! The review pages: a small server-rendered web app (axum + minijinja), no JavaScript.
+//! The review pages: a small server-rendered web app (axum + minijinja). The pages work
+//! without JavaScript; one small script of our own (`/static/app.js`, served from here) adds
+//! keyboard keys and a self-refreshing queue.
 //!
 //! - [`auth`]: sign-in (argon2, rate-limited), sessions (random token in an `HttpOnly`,
 //!   `SameSite=Strict` cookie; only its hash stored), the CSRF token every form carries, and
 //!   the middleware that guards every page but `/login` and the stylesheet.
-//! - [`pages`]: queue, message, actions, history, audit log, CSV import.
+//! - [`pages`]: one module per page (queue, item, message, history, audit log, import,
+//!   settings) with the actions behind their forms.
 //! - [`render`]: the page templates (`templates/web/*.html`, built into the binary,
 //!   auto-escaped).
+//! - [`i18n`]: the message catalogs (zh, en) and which language and time zone a request is
+//!   shown in.
 //!
-//! Every response carries a Content-Security-Policy without any script source, so nothing
-//! — not even a sanitiser bug in a received HTML mail — can run script in these pages.
+//! Every response carries a strict Content-Security-Policy: no inline script or style at
+//! all, scripts only from this site's own `/static/app.js`, so nothing — not even a
+//! sanitiser bug in a received HTML mail — can run script in these pages.
 //!
 //! [`router`] returns a plain `Router`: other parts add their routes with `.merge(…)`
 //! (e.g. `/healthz`, `/metrics`); routes merged that way are outside the sign-in guard.
 
 pub mod auth;
+pub mod banners;
+pub mod i18n;
 pub mod pages;
 pub mod render;
 
@@ -43,11 +51,29 @@ pub struct WebState {
     pub rules: Arc<crate::classify::Rules>,
     /// Poked after an import so the reminder scheduler re-plans at once.
     pub data_changed: Arc<tokio::sync::Notify>,
+    /// Carrier tracking links (lower-cased carrier → URL pattern), for the item page.
+    pub carriers: std::collections::BTreeMap<String, String>,
+    /// The workers of this process (`trialdesk run`), for the banners; None when the pages
+    /// run alone (`trialdesk web`).
+    pub health: Option<crate::health::HealthState>,
+    /// Where the canned replies are (`<templates.dir>/snippets`).
+    pub snippets_dir: std::path::PathBuf,
 }
 
 impl WebState {
+    /// The same pages, told about the workers running beside them.
+    pub fn with_health(mut self, health: Option<crate::health::HealthState>) -> WebState {
+        self.health = health;
+        self
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now().as_millisecond()
+    }
+
+    /// `[web] default_language` (validated at load: zh or en).
+    pub fn default_lang(&self) -> i18n::Lang {
+        i18n::Lang::parse(&self.config.default_language).unwrap_or(i18n::Lang::Zh)
     }
 }
 
@@ -67,6 +93,12 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/items/{id}/resolve", post(pages::resolve))
         .route("/items/{id}/retry", post(pages::retry))
         .route("/items/{id}/discard", post(pages::discard))
+        .route("/items/{id}/assign", post(pages::assign))
+        .route("/items/{id}/note", post(pages::note))
+        .route("/queue/bulk", post(pages::bulk))
+        .route("/reports", get(pages::reports))
+        .route("/reports.csv", get(pages::reports_csv))
+        .route("/settings", get(pages::settings).post(pages::save_settings))
         .route("/messages/{id}", get(pages::message))
         .route("/messages/{id}/raw", get(pages::raw_mail))
         .route("/messages/{id}/attachments/{index}", get(pages::attachment))
@@ -84,9 +116,13 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::require_session));
     let open = Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
-        .route("/static/style.css", get(stylesheet));
+        .route("/static/style.css", get(stylesheet))
+        .route("/static/app.js", get(script))
+        .route("/static/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon));
     guarded
         .merge(open)
+        .layer(from_fn_with_state(state.clone(), i18n::locale))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -118,13 +154,38 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        include_str!("favicon.svg"),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        include_str!("app.js"),
+    )
+        .into_response()
+}
+
 /// The policy every page gets unless a handler sets its own (the message page allows remote
-/// images when staff ask for them).
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// images when staff ask for them). Script only from our own file, no inline script or
+/// style; `connect-src 'self'` for the queue's refresh.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     base-uri 'none'";
 /// [`CSP`] for a mail page whose reader chose to load its remote images.
-pub const CSP_REMOTE_IMAGES: &str = "default-src 'none'; style-src 'self'; \
-     img-src 'self' https: http:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CSP_REMOTE_IMAGES: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' https: http:; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
@@ -155,10 +216,25 @@ async fn security_headers(req: Request, next: Next) -> Response {
 #[derive(Debug)]
 pub enum WebError {
     NotFound,
+    /// A text from elsewhere (an action's refusal), shown as it is under a translated title.
     BadRequest(String),
     Forbidden(String),
     Conflict(String),
     Internal(anyhow::Error),
+    /// A catalog text: the status, the key, the value for its `{value}`.
+    Text(StatusCode, &'static str, String),
+}
+
+impl WebError {
+    /// 400 with catalog text `key` (`{value}` filled with `value`).
+    pub fn bad(key: &'static str, value: impl Into<String>) -> WebError {
+        WebError::Text(StatusCode::BAD_REQUEST, key, value.into())
+    }
+
+    /// 403 with catalog text `key`.
+    pub fn forbidden(key: &'static str) -> WebError {
+        WebError::Text(StatusCode::FORBIDDEN, key, String::new())
+    }
 }
 
 impl From<StoreError> for WebError {
@@ -171,8 +247,10 @@ impl From<ActionError> for WebError {
     fn from(e: ActionError) -> Self {
         match e {
             ActionError::NotFound(_) => WebError::NotFound,
-            ActionError::Conflict(m) => WebError::Conflict(m),
-            ActionError::NotApplicable(m) | ActionError::Invalid(m) => WebError::BadRequest(m),
+            ActionError::Conflict(m) => WebError::Text(StatusCode::CONFLICT, "error.conflict", m),
+            ActionError::NotApplicable(m) | ActionError::Invalid(m) => {
+                WebError::bad("error.action_failed", m)
+            }
             ActionError::Store(s) => s.into(),
         }
     }
@@ -181,15 +259,16 @@ impl From<ActionError> for WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
-            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found.".to_string()),
+            WebError::NotFound => (StatusCode::NOT_FOUND, render::text("error.not_found", &[])),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             WebError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             WebError::Conflict(m) => (StatusCode::CONFLICT, m),
+            WebError::Text(status, key, value) => (status, render::text(key, &[("value", value)])),
             WebError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "review page failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side; the details are in the log.".to_string(),
+                    render::text("error.internal", &[]),
                 )
             }
         };

@@ -7,8 +7,10 @@ use std::sync::LazyLock;
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use minijinja::value::Kwargs;
 use minijinja::{AutoEscape, Environment, State, Value};
 
+use super::i18n::{self, Lang};
 use super::WebError;
 
 const PAGES: &[(&str, &str)] = &[
@@ -64,6 +66,22 @@ const PAGES: &[(&str, &str)] = &[
         "error.html",
         include_str!("../../../templates/web/error.html"),
     ),
+    (
+        "settings.html",
+        include_str!("../../../templates/web/settings.html"),
+    ),
+    (
+        "_context.html",
+        include_str!("../../../templates/web/_context.html"),
+    ),
+    (
+        "reports.html",
+        include_str!("../../../templates/web/reports.html"),
+    ),
+    (
+        "_snippets.html",
+        include_str!("../../../templates/web/_snippets.html"),
+    ),
 ];
 
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(environment);
@@ -84,30 +102,53 @@ fn environment() -> Environment<'static> {
     env.add_filter("age", age);
     env.add_filter("json_list", json_list);
     env.add_filter("reason", reason);
+    env.add_filter("reason_short", reason_short);
+    env.add_filter("label", label);
     env.add_filter("size", size);
+    env.add_filter("percent", percent);
+    env.add_function("t", translate);
     // Shown to signed-in staff in the footer, so a problem report names the build.
     env.add_global("version", crate::VERSION);
     env
 }
 
-/// Renders a page.
+/// Renders a page in the viewer's language and time zone (see [`i18n`]).
 pub fn page(name: &str, ctx: Value) -> Result<Response, WebError> {
+    Ok(Html(render(name, ctx)?).into_response())
+}
+
+/// Renders a template to a string (pages and page fragments), as [`page`] does.
+pub fn render(name: &str, ctx: Value) -> Result<String, WebError> {
     let tpl = ENV
         .get_template(name)
         .map_err(|e| WebError::Internal(anyhow::anyhow!("template {name}: {e}")))?;
-    let html = tpl
-        .render(ctx)
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("template {name}: {e:#}")))?;
-    Ok(Html(html).into_response())
+    tpl.render(with_viewer(ctx))
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("template {name}: {e:#}")))
+}
+
+/// `ctx` plus who is looking: `lang`, `lang_tag`, `tz`.
+fn with_viewer(ctx: Value) -> Value {
+    let v = i18n::viewer();
+    minijinja::context! {
+        lang => v.lang.code(),
+        lang_tag => v.lang.html_tag(),
+        tz => v.tz,
+        ..ctx
+    }
+}
+
+/// A catalog text in the viewer's language (for the few texts built outside templates:
+/// error pages and the page title count).
+pub fn text(key: &str, args: &[(&str, String)]) -> String {
+    i18n::text(i18n::viewer().lang, key, args)
 }
 
 /// An error page (no session needed: it shows the message and a way back).
 pub fn error_page(status: StatusCode, message: &str) -> Response {
-    let ctx = minijinja::context! {
+    let ctx = with_viewer(minijinja::context! {
         status => status.as_u16(),
-        title => status.canonical_reason().unwrap_or("Error"),
         message => message,
-    };
+    });
     match ENV.get_template("error.html").and_then(|t| t.render(ctx)) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, message.to_string()).into_response(),
@@ -130,7 +171,46 @@ fn datetime(state: &State, ms: Option<i64>) -> String {
     ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string()
 }
 
-/// `ms|age`: how long ago, relative to `now` in the context (`45s`, `12m`, `3h`, `5d`).
+/// The language of the page being rendered (`lang` in the context).
+fn lang_of(state: &State) -> Lang {
+    state
+        .lookup("lang")
+        .and_then(|v| v.as_str().and_then(Lang::parse))
+        .unwrap_or(Lang::En)
+}
+
+/// `t("key", name=value, …)`: the catalog text of `key` in the page's language.
+fn translate(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Error> {
+    let mut args = Vec::new();
+    for name in kwargs.args() {
+        let v: Value = kwargs.get(name)?;
+        let text = if v.is_undefined() || v.is_none() {
+            String::new()
+        } else {
+            v.to_string()
+        };
+        args.push((name, text));
+    }
+    Ok(i18n::text(lang_of(state), key, &args))
+}
+
+/// `code|label("group")`: the words for a stored code (`label.<group>.<code>`); the code
+/// with spaces for codes the catalog does not know.
+fn label(state: &State, code: Option<String>, group: &str) -> String {
+    let Some(code) = code else {
+        return String::new();
+    };
+    let key = format!("label.{group}.{code}");
+    let lang = lang_of(state);
+    if i18n::has(lang, &key) || i18n::has(Lang::En, &key) {
+        i18n::text(lang, &key, &[])
+    } else {
+        code.replace('_', " ")
+    }
+}
+
+/// `ms|age`: how long ago, relative to `now` in the context (`45s`, `12m`, `3h`, `5d`; in
+/// the page's language).
 fn age(state: &State, ms: Option<i64>) -> String {
     let Some(ms) = ms else {
         return String::new();
@@ -140,12 +220,13 @@ fn age(state: &State, ms: Option<i64>) -> String {
         .and_then(|v| i64::try_from(v).ok())
         .unwrap_or(ms);
     let s = ((now - ms) / 1000).max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
+    let (key, n) = match s {
+        0..=59 => ("age.s", s),
+        60..=3599 => ("age.m", s / 60),
+        3600..=86_399 => ("age.h", s / 3600),
+        _ => ("age.d", s / 86_400),
+    };
+    i18n::text(lang_of(state), key, &[("n", n.to_string())])
 }
 
 /// `text|json_list`: a stored JSON list as a list (empty when it does not parse).
@@ -155,8 +236,27 @@ fn json_list(text: Option<String>) -> Vec<String> {
 }
 
 /// `code|reason`: a review reason in words.
-fn reason(code: String) -> String {
-    crate::review::detail::ReasonView::new(&code).description
+fn reason(state: &State, code: String) -> String {
+    reason_text(state, "reason", &code)
+}
+
+/// `code|reason_short`: a review reason as a short label.
+fn reason_short(state: &State, code: String) -> String {
+    reason_text(state, "reason_short", &code)
+}
+
+fn reason_text(state: &State, group: &str, code: &str) -> String {
+    let key = format!("{group}.{code}");
+    if i18n::has(Lang::En, &key) {
+        i18n::text(lang_of(state), &key, &[])
+    } else {
+        code.replace('_', " ")
+    }
+}
+
+/// `rate|percent`: `42.5%`, or `—` for none.
+fn percent(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "—".into())
 }
 
 /// `bytes|size`: `812 B`, `14.2 KB`, `3.1 MB`.
@@ -210,6 +310,126 @@ mod tests {
             }
         }
         assert!(broken.is_empty(), "{}", broken.join("\n"));
+    }
+
+    /// Every catalog key the templates name exists in both catalogs; a key built from a
+    /// prefix (`t("queue.done." ~ done)`) has at least one key under that prefix.
+    #[test]
+    fn every_text_the_templates_use_is_in_both_catalogs() {
+        let literal = regex::Regex::new(r#"\bt\("([^"]+)"\s*[,)]"#).unwrap();
+        let prefix = regex::Regex::new(r#"\bt\("([^"]+)"\s*~"#).unwrap();
+        let label = regex::Regex::new(r#"label\("([a-z_]+)"\)"#).unwrap();
+        let mut missing = Vec::new();
+        for (name, source) in PAGES {
+            for lang in Lang::ALL {
+                let keys = i18n::keys(lang);
+                for c in literal.captures_iter(source) {
+                    if !i18n::has(lang, &c[1]) {
+                        missing.push(format!("{name}: {} lacks {}", lang.code(), &c[1]));
+                    }
+                }
+                for c in prefix.captures_iter(source) {
+                    if !keys.iter().any(|k| k.starts_with(&c[1])) {
+                        missing.push(format!("{name}: {} lacks {}*", lang.code(), &c[1]));
+                    }
+                }
+                for c in label.captures_iter(source) {
+                    let p = format!("label.{}.", &c[1]);
+                    if !keys.iter().any(|k| k.starts_with(&p)) {
+                        missing.push(format!("{name}: {} lacks {p}*", lang.code()));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+
+    /// The codes shown through `label(…)` and the flash messages all have words.
+    #[test]
+    fn every_code_the_pages_show_has_words() {
+        let groups: &[(&str, &[&str])] = &[
+            ("label.state", &["open", "resolved"]),
+            ("label.via", &["web", "cli"]),
+            ("label.kind", &["tracking_request", "other", "automated"]),
+            ("label.decision", &["reply", "review", "ignore"]),
+            ("label.purpose", &["reply", "staff_reply", "reminder"]),
+            ("label.outbox", &["queued", "sent", "dead", "discarded"]),
+            ("label.import_kind", &["partners", "shipments", "trials"]),
+            ("label.language", &["zh", "en", "ja", "de"]),
+            (
+                "label.action",
+                &crate::review::web::pages::audit::AUDIT_ACTIONS,
+            ),
+            (
+                "queue.done",
+                &["answered", "resolved", "retried", "discarded"],
+            ),
+            (
+                "item.done",
+                &[
+                    "reprocessed_answered",
+                    "reprocessed_answered_open",
+                    "reprocessed_already_answered",
+                    "reprocessed_resolved",
+                    "reprocessed_open",
+                    "assigned",
+                    "unassigned",
+                    "noted",
+                ],
+            ),
+            ("login.error", &["expired", "wrong", "limited"]),
+            (
+                "error.title",
+                &["400", "403", "404", "409", "422", "429", "500"],
+            ),
+            (
+                "banner",
+                &["outbox_no_sender", "relay_down", "fetch_silent"],
+            ),
+        ];
+        let statuses: Vec<&str> = crate::domain::ShipmentStatus::ALL
+            .iter()
+            .map(|s| s.code())
+            .collect();
+        for lang in Lang::ALL {
+            for (group, codes) in groups
+                .iter()
+                .copied()
+                .chain(std::iter::once(("label.shipment", statuses.as_slice())))
+            {
+                for code in codes {
+                    let key = format!("{group}.{code}");
+                    assert!(i18n::has(lang, &key), "{} lacks {key}", lang.code());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pages_speak_the_viewers_language() {
+        let ctx = minijinja::context! { user => "alice", open_total => 2, nav => "queue" };
+        let zh = futures::executor::block_on(i18n::scoped(
+            i18n::Viewer {
+                lang: Lang::Zh,
+                tz: "Asia/Shanghai".into(),
+            },
+            async { render("settings.html", ctx.clone()).unwrap() },
+        ));
+        assert!(
+            zh.contains("lang=\"zh-CN\"") && zh.contains("退出登录"),
+            "{zh}"
+        );
+        let en = futures::executor::block_on(i18n::scoped(
+            i18n::Viewer {
+                lang: Lang::En,
+                tz: "UTC".into(),
+            },
+            async { render("settings.html", ctx).unwrap() },
+        ));
+        assert!(
+            en.contains("lang=\"en\"") && en.contains("Sign out"),
+            "{en}"
+        );
     }
 
     #[test]
