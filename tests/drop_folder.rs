@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TestEnv;
-use trialdesk::import::watch::{DropFolder, DropOutcome};
+use trialdesk::import::watch::DropOutcome;
 use trialdesk::store::AuditFilter;
 
 const SHIPMENTS_HEADER: &str =

@@ -283,6 +283,7 @@ async fn healthz_detail_needs_a_session_or_the_metrics_token() {
                 clock: env.app.clock.clone(),
             }),
         }),
+        workers: Arc::default(),
     };
     let get = |state: HealthState, peer: &str, headers: Vec<(&'static str, String)>| {
         let router = trialdesk::health::router(state);

@@ -72,7 +72,7 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
 
     // Issue 17: the JSON shape has real arrays and RFC 3339 times.
     let list: serde_json::Value =
-        serde_json::from_str(&ok(&td(&env, &["queue", "list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&env.cli(&["queue", "list", "--json"]))).unwrap();
     for it in list.as_array().unwrap() {
         assert!(it["reasons"].is_array(), "{it}");
         let created = it["created_at"].as_str().unwrap_or_else(|| panic!("{it}"));
@@ -100,7 +100,7 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
     }
 
     // An unknown reason is an error naming the known ones, not an empty queue.
-    let bogus = td(&env, &["queue", "list", "--reason", "bogus"]);
+    let bogus = env.cli(&["queue", "list", "--reason", "bogus"]);
     assert!(!bogus.status.success());
     let err = String::from_utf8_lossy(&bogus.stderr);
     assert!(
@@ -110,24 +110,21 @@ async fn queue_list_show_and_actions_are_audited_with_the_operator() {
     assert!(bogus.stdout.is_empty());
 
     // An answer needs --text or --loans, and says both.
-    let bare = td(&env, &["queue", "answer", &item.to_string()]);
+    let bare = env.cli(&["queue", "answer", &item.to_string()]);
     assert!(!bare.status.success());
     let err = String::from_utf8_lossy(&bare.stderr);
     assert!(err.contains("--text") && err.contains("--loans"), "{err}");
 
     // `--as` must name a staff account; nothing is done or audited under a typo.
-    let typo = td(
-        &env,
-        &[
-            "queue",
-            "resolve",
-            &item.to_string(),
-            "--note",
-            "x",
-            "--as",
-            "Dnaa",
-        ],
-    );
+    let typo = env.cli(&[
+        "queue",
+        "resolve",
+        &item.to_string(),
+        "--note",
+        "x",
+        "--as",
+        "Dnaa",
+    ]);
     assert!(!typo.status.success());
     let err = String::from_utf8_lossy(&typo.stderr);
     assert!(err.contains("Dnaa") && err.contains("dana"), "{err}");
@@ -289,7 +286,7 @@ async fn retry_all_dead_letters_requeues_each_and_audits_each() {
     let env = TestEnv::new("").await;
     let (item_a, mail_a) = seed_dead_letter(&env, "dl-a@example.test").await;
     let (item_b, mail_b) = seed_dead_letter(&env, "dl-b@example.test").await;
-    let out = ok(&td(&env, &["queue", "retry", "--all-dead-letters"]));
+    let out = ok(&env.cli(&["queue", "retry", "--all-dead-letters"]));
     assert!(out.contains("2 dead letters queued again"), "{out}");
     for (item, mail) in [(item_a, mail_a), (item_b, mail_b)] {
         let row = env.app.store.outbox_row(mail).await.unwrap().unwrap();
@@ -309,11 +306,12 @@ async fn retry_all_dead_letters_requeues_each_and_audits_each() {
         assert_eq!(audit[0].actor, "operator");
     }
     // Nothing left: a second run retries none.
-    let out = ok(&td(&env, &["queue", "retry", "--all-dead-letters"]));
+    let out = ok(&env.cli(&["queue", "retry", "--all-dead-letters"]));
     assert!(out.contains("0 dead letters queued again"), "{out}");
     // One id or the flag, not both and not neither.
-    assert!(!td(&env, &["queue", "retry"]).status.success());
-    assert!(!td(&env, &["queue", "retry", "1", "--all-dead-letters"])
+    assert!(!env.cli(&["queue", "retry"]).status.success());
+    assert!(!env
+        .cli(&["queue", "retry", "1", "--all-dead-letters"])
         .status
         .success());
 }

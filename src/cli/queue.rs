@@ -374,9 +374,14 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 }
                 (None, Some(reason)) => {
                     check_reason(app, &reason).await?;
-            let ids = team::items_of_reason(&actions, &reason).await?;
-                    let results =
-                        team::bulk(&actions, &ids, &BulkAction::Resolve(note), &who.actor(app).await?).await;
+                    let ids = team::items_of_reason(&actions, &reason).await?;
+                    let results = team::bulk(
+                        &actions,
+                        &ids,
+                        &BulkAction::Resolve(note),
+                        &who.actor(app).await?,
+                    )
+                    .await;
                     report_bulk("resolved", &results)?;
                 }
                 (None, None) => anyhow::bail!("give an item id or --reason"),
@@ -392,7 +397,8 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             let actions = actions(app)?;
             match (id, reason) {
                 (Some(id), _) => {
-                    let to = team::assign(&actions, id, to.as_deref(), &who.actor(app).await?).await?;
+                    let to =
+                        team::assign(&actions, id, to.as_deref(), &who.actor(app).await?).await?;
                     match &to {
                         Some(to) => println!("item {id} assigned to {to}"),
                         None => println!("item {id} unassigned"),
@@ -400,9 +406,14 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 }
                 (None, Some(reason)) => {
                     check_reason(app, &reason).await?;
-            let ids = team::items_of_reason(&actions, &reason).await?;
-                    let results =
-                        team::bulk(&actions, &ids, &BulkAction::Assign(to), &who.actor(app).await?).await;
+                    let ids = team::items_of_reason(&actions, &reason).await?;
+                    let results = team::bulk(
+                        &actions,
+                        &ids,
+                        &BulkAction::Assign(to),
+                        &who.actor(app).await?,
+                    )
+                    .await;
                     report_bulk("assigned", &results)?;
                 }
                 (None, None) => anyhow::bail!("give an item id or --reason"),
@@ -442,7 +453,13 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             let actions = actions(app)?;
             check_reason(app, &reason).await?;
             let ids = team::items_of_reason(&actions, &reason).await?;
-            let results = team::bulk(&actions, &ids, &BulkAction::Reprocess, &who.actor(app).await?).await;
+            let results = team::bulk(
+                &actions,
+                &ids,
+                &BulkAction::Reprocess,
+                &who.actor(app).await?,
+            )
+            .await;
             report_bulk("reprocessed", &results)?;
         }
         QueueCommand::Reprocess { id: None, .. } => anyhow::bail!("give an item id or --reason"),
