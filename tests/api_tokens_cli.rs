@@ -99,7 +99,12 @@ async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
     assert!(!td(&env, &["tokens", "revoke", "erp"]).status.success());
     let list: serde_json::Value =
         serde_json::from_str(&ok(&td(&env, &["tokens", "list", "--json"]))).unwrap();
-    assert!(list[0]["revoked_at"].is_i64(), "{list}");
+    assert!(
+        list[0]["revoked_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{list}"
+    );
     assert!(list[1]["revoked_at"].is_null(), "{list}");
     // The name is free again after revoking.
     let fresh = ok(&td(&env, &["tokens", "add", "erp"])).trim().to_string();

@@ -328,10 +328,10 @@ fn options_come_in_one_order_in_every_help() {
         assert!(out.status.success(), "{cmd:?}");
         let help = stdout(&out);
         // Command options, then --json, then --as, then the global --config, then --help.
-        let at = |flag: &str| help.find(&format!("      {flag}"));
+        let at = |flag: &str| help.find(&format!("      {flag} "));
         let order: Vec<usize> = ["--json", "--as", "--config", "-h, --help"]
             .iter()
-            .filter_map(|f| at(f).or_else(|| help.find(f)))
+            .filter_map(|f| at(f).or_else(|| f.starts_with("-h").then(|| help.find(f)).flatten()))
             .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{cmd:?}:\n{help}");
         assert!(help.contains("--config <FILE>"), "{cmd:?}:\n{help}");

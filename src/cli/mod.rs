@@ -81,8 +81,10 @@ pub enum Command {
         #[command(subcommand)]
         command: queue::QueueCommand,
     },
-    /// The helpdesk's figures for a range of days: mails per day by outcome, automation
-    /// rate, time to first action and to resolution, dead letters, per partner.
+    /// The helpdesk's figures for a range of days.
+    #[command(
+        after_help = "Mails per day by outcome, the automation rate, review items' time to first action and to resolution (median, p90), dead letters, per partner; the reports page shows the same. E.g. `trialdesk report --from 2026-11-01 --to 2026-11-30 --csv > november.csv`."
+    )]
     Report {
         /// First day (YYYY-MM-DD, in `[web] time_zone`).
         #[arg(long)]

@@ -72,6 +72,7 @@ pub enum QueueCommand {
     /// Give an item to a staff member (--to NAME), or to nobody (--nobody). With --reason:
     /// every open item of that reason.
     Assign {
+        /// The review item's id.
         #[arg(required_unless_present = "reason", conflicts_with = "reason")]
         id: Option<i64>,
         /// The staff account to give it to.
@@ -80,6 +81,7 @@ pub enum QueueCommand {
         /// Unassign.
         #[arg(long)]
         nobody: bool,
+        /// Every open item whose reason is this.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -87,7 +89,9 @@ pub enum QueueCommand {
     },
     /// Add an internal note to an item (kept in its activity, never sent).
     Note {
+        /// The review item's id.
         id: i64,
+        /// The note (staff only; never sent).
         text: String,
         #[command(flatten)]
         who: Who,

@@ -17,11 +17,15 @@ pub enum TokensCommand {
     },
     /// List the tokens (never the tokens themselves).
     List {
-        #[arg(long)]
+        /// A JSON array on stdout instead of text (times in RFC 3339).
+        #[arg(long, display_order = 90)]
         json: bool,
     },
     /// Revoke the token of NAME: it is refused (401) from now on.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name (as given to `tokens add`).
+        name: String,
+    },
 }
 
 /// A token name: 1–64 of ASCII letters, digits, `.`, `_`, `-`, `@`.
@@ -69,7 +73,8 @@ pub async fn run(app: &App, command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::List { json } => {
             let list = app.store.api_tokens().await?;
             if json {
-                println!("{}", serde_json::to_string(&list)?);
+                let value = super::queue::json_view(serde_json::to_value(&list)?);
+                println!("{}", serde_json::to_string(&value)?);
             } else if list.is_empty() {
                 println!("no API tokens yet: add one with `trialdesk tokens add NAME`");
             } else {
