@@ -346,15 +346,15 @@ impl App {
             source,
             transport: sender.describe_transport(),
             gate: Some(crate::health::DetailGate {
-                access: crate::metrics::Access::new(
+                access: crate::access::Access::new(
                     self.config.metrics.token(&self.config.base_dir)?.as_ref(),
                 ),
-                sessions: Some(crate::health::SessionCheck {
+                sessions: Some(Arc::new(crate::review::web::auth::SessionCheck {
                     store: self.store.clone(),
                     secure_cookies: self.config.web.secure_cookies,
                     idle_timeout_ms: self.config.web.session_idle_timeout.as_millis() as i64,
                     clock: self.clock.clone(),
-                }),
+                })),
             }),
             workers: workers.clone(),
         };
@@ -528,7 +528,7 @@ impl App {
             metrics: self.metrics.clone(),
             store: self.store.clone(),
             health,
-            access: crate::metrics::Access::new(token.as_ref()),
+            access: crate::access::Access::new(token.as_ref()),
         })))
     }
 

@@ -104,18 +104,18 @@ impl Workers {
 #[derive(Clone)]
 pub struct DetailGate {
     /// The `/metrics` rule: the bearer token, or loopback when no token is configured.
-    pub access: crate::metrics::Access,
-    /// Signed-in staff.
-    pub sessions: Option<SessionCheck>,
+    pub access: crate::access::Access,
+    /// Signed-in staff (the review pages' sessions, checked by `review::web::auth`).
+    pub sessions: Option<std::sync::Arc<dyn StaffSessions>>,
 }
 
-/// A review-page session check.
-#[derive(Clone)]
-pub struct SessionCheck {
-    pub store: crate::store::Store,
-    pub secure_cookies: bool,
-    pub idle_timeout_ms: i64,
-    pub clock: crate::clock::SharedClock,
+/// Whether a request comes from signed-in staff. A trait so `health` need not know the
+/// review pages (which show health banners, and so depend on `health`).
+pub trait StaffSessions: Send + Sync {
+    fn signed_in<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
 }
 
 impl DetailGate {
@@ -123,24 +123,10 @@ impl DetailGate {
         if self.access.check(headers, peer).is_ok() {
             return true;
         }
-        let Some(s) = &self.sessions else {
-            return false;
-        };
-        let name = crate::review::web::auth::session_cookie_name(s.secure_cookies);
-        let Some(token) = crate::review::web::auth::cookie(headers, name) else {
-            return false;
-        };
-        let now = s.clock.now().as_millisecond();
-        matches!(
-            s.store
-                .live_session(
-                    &crate::review::web::auth::token_hash(token),
-                    now,
-                    s.idle_timeout_ms
-                )
-                .await,
-            Ok(Some(_))
-        )
+        match &self.sessions {
+            Some(s) => s.signed_in(headers).await,
+            None => false,
+        }
     }
 }
 

@@ -81,6 +81,7 @@
 //!
 //! More in `docs/design.md`.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod classify;

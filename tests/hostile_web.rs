@@ -252,7 +252,8 @@ async fn healthz_detail_needs_a_session_or_the_metrics_token() {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    use trialdesk::health::{DetailGate, HealthState, SessionCheck};
+    use trialdesk::health::{DetailGate, HealthState};
+    use trialdesk::review::web::auth::SessionCheck;
 
     let env = TestEnv::new("").await;
     add_user(&env, "ana").await;
@@ -276,12 +277,12 @@ async fn healthz_detail_needs_a_session_or_the_metrics_token() {
                     .map(|t| trialdesk::config::Secret::new(t.to_string()))
                     .as_ref(),
             ),
-            sessions: Some(SessionCheck {
+            sessions: Some(Arc::new(SessionCheck {
                 store: env.app.store.clone(),
                 secure_cookies: false,
                 idle_timeout_ms: 3_600_000,
                 clock: env.app.clock.clone(),
-            }),
+            })),
         }),
         workers: Arc::default(),
     };

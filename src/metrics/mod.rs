@@ -13,10 +13,9 @@
 //! `X-Real-IP`) is not local, whatever address the proxy connects from.
 //!
 //! Layout: the counters themselves live in [`crate::counters`] (depending on no worker);
-//! `scrape` renders them with the database and health snapshots; `access` decides who may
+//! `scrape` renders them with the database and health snapshots; `crate::access` decides who may
 //! scrape.
 
-pub(crate) mod access;
 mod scrape;
 
 use std::net::SocketAddr;
@@ -28,10 +27,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub use crate::access::Access;
 pub use crate::counters::{Metrics, ReminderOutcome, SendResult};
 use crate::health::HealthState;
 use crate::store::Store;
-pub use access::Access;
 pub use scrape::render;
 
 /// What the `/metrics` handler reads.

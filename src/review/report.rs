@@ -19,26 +19,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-/// One received mail, as the report sees it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct MailRow {
-    pub received_at: i64,
-    /// `reply`, `review` or `ignore` (the latest decision).
-    pub action: String,
-    pub partner_id: Option<String>,
-    pub partner_name: Option<String>,
-    /// A review item was opened for it.
-    pub reviewed: bool,
-}
-
-/// One review item, as the report sees it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ItemRow {
-    pub created_at: i64,
-    pub reason: String,
-    pub first_action_at: Option<i64>,
-    pub resolved_at: Option<i64>,
-}
+pub use crate::store::workspace::{ItemRow, MailRow};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Outcomes {

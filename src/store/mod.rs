@@ -26,7 +26,7 @@ pub mod rma;
 mod shipments;
 mod trials;
 mod users;
-mod workspace;
+pub mod workspace;
 
 use std::path::Path;
 use std::str::FromStr;

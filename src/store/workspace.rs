@@ -118,11 +118,7 @@ impl Store {
     }
 
     /// Received mail in `[from_ms, to_ms)`, for the reports.
-    pub async fn report_mails(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<crate::review::report::MailRow>, StoreError> {
+    pub async fn report_mails(&self, from_ms: i64, to_ms: i64) -> Result<Vec<MailRow>, StoreError> {
         Ok(dispatch!(self, |pool| {
             sqlx::query_as(
                 "SELECT m.received_at, m.action, m.partner_id, p.name AS partner_name, \
@@ -138,11 +134,7 @@ impl Store {
     }
 
     /// Review items opened in `[from_ms, to_ms)`, with their first staff action.
-    pub async fn report_items(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<crate::review::report::ItemRow>, StoreError> {
+    pub async fn report_items(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ItemRow>, StoreError> {
         Ok(dispatch!(self, |pool| {
             sqlx::query_as(
                 "SELECT r.created_at, r.reason, \
@@ -249,4 +241,25 @@ impl Store {
             qb.build_query_as().fetch_all(pool).await?
         }))
     }
+}
+
+/// One received mail, as the report sees it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MailRow {
+    pub received_at: i64,
+    /// `reply`, `review` or `ignore` (the latest decision).
+    pub action: String,
+    pub partner_id: Option<String>,
+    pub partner_name: Option<String>,
+    /// A review item was opened for it.
+    pub reviewed: bool,
+}
+
+/// One review item, as the report sees it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ItemRow {
+    pub created_at: i64,
+    pub reason: String,
+    pub first_action_at: Option<i64>,
+    pub resolved_at: Option<i64>,
 }

@@ -595,3 +595,32 @@ mod tests {
         assert!(!csrf_matches(Some(""), ""));
     }
 }
+
+/// A review-page session check, for `/healthz` detail ([`crate::health::StaffSessions`]).
+#[derive(Clone)]
+pub struct SessionCheck {
+    pub store: crate::store::Store,
+    pub secure_cookies: bool,
+    pub idle_timeout_ms: i64,
+    pub clock: crate::clock::SharedClock,
+}
+
+impl crate::health::StaffSessions for SessionCheck {
+    fn signed_in<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(token) = cookie(headers, session_cookie_name(self.secure_cookies)) else {
+                return false;
+            };
+            let now = self.clock.now().as_millisecond();
+            matches!(
+                self.store
+                    .live_session(&token_hash(token), now, self.idle_timeout_ms)
+                    .await,
+                Ok(Some(_))
+            )
+        })
+    }
+}

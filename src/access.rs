@@ -1,4 +1,6 @@
-//! Who may scrape `/metrics`: a bearer token, or (without one) only direct loopback clients.
+//! Who may scrape `/metrics` and see `/healthz` in detail: a bearer token, or (without one)
+//! only direct loopback clients. A module of its own so `health` and `metrics` share it
+//! without depending on each other.
 
 use std::net::SocketAddr;
 
