@@ -50,7 +50,7 @@ async fn demo_answers_requests_and_sends_each_reminder_kind_today() {
     assert!(
         stdout.contains(
             " reminder expires_in_7_days 2, reminder expires_today 2, reminder grace_period_ended 2, \
-             reminder calling_numbers_released 2\n"
+             reminder calling_numbers_released 2, rma_label 1, shipment_notice 1\n"
         ) && stdout.contains("\n  reply "),
         "run --once lists what was sent, by kind:\n{stdout}"
     );

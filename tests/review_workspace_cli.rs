@@ -56,6 +56,8 @@ async fn assign_note_and_list_mine_from_the_cli() {
     )
     .await;
     add_user(&env, "bob").await;
+    // `--as` names a staff account (first-hour rule): carol writes the note below.
+    add_user(&env, "carol").await;
     let out = ok(&td(
         &env,
         &["queue", "assign", &item.to_string(), "--to", "Bob"],
@@ -184,5 +186,9 @@ async fn bulk_forms_with_reason_audit_every_item() {
     assert_eq!(audit(&env, "reprocess").await[0].review_id, Some(unknown));
     let bad = td(&env, &["queue", "reprocess", "--reason", "nonsense"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown reason"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not a review reason"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

@@ -236,7 +236,7 @@ impl Store {
         let (rows, total): (Vec<ShipmentRow>, i64) = dispatch!(self, |pool| {
             let rows = sqlx::query_as(
                 "SELECT loan_number, partner_id, customer, status, carrier, tracking_number, \
-                 shipped_on, eta, delivered_on, items FROM shipments \
+                 shipped_on, eta, delivered_on, items, rma_number FROM shipments \
                  WHERE partner_id = $1 AND status <> 'returned' \
                  ORDER BY CASE WHEN shipped_on IS NULL THEN 0 ELSE 1 END, shipped_on DESC, \
                  loan_number DESC \
