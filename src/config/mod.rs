@@ -10,6 +10,8 @@
 mod classify;
 mod cluster;
 mod database;
+#[cfg(test)]
+mod defaults_test;
 mod feeds;
 mod health;
 mod imap;
