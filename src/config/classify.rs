@@ -7,55 +7,46 @@ use crate::domain::Language;
 
 /// `[classify]`: how tracking requests and loan numbers are recognised.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClassifyConfig {
     /// Regex for one loan number after NFKC and upper-casing. Boundaries are handled by
     /// trialdesk (a number glued to an ASCII letter or digit does not count), so do not add `\b`.
-    #[serde(default = "default_loan_pattern")]
     pub loan_number_pattern: String,
     /// At most this many numbers are taken from one mail (the rest are ignored and the mail
     /// is flagged).
-    #[serde(default = "default_max_loan_numbers")]
     pub max_loan_numbers: usize,
     /// Subject phrases that make a mail a tracking request, per reply language
     /// (`zh`, `en`, `ja`, `de`). Matching folds case, width and white space.
-    #[serde(default = "default_subject_aliases")]
     pub subject_aliases: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ClassifyConfig {
     fn default() -> Self {
         ClassifyConfig {
-            loan_number_pattern: default_loan_pattern(),
-            max_loan_numbers: default_max_loan_numbers(),
-            subject_aliases: default_subject_aliases(),
+            loan_number_pattern: r"D[0-9]{6,10}".into(),
+            max_loan_numbers: 50,
+            subject_aliases: phrases(&[
+                ("zh", &["试用终端追踪请求"]),
+                ("en", &["Trial Endpoint Tracking Request"]),
+                (
+                    "ja",
+                    &["トライアル用エンドポイントのトラッキング リクエスト"],
+                ),
+                (
+                    "de",
+                    &["Anfrage zur Nachverfolgung der Endpunkte der Testversion"],
+                ),
+            ]),
         }
     }
 }
 
-fn default_loan_pattern() -> String {
-    r"D[0-9]{6,10}".into()
-}
-fn default_max_loan_numbers() -> usize {
-    50
-}
-
-pub fn default_subject_aliases() -> BTreeMap<String, Vec<String>> {
-    BTreeMap::from([
-        ("zh".to_string(), vec!["试用终端追踪请求".to_string()]),
-        (
-            "en".to_string(),
-            vec!["Trial Endpoint Tracking Request".to_string()],
-        ),
-        (
-            "ja".to_string(),
-            vec!["トライアル用エンドポイントのトラッキング リクエスト".to_string()],
-        ),
-        (
-            "de".to_string(),
-            vec!["Anfrage zur Nachverfolgung der Endpunkte der Testversion".to_string()],
-        ),
-    ])
+/// A phrase list per language, as `[classify.subject_aliases]` and `[rma.aliases]` hold them.
+pub(super) fn phrases(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    entries
+        .iter()
+        .map(|(lang, ps)| (lang.to_string(), ps.iter().map(|p| p.to_string()).collect()))
+        .collect()
 }
 
 impl ClassifyConfig {

@@ -10,34 +10,27 @@ use super::{invalid, ConfigError};
 /// (rows are claimed, reminders keyed); only the IMAP session is held by one instance at a
 /// time, under a lease in the database.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// How long the instance reading the mailbox holds it without renewing. An instance that
     /// dies is replaced after at most this (at once by another instance on the same machine,
     /// which can see that its process is gone); one that cannot renew stops reading
     /// `imap_lease_renew` before its lease ends.
-    #[serde(default = "default_imap_lease", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub imap_lease: Duration,
     /// How often the holder renews its lease and the other instances look for a free one.
     /// At most a third of `imap_lease`, so a renewal can fail twice without losing it.
-    #[serde(default = "default_imap_lease_renew", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub imap_lease_renew: Duration,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            imap_lease: default_imap_lease(),
-            imap_lease_renew: default_imap_lease_renew(),
+            imap_lease: Duration::from_secs(10),
+            imap_lease_renew: Duration::from_secs(2),
         }
     }
-}
-
-fn default_imap_lease() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_imap_lease_renew() -> Duration {
-    Duration::from_secs(2)
 }
 
 impl ClusterConfig {

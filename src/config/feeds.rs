@@ -12,13 +12,11 @@ use super::{invalid, ConfigError};
 /// `[api]`: the JSON API under `/api/v1` on the web listener (bearer tokens, see
 /// `trialdesk tokens`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Serve `/api/v1` beside the review pages (`run` and `web`).
-    #[serde(default = "default_true")]
     pub enabled: bool,
     /// Largest JSON request body (bytes); a larger one is refused with 413.
-    #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
 }
 
@@ -26,16 +24,9 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             enabled: true,
-            max_body_bytes: default_max_body_bytes(),
+            max_body_bytes: 4 << 20,
         }
     }
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_max_body_bytes() -> usize {
-    4 << 20
 }
 
 impl ApiConfig {
@@ -49,15 +40,14 @@ impl ApiConfig {
 
 /// `[import]`: the drop folder.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImportConfig {
     /// Folder watched by `run`: `partners*.csv`, `shipments*.csv` and `trials*.csv` renamed
     /// into it are imported (all or nothing) and moved to `done/` or `failed/` (with a
     /// `.errors.txt`). Unset: no drop folder.
-    #[serde(default)]
     pub watch_dir: Option<PathBuf>,
     /// How often the folder is looked at.
-    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
 }
 
@@ -65,13 +55,9 @@ impl Default for ImportConfig {
     fn default() -> Self {
         ImportConfig {
             watch_dir: None,
-            poll_interval: default_poll_interval(),
+            poll_interval: Duration::from_secs(1),
         }
     }
-}
-
-fn default_poll_interval() -> Duration {
-    Duration::from_secs(1)
 }
 
 impl ImportConfig {

@@ -7,31 +7,24 @@ use serde::Deserialize;
 use super::{invalid, ConfigError};
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// Unhealthy when no fetch from the mail source has succeeded for this long (failing, or
     /// silently stuck). Must be longer than the source's poll / safety-net interval.
-    #[serde(default = "default_max_fetch_silence", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub max_fetch_silence: Duration,
     /// Unhealthy when sends have been failing, without one success, for this long.
-    #[serde(default = "default_max_send_failure", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub max_send_failure: Duration,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
-            max_fetch_silence: default_max_fetch_silence(),
-            max_send_failure: default_max_send_failure(),
+            max_fetch_silence: Duration::from_secs(600),
+            max_send_failure: Duration::from_secs(1800),
         }
     }
-}
-
-fn default_max_fetch_silence() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_max_send_failure() -> Duration {
-    Duration::from_secs(1800)
 }
 
 impl HealthConfig {

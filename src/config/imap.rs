@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::remote::{
-    credential, default_connect_timeout, default_host, validate_auth, AuthMechanism, Credential,
-    TlsMode,
-};
+use super::remote::{credential, validate_auth, AuthMechanism, Credential, TlsMode};
 use super::secret::Secret;
 use super::{invalid, ConfigError};
 
@@ -26,102 +23,81 @@ pub enum AfterProcessing {
 
 /// `[imap]`: the helpdesk mailbox in production (`mail.source = "imap"`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ImapConfig {
     /// Server name or IP address.
-    #[serde(default = "default_host")]
     pub host: String,
     /// 993 for implicit TLS, 143 for STARTTLS.
-    #[serde(default = "default_imap_port")]
     pub port: u16,
     /// `implicit` (IMAPS), `starttls`, or `none` (plain text: loopback test servers only).
-    #[serde(default = "default_tls")]
     pub tls: TlsMode,
     /// PEM file of extra CA certificates (a private CA); the built-in public roots stay
     /// trusted. Relative to the config file.
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Name the server certificate must be valid for; defaults to `host`. Set it when you
     /// connect by IP address or through a tunnel.
-    #[serde(default)]
     pub tls_server_name: Option<String>,
     /// Login name (usually the mailbox address).
-    #[serde(default)]
     pub username: String,
     /// `login` (IMAP LOGIN, default), `plain` (SASL PLAIN) or `xoauth2` (OAuth 2.0 token).
-    #[serde(default = "default_imap_auth")]
     pub auth: AuthMechanism,
     /// The password for `login`/`plain`. Prefer `password_env` or `password_file`.
-    #[serde(default)]
     pub password: Option<Secret>,
     /// Name of an environment variable holding the password.
-    #[serde(default)]
     pub password_env: Option<String>,
     /// File holding the password (trailing newline ignored); relative to the config file.
-    #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// For `xoauth2`: a shell command (`sh -c`) printing a current access token on its first
     /// line, run at every connect (e.g. a refresh-token helper).
-    #[serde(default)]
     pub oauth2_token_command: Option<String>,
     /// For `xoauth2`: a file holding a current access token, re-read at every connect (kept
     /// fresh by another program).
-    #[serde(default)]
     pub oauth2_token_file: Option<PathBuf>,
     /// The mailbox requests arrive in.
-    #[serde(default = "default_mailbox")]
     pub mailbox: String,
     /// Use IMAP IDLE (push) when the server offers it; otherwise poll every `poll_interval`.
-    #[serde(default = "default_true")]
     pub idle: bool,
     /// IDLE is ended and re-issued at least this often (RFC 2177: servers may drop an IDLE
     /// older than 30 minutes). At most 29m.
-    #[serde(default = "default_idle_renew", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub idle_renew: Duration,
     /// How often to look for new mail when the server has no IDLE (or `idle = false`).
-    #[serde(default = "default_imap_poll", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Even with IDLE, look for new mail at least this often: a safety net against a lost
     /// notification or a connection that died silently.
-    #[serde(default = "default_safety_poll", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub safety_poll_interval: Duration,
     /// Mails fetched per `UID FETCH` round.
-    #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Upper bound on the bytes of one fetch round (at least one mail is always fetched).
-    #[serde(default = "default_batch_bytes")]
     pub batch_bytes: u64,
     /// `move` (default): file each handled mail into the folder for its outcome, with
     /// `UID MOVE` (or COPY + `\Deleted` + `UID EXPUNGE` when MOVE is missing).
     /// `flag_seen`: only set `\Seen`.
-    #[serde(default = "default_after_processing")]
     pub after_processing: AfterProcessing,
     /// Folder for mail that was answered automatically. `/` separates levels; it is
     /// translated to the server's hierarchy delimiter. Created when missing.
-    #[serde(default = "default_folder_answered")]
     pub folder_answered: String,
     /// Folder for mail waiting in the review queue.
-    #[serde(default = "default_folder_review")]
     pub folder_review: String,
     /// Folder for mail deliberately not answered (auto-replies, bounces, our own mail).
-    #[serde(default = "default_folder_ignored")]
     pub folder_ignored: String,
     /// Capabilities to treat as absent although the server offers them: `MOVE`, `UIDPLUS`,
     /// `IDLE`. A workaround for a server whose implementation misbehaves; trialdesk then files
     /// with COPY + `\Deleted` (+ `UID EXPUNGE`), or polls.
-    #[serde(default)]
     pub ignore_capabilities: Vec<String>,
     /// Limit for TCP connect, TLS handshake, greeting and login together.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// Limit for one command (and, while fetching, for the gap between two mails).
-    #[serde(default = "default_command_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
     /// First delay before reconnecting after a failure; doubles (with jitter) per failure.
-    #[serde(default = "default_reconnect_min", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub reconnect_min: Duration,
     /// Longest delay between reconnect attempts.
-    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub reconnect_max: Duration,
 }
 
@@ -131,34 +107,34 @@ pub const IGNORABLE_CAPABILITIES: [&str; 3] = ["MOVE", "UIDPLUS", "IDLE"];
 impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {
-            host: default_host(),
-            port: default_imap_port(),
-            tls: default_tls(),
+            host: "127.0.0.1".into(),
+            port: 993,
+            tls: TlsMode::Implicit,
             ca_file: None,
             tls_server_name: None,
             username: String::new(),
-            auth: default_imap_auth(),
+            auth: AuthMechanism::Login,
             password: None,
             password_env: None,
             password_file: None,
             oauth2_token_command: None,
             oauth2_token_file: None,
-            mailbox: default_mailbox(),
+            mailbox: "INBOX".into(),
             idle: true,
-            idle_renew: default_idle_renew(),
-            poll_interval: default_imap_poll(),
-            safety_poll_interval: default_safety_poll(),
-            batch_size: default_batch_size(),
-            batch_bytes: default_batch_bytes(),
-            after_processing: default_after_processing(),
-            folder_answered: default_folder_answered(),
-            folder_review: default_folder_review(),
-            folder_ignored: default_folder_ignored(),
+            idle_renew: Duration::from_secs(25 * 60),
+            poll_interval: Duration::from_secs(30),
+            safety_poll_interval: Duration::from_secs(180),
+            batch_size: 50,
+            batch_bytes: 64 * 1024 * 1024,
+            after_processing: AfterProcessing::Move,
+            folder_answered: "trialdesk/answered".into(),
+            folder_review: "trialdesk/review".into(),
+            folder_ignored: "trialdesk/ignored".into(),
             ignore_capabilities: Vec::new(),
-            connect_timeout: default_connect_timeout(),
-            command_timeout: default_command_timeout(),
-            reconnect_min: default_reconnect_min(),
-            reconnect_max: default_reconnect_max(),
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(120),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(300),
         }
     }
 }
@@ -253,56 +229,4 @@ impl ImapConfig {
     pub fn server_name(&self) -> &str {
         self.tls_server_name.as_deref().unwrap_or(&self.host)
     }
-}
-
-fn default_imap_port() -> u16 {
-    993
-}
-fn default_tls() -> TlsMode {
-    TlsMode::Implicit
-}
-fn default_imap_auth() -> AuthMechanism {
-    AuthMechanism::Login
-}
-fn default_mailbox() -> String {
-    "INBOX".into()
-}
-fn default_true() -> bool {
-    true
-}
-fn default_idle_renew() -> Duration {
-    Duration::from_secs(25 * 60)
-}
-fn default_imap_poll() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_safety_poll() -> Duration {
-    Duration::from_secs(180)
-}
-fn default_batch_size() -> usize {
-    50
-}
-fn default_batch_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-fn default_after_processing() -> AfterProcessing {
-    AfterProcessing::Move
-}
-fn default_folder_answered() -> String {
-    "trialdesk/answered".into()
-}
-fn default_folder_review() -> String {
-    "trialdesk/review".into()
-}
-fn default_folder_ignored() -> String {
-    "trialdesk/ignored".into()
-}
-fn default_command_timeout() -> Duration {
-    Duration::from_secs(120)
-}
-fn default_reconnect_min() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_reconnect_max() -> Duration {
-    Duration::from_secs(300)
 }

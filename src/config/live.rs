@@ -13,58 +13,45 @@ use crate::domain::{Language, ShipmentStatus};
 /// `[notify]`: proactive shipment notices to partners that opted in
 /// (partners CSV column `notify_shipment_updates`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// A shipment changing to one of these statuses (CSV import, web upload, API, drop folder)
     /// queues a notice to the partner's `admin_emails`, once per (loan, status).
-    #[serde(default = "default_shipment_statuses")]
     pub shipment_statuses: Vec<ShipmentStatus>,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
-            shipment_statuses: default_shipment_statuses(),
+            shipment_statuses: vec![
+                ShipmentStatus::Shipped,
+                ShipmentStatus::Delivered,
+                ShipmentStatus::Exception,
+            ],
         }
     }
 }
 
-fn default_shipment_statuses() -> Vec<ShipmentStatus> {
-    vec![
-        ShipmentStatus::Shipped,
-        ShipmentStatus::Delivered,
-        ShipmentStatus::Exception,
-    ]
-}
-
 /// `[tracking]`: what tracking answers list and how they treat late loans.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrackingConfig {
     /// A request without loan numbers is answered with the partner's active loans (not
     /// `returned`), most recent first, at most this many (a line says how many more exist).
-    #[serde(default = "default_max_listed")]
     pub max_listed: usize,
     /// A loan not delivered this long after its ETA is overdue: the answer says so and a
     /// `shipment_attention` review item is opened (as for a loan in `exception`).
-    #[serde(default = "default_overdue_after", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub overdue_after: Duration,
 }
 
 impl Default for TrackingConfig {
     fn default() -> Self {
         TrackingConfig {
-            max_listed: default_max_listed(),
-            overdue_after: default_overdue_after(),
+            max_listed: 20,
+            overdue_after: Duration::from_secs(3 * 86_400),
         }
     }
-}
-
-fn default_max_listed() -> usize {
-    20
-}
-fn default_overdue_after() -> Duration {
-    Duration::from_secs(3 * 86_400)
 }
 
 impl TrackingConfig {
@@ -87,52 +74,33 @@ impl TrackingConfig {
 
 /// `[rma]`: return labels and the mails that ask for them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RmaConfig {
     /// Folder of return labels, one `LOAN.pdf` per loan (e.g. `D20261007.pdf`), relative to
     /// the config file (default `rma-labels`). Filled by hand or by
     /// `PUT /api/v1/shipments/{loan}/rma-label`; a loan without a file there has no label, so
     /// its label requests go to review.
-    #[serde(default = "default_labels_dir")]
     pub labels_dir: Option<PathBuf>,
     /// Phrases that make a mail an RMA label request when its subject or fresh text names
     /// one, per reply language. Matching folds case, width and white space.
-    #[serde(default = "default_rma_aliases")]
     pub aliases: BTreeMap<String, Vec<String>>,
     /// Largest label file attached (bytes); a larger one counts as missing.
-    #[serde(default = "default_max_label_bytes")]
     pub max_label_bytes: u64,
 }
 
 impl Default for RmaConfig {
     fn default() -> Self {
         RmaConfig {
-            labels_dir: default_labels_dir(),
-            aliases: default_rma_aliases(),
-            max_label_bytes: default_max_label_bytes(),
+            labels_dir: Some(PathBuf::from("rma-labels")),
+            aliases: super::classify::phrases(&[
+                ("zh", &["RMA 标签", "退货标签", "退回标签"]),
+                ("en", &["RMA label", "return label"]),
+                ("ja", &["返送ラベル", "RMAラベル"]),
+                ("de", &["Rücksendeetikett", "RMA-Etikett"]),
+            ]),
+            max_label_bytes: 5 << 20,
         }
     }
-}
-
-fn default_labels_dir() -> Option<PathBuf> {
-    Some(PathBuf::from("rma-labels"))
-}
-
-fn default_max_label_bytes() -> u64 {
-    5 << 20
-}
-
-pub fn default_rma_aliases() -> BTreeMap<String, Vec<String>> {
-    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    BTreeMap::from([
-        (
-            "zh".to_string(),
-            list(&["RMA 标签", "退货标签", "退回标签"]),
-        ),
-        ("en".to_string(), list(&["RMA label", "return label"])),
-        ("ja".to_string(), list(&["返送ラベル", "RMAラベル"])),
-        ("de".to_string(), list(&["Rücksendeetikett", "RMA-Etikett"])),
-    ])
 }
 
 impl RmaConfig {

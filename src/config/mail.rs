@@ -23,85 +23,50 @@ pub enum TransportKind {
 
 /// `[mail]`: the helpdesk's identity and which source and transport to use.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MailConfig {
     /// `imap` in production, `maildir` for the embedded default.
-    #[serde(default = "default_source")]
     pub source: SourceKind,
     /// `smtp` in production, `file` writes each outgoing mail into `outbox.dir`.
-    #[serde(default = "default_transport")]
     pub transport: TransportKind,
     /// The helpdesk address replies come from. Mail from it is never answered.
-    #[serde(default = "default_from")]
     pub from: String,
     /// Display name on outgoing mail.
-    #[serde(default = "default_from_name")]
     pub from_name: String,
     /// Domain of the Message-IDs trialdesk generates; defaults to the domain of `from`.
     /// Inbound mail whose own Message-ID is under it is our own mail coming back.
-    #[serde(default)]
     pub message_id_domain: Option<String>,
     /// Further addresses that are ours (aliases of the helpdesk); never answered.
-    #[serde(default)]
     pub own_addresses: Vec<String>,
     /// Mails larger than this are not parsed whole: they go to review with their headers.
-    #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
     /// Deepest MIME nesting read (each multipart or attached message is one level; a plain
     /// mail is 1, a forwarded mail with attachments about 4). Deeper mail goes to review with
     /// its headers: very deep structures cost stack and time for nothing a person writes.
-    #[serde(default = "default_max_mime_depth")]
     pub max_mime_depth: usize,
     /// Most MIME parts read, attached messages' parts included. Mail with more goes to review
     /// with its headers.
-    #[serde(default = "default_max_mime_parts")]
     pub max_mime_parts: usize,
     /// A mail whose processing fails this many times for a reason retrying does not fix (or
     /// panics once) is set aside for review as `unprocessable`, so it cannot stall the rest.
-    #[serde(default = "default_max_processing_failures")]
     pub max_processing_failures: u32,
 }
 
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
-            source: default_source(),
-            transport: default_transport(),
-            from: default_from(),
-            from_name: default_from_name(),
+            source: SourceKind::Maildir,
+            transport: TransportKind::File,
+            from: "helpdesk@example.test".into(),
+            from_name: "Trial Helpdesk".into(),
             message_id_domain: None,
             own_addresses: Vec::new(),
-            max_message_bytes: default_max_message_bytes(),
-            max_mime_depth: default_max_mime_depth(),
-            max_mime_parts: default_max_mime_parts(),
-            max_processing_failures: default_max_processing_failures(),
+            max_message_bytes: 25 * 1024 * 1024,
+            max_mime_depth: 20,
+            max_mime_parts: 500,
+            max_processing_failures: 3,
         }
     }
-}
-
-fn default_source() -> SourceKind {
-    SourceKind::Maildir
-}
-fn default_transport() -> TransportKind {
-    TransportKind::File
-}
-fn default_from() -> String {
-    "helpdesk@example.test".into()
-}
-fn default_from_name() -> String {
-    "Trial Helpdesk".into()
-}
-fn default_max_message_bytes() -> usize {
-    25 * 1024 * 1024
-}
-fn default_max_mime_depth() -> usize {
-    20
-}
-fn default_max_mime_parts() -> usize {
-    500
-}
-fn default_max_processing_failures() -> u32 {
-    3
 }
 
 impl MailConfig {
@@ -155,28 +120,20 @@ impl MailConfig {
 
 /// `[maildir]`: the embedded default source, a Maildir whose `new/` holds unread mail.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MaildirConfig {
     /// The Maildir (with `new/`, `cur/`, `tmp/`); relative to the config file.
-    #[serde(default = "default_maildir_path")]
     pub path: PathBuf,
     /// How often `run` looks into `new/` when it has nothing to do.
-    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
 }
 
 impl Default for MaildirConfig {
     fn default() -> Self {
         MaildirConfig {
-            path: default_maildir_path(),
-            poll_interval: default_poll_interval(),
+            path: PathBuf::from("maildir"),
+            poll_interval: Duration::from_secs(1),
         }
     }
-}
-
-fn default_maildir_path() -> PathBuf {
-    PathBuf::from("maildir")
-}
-fn default_poll_interval() -> Duration {
-    Duration::from_secs(1)
 }

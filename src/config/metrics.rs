@@ -8,21 +8,17 @@ use super::secret::{resolve_secret, Secret};
 use super::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Whether `trialdesk run` serves `GET /metrics` (beside `/healthz`, outside the sign-in).
-    #[serde(default = "default_true")]
     pub enabled: bool,
     /// Bearer token a scraper must send (`Authorization: Bearer …`). Without one, `/metrics`
     /// answers only clients connected straight from a loopback address (not through a proxy).
     /// Prefer `token_env` or `token_file`.
-    #[serde(default)]
     pub token: Option<super::secret::Secret>,
     /// Environment variable holding the token.
-    #[serde(default)]
     pub token_env: Option<String>,
     /// File holding the token (trailing newline ignored).
-    #[serde(default)]
     pub token_file: Option<PathBuf>,
 }
 
@@ -35,10 +31,6 @@ impl Default for MetricsConfig {
             token_file: None,
         }
     }
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl MetricsConfig {

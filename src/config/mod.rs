@@ -10,6 +10,8 @@
 mod classify;
 mod cluster;
 mod database;
+#[cfg(test)]
+mod defaults_test;
 mod feeds;
 mod health;
 mod imap;
@@ -112,19 +114,17 @@ pub struct Config {
 
 /// Who is trusted about sender authenticity.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     /// authserv-ids (RFC 8601) of our own inbound MTAs. Only their `Authentication-Results`
     /// headers are believed; a `dmarc=fail` from one of them sends the mail to review. Headers
     /// from any other authserv-id can be forged by the sender and are ignored.
-    #[serde(default)]
     pub trusted_authserv_ids: Vec<String>,
     /// Answer automatically only mail for which a trusted authserv-id reported `dmarc=pass`;
     /// `none`, `temperror`, `permerror` or no trusted result at all go to review
     /// (`dmarc_not_pass`). Off by default: then only a trusted `dmarc=fail` sends a mail to
     /// review, and mail without a trusted Authentication-Results header is judged by its From
     /// domain alone.
-    #[serde(default)]
     pub require_dmarc_pass: bool,
 }
 

@@ -7,13 +7,11 @@ use super::{invalid, ConfigError};
 
 /// `[logging]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoggingConfig {
     /// `RUST_LOG`-style filter; the `RUST_LOG` environment variable wins when set.
-    #[serde(default = "default_filter")]
     pub filter: String,
     /// `human` for a terminal, `json` for a log collector.
-    #[serde(default)]
     pub format: LogFormat,
 }
 
@@ -28,67 +26,53 @@ pub enum LogFormat {
 impl Default for LoggingConfig {
     fn default() -> Self {
         LoggingConfig {
-            filter: default_filter(),
+            filter: "info".into(),
             format: LogFormat::Human,
         }
     }
 }
 
-fn default_filter() -> String {
-    "info".into()
-}
-
 /// `[web]`: the review pages.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Whether `trialdesk run` serves the review pages beside the workers.
-    #[serde(default = "default_true")]
     pub enabled: bool,
     /// Loopback by default: put a TLS-terminating proxy in front to expose it.
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Mark cookies `Secure` (and name the session cookie `__Host-…`): set it when the pages
     /// are reached over HTTPS (through a TLS-terminating proxy). Browsers then never send the
     /// session over plain HTTP.
-    #[serde(default)]
     pub secure_cookies: bool,
     /// A session ends this long after sign-in, however active.
-    #[serde(default = "default_session_lifetime", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub session_lifetime: Duration,
     /// A session ends after this long without a request.
-    #[serde(default = "default_session_idle", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub session_idle_timeout: Duration,
     /// Load remote images in received HTML mail by default. Off: images from the web are
     /// blocked (they tell the sender the mail was opened) until staff click "load images".
-    #[serde(default)]
     pub remote_images: bool,
     /// Time zone the pages show times in (IANA name, e.g. `Asia/Shanghai`), unless a user
     /// chose their own on the settings page.
-    #[serde(default = "default_time_zone")]
     pub time_zone: String,
     /// Language of the pages (`zh` or `en`) for users without a setting whose browser asks
     /// for neither.
-    #[serde(default = "default_language")]
     pub default_language: String,
     /// How long an open item may wait before the queue marks it overdue.
-    #[serde(default = "default_sla", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub sla: Duration,
     /// Failed sign-ins allowed per account name within `login_window`; more are refused
     /// until the window has passed.
-    #[serde(default = "default_login_max_failures")]
     pub login_max_failures: u32,
     /// Failed sign-ins allowed per client address within `login_window` (any account names).
-    #[serde(default = "default_login_max_failures_per_address")]
     pub login_max_failures_per_address: u32,
-    #[serde(default = "default_login_window", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub login_window: Duration,
     /// Take the client address for sign-in rate limits from the last `X-Forwarded-For` entry
     /// (only behind a proxy that sets it; otherwise clients could pick their own address).
-    #[serde(default)]
     pub trust_forwarded_for: bool,
     /// Rows per page in the queue, history and audit log.
-    #[serde(default = "default_page_size")]
     pub page_size: u32,
 }
 
@@ -96,19 +80,19 @@ impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             enabled: true,
-            listen: default_listen(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             secure_cookies: false,
-            session_lifetime: default_session_lifetime(),
-            session_idle_timeout: default_session_idle(),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            session_idle_timeout: Duration::from_secs(2 * 3600),
             remote_images: false,
-            time_zone: default_time_zone(),
-            default_language: default_language(),
-            sla: default_sla(),
-            login_max_failures: default_login_max_failures(),
-            login_max_failures_per_address: default_login_max_failures_per_address(),
-            login_window: default_login_window(),
+            time_zone: "Asia/Shanghai".into(),
+            default_language: "zh".into(),
+            sla: Duration::from_secs(4 * 3600),
+            login_max_failures: 5,
+            login_max_failures_per_address: 20,
+            login_window: Duration::from_secs(15 * 60),
             trust_forwarded_for: false,
-            page_size: default_page_size(),
+            page_size: 50,
         }
     }
 }
@@ -144,53 +128,15 @@ impl WebConfig {
     }
 }
 
-fn default_session_lifetime() -> Duration {
-    Duration::from_secs(12 * 3600)
-}
-fn default_session_idle() -> Duration {
-    Duration::from_secs(2 * 3600)
-}
-fn default_time_zone() -> String {
-    "Asia/Shanghai".into()
-}
-fn default_language() -> String {
-    "zh".into()
-}
-fn default_sla() -> Duration {
-    Duration::from_secs(4 * 3600)
-}
-fn default_login_max_failures() -> u32 {
-    5
-}
-fn default_login_max_failures_per_address() -> u32 {
-    20
-}
-fn default_login_window() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-fn default_page_size() -> u32 {
-    50
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8080))
-}
-
 /// `[reminders]`: the trial-lifecycle mail.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RemindersConfig {
     /// Whether `trialdesk run` runs the reminder scheduler.
-    #[serde(default = "default_true")]
     pub enabled: bool,
     /// Local time of day (in each trial's time zone) from which a due reminder is sent.
-    #[serde(default = "default_send_at")]
     pub send_at: String,
     /// Where customer admins buy or convert their trial.
-    #[serde(default = "default_purchase_url")]
     pub purchase_url: String,
 }
 
@@ -198,17 +144,10 @@ impl Default for RemindersConfig {
     fn default() -> Self {
         RemindersConfig {
             enabled: true,
-            send_at: default_send_at(),
-            purchase_url: default_purchase_url(),
+            send_at: "09:00".into(),
+            purchase_url: "https://www.example.com/buy".into(),
         }
     }
-}
-
-fn default_send_at() -> String {
-    "09:00".into()
-}
-fn default_purchase_url() -> String {
-    "https://www.example.com/buy".into()
 }
 
 impl RemindersConfig {
@@ -226,18 +165,16 @@ impl RemindersConfig {
 
 /// `[retention]`: how long raw mail is kept.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Raw bytes of inbound mail older than this many days are deleted (the decision, the
     /// extracted text and the metadata stay, so history and review still work). 0 keeps raw
     /// mail forever.
-    #[serde(default)]
     pub raw_mail_days: u32,
     /// How often `trialdesk run` looks for raw mail to delete.
-    #[serde(default = "default_retention_interval", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub interval: std::time::Duration,
     /// Rows cleared per transaction, so the job never holds the database for long.
-    #[serde(default = "default_retention_batch")]
     pub batch: u32,
 }
 
@@ -245,17 +182,10 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             raw_mail_days: 0,
-            interval: default_retention_interval(),
-            batch: default_retention_batch(),
+            interval: Duration::from_secs(24 * 3600),
+            batch: 500,
         }
     }
-}
-
-fn default_retention_interval() -> std::time::Duration {
-    std::time::Duration::from_secs(24 * 3600)
-}
-fn default_retention_batch() -> u32 {
-    500
 }
 
 impl RetentionConfig {

@@ -7,40 +7,36 @@ use super::{invalid, ConfigError};
 
 /// `[outbox]`: how queued mail is delivered and retried.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OutboxConfig {
     /// For `mail.transport = "file"`: the folder each outgoing mail is written to as `.eml`.
-    #[serde(default = "default_dir")]
     pub dir: PathBuf,
     /// A mail the relay keeps refusing for now (4xx) is dead-lettered to the review queue once
     /// it is this old. Relay outages (connection refused, login refused, 421) never count:
     /// the sender waits for the relay as a whole.
-    #[serde(default = "default_give_up_after", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub give_up_after: Duration,
     /// Kept for old configs: when set, a mail is also dead-lettered after this many attempts
     /// that reached the relay and were refused for now. Unset (the default): only
     /// `give_up_after` bounds retries.
-    #[serde(default)]
     pub max_attempts: Option<u32>,
     /// A mail handed to the relay without hearing its final reply (timeout, dropped
     /// connection) may have been delivered: it is tried again only after this delay.
-    #[serde(default = "default_unknown_outcome_delay", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub unknown_outcome_delay: Duration,
     /// First retry delay; doubles per attempt (with jitter) up to `retry_max`.
-    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub retry_base: Duration,
-    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
     /// How long a sender owns a claimed row; a crashed sender's rows are retried after it.
-    #[serde(default = "default_lease", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// Rows claimed per round.
-    #[serde(default = "default_batch")]
     pub batch: u32,
     /// Per-recipient ladder for automatic mail: each step allows at most `max` mails to one
     /// address within `window`. Mail over any step goes to review instead, so two robots
     /// answering each other stop quickly.
-    #[serde(default = "default_rate_limits")]
     pub rate_limits: Vec<RateLimitStep>,
 }
 
@@ -55,51 +51,26 @@ pub struct RateLimitStep {
 impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
-            dir: default_dir(),
-            give_up_after: default_give_up_after(),
+            dir: PathBuf::from("outbox"),
+            give_up_after: Duration::from_secs(3 * 24 * 3600),
             max_attempts: None,
-            unknown_outcome_delay: default_unknown_outcome_delay(),
-            retry_base: default_retry_base(),
-            retry_max: default_retry_max(),
-            lease: default_lease(),
-            batch: default_batch(),
-            rate_limits: default_rate_limits(),
+            unknown_outcome_delay: Duration::from_secs(600),
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            lease: Duration::from_secs(120),
+            batch: 50,
+            rate_limits: vec![
+                RateLimitStep {
+                    window: Duration::from_secs(600),
+                    max: 10,
+                },
+                RateLimitStep {
+                    window: Duration::from_secs(3600),
+                    max: 25,
+                },
+            ],
         }
     }
-}
-
-fn default_dir() -> PathBuf {
-    PathBuf::from("outbox")
-}
-fn default_give_up_after() -> Duration {
-    Duration::from_secs(3 * 24 * 3600)
-}
-fn default_unknown_outcome_delay() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_retry_base() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_retry_max() -> Duration {
-    Duration::from_secs(3600)
-}
-fn default_lease() -> Duration {
-    Duration::from_secs(120)
-}
-fn default_batch() -> u32 {
-    50
-}
-fn default_rate_limits() -> Vec<RateLimitStep> {
-    vec![
-        RateLimitStep {
-            window: Duration::from_secs(600),
-            max: 10,
-        },
-        RateLimitStep {
-            window: Duration::from_secs(3600),
-            max: 25,
-        },
-    ]
 }
 
 impl OutboxConfig {
@@ -136,29 +107,20 @@ impl OutboxConfig {
 
 /// `[templates]`: reply and reminder templates, read at run time so the helpdesk can edit them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TemplatesConfig {
     /// Folder of minijinja templates; relative to the config file. A template missing there
     /// falls back to the copy built into the binary.
-    #[serde(default = "default_templates_dir")]
     pub dir: PathBuf,
     /// Signature block appended by the templates (`{{ signature }}`).
-    #[serde(default = "default_signature")]
     pub signature: String,
 }
 
 impl Default for TemplatesConfig {
     fn default() -> Self {
         TemplatesConfig {
-            dir: default_templates_dir(),
-            signature: default_signature(),
+            dir: PathBuf::from("templates"),
+            signature: "Partner Trial Helpdesk".into(),
         }
     }
-}
-
-fn default_templates_dir() -> PathBuf {
-    PathBuf::from("templates")
-}
-fn default_signature() -> String {
-    "Partner Trial Helpdesk".into()
 }

@@ -3,7 +3,6 @@
 //! credential comes from. The tests of both sections live here.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -137,13 +136,6 @@ pub(super) fn credential(
             "set one of password, password_env, password_file",
         )),
     }
-}
-
-pub(super) fn default_host() -> String {
-    "127.0.0.1".into()
-}
-pub(super) fn default_connect_timeout() -> Duration {
-    Duration::from_secs(30)
 }
 
 #[cfg(test)]

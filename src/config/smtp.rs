@@ -5,94 +5,77 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::remote::{
-    credential, default_connect_timeout, default_host, validate_auth, AuthMechanism, Credential,
-    TlsMode,
-};
+use super::remote::{credential, validate_auth, AuthMechanism, Credential, TlsMode};
 use super::secret::Secret;
 use super::{invalid, ConfigError};
 
 /// `[smtp]`: the relay replies and reminders leave through (`mail.transport = "smtp"`).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Relay name or IP address.
-    #[serde(default = "default_host")]
     pub host: String,
     /// 587 for STARTTLS submission, 465 for implicit TLS, 25 for a plain relay.
-    #[serde(default = "default_smtp_port")]
     pub port: u16,
     /// `starttls`, `implicit`, or `none` (plain text: loopback relays only).
-    #[serde(default = "default_smtp_tls")]
     pub tls: TlsMode,
     /// PEM file of extra CA certificates (a private CA); relative to the config file.
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Name the relay's certificate must be valid for; defaults to `host`.
-    #[serde(default)]
     pub tls_server_name: Option<String>,
     /// Login name; without it trialdesk sends without AUTH (a relay that trusts its network).
-    #[serde(default)]
     pub username: Option<String>,
     /// `plain` (default), `login` or `xoauth2`.
-    #[serde(default = "default_smtp_auth")]
     pub auth: AuthMechanism,
     /// The password for `plain`/`login`. Prefer `password_env` or `password_file`.
-    #[serde(default)]
     pub password: Option<Secret>,
-    #[serde(default)]
     pub password_env: Option<String>,
-    #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// For `xoauth2`: shell command printing a current access token (see `[imap]`).
-    #[serde(default)]
     pub oauth2_token_command: Option<String>,
     /// For `xoauth2`: file holding a current access token (see `[imap]`).
-    #[serde(default)]
     pub oauth2_token_file: Option<PathBuf>,
     /// For `xoauth2`: the token is fetched again when older than this (and after the relay
     /// refuses it), so pooled connections never log in with an expired one.
-    #[serde(default = "default_token_refresh", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub oauth2_token_refresh: Duration,
     /// Limit for connecting and for each SMTP command.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Limit for sending the message and hearing the reply to its final dot (RFC 5321
     /// §4.5.3.2 suggests 10 minutes: the relay may scan the message first). A timeout here
     /// means the outcome is unknown; see `outbox.unknown_outcome_delay`.
-    #[serde(default = "default_data_timeout", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub data_timeout: Duration,
     /// Open connections kept to the relay and reused across mails.
-    #[serde(default = "default_pool_size")]
     pub pool_size: u32,
     /// A pooled connection unused this long is closed.
-    #[serde(default = "default_pool_idle", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
     /// Name sent with EHLO; defaults to this machine's host name.
-    #[serde(default)]
     pub hello_name: Option<String>,
 }
 
 impl Default for SmtpConfig {
     fn default() -> Self {
         SmtpConfig {
-            host: default_host(),
-            port: default_smtp_port(),
-            tls: default_smtp_tls(),
+            host: "127.0.0.1".into(),
+            port: 587,
+            tls: TlsMode::Starttls,
             ca_file: None,
             tls_server_name: None,
             username: None,
-            auth: default_smtp_auth(),
+            auth: AuthMechanism::Plain,
             password: None,
             password_env: None,
             password_file: None,
             oauth2_token_command: None,
             oauth2_token_file: None,
-            oauth2_token_refresh: default_token_refresh(),
-            timeout: default_connect_timeout(),
-            data_timeout: default_data_timeout(),
-            pool_size: default_pool_size(),
-            pool_idle_timeout: default_pool_idle(),
+            oauth2_token_refresh: Duration::from_secs(600),
+            timeout: Duration::from_secs(30),
+            data_timeout: Duration::from_secs(600),
+            pool_size: 4,
+            pool_idle_timeout: Duration::from_secs(60),
             hello_name: None,
         }
     }
@@ -162,26 +145,4 @@ impl SmtpConfig {
     pub fn server_name(&self) -> &str {
         self.tls_server_name.as_deref().unwrap_or(&self.host)
     }
-}
-
-fn default_smtp_port() -> u16 {
-    587
-}
-fn default_smtp_tls() -> TlsMode {
-    TlsMode::Starttls
-}
-fn default_smtp_auth() -> AuthMechanism {
-    AuthMechanism::Plain
-}
-fn default_data_timeout() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_token_refresh() -> Duration {
-    Duration::from_secs(600)
-}
-fn default_pool_size() -> u32 {
-    4
-}
-fn default_pool_idle() -> Duration {
-    Duration::from_secs(60)
 }
