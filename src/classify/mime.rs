@@ -450,7 +450,11 @@ pub(super) fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailb
         Some((local, domain)) => format!("{local}@{}", domain.trim_end_matches('.')),
         None => address.to_string(),
     };
-    if sender::address_domain(&address).is_none() || address.chars().any(char::is_whitespace) {
+    // Whitespace or control characters (a NUL, say) make no address a relay would deliver to
+    // as written: such a sender is no one we can answer.
+    if sender::address_domain(&address).is_none()
+        || address.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return None;
     }
     Some(Mailbox {
