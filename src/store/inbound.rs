@@ -1,5 +1,5 @@
 use super::outbox::insert_outbox;
-use super::{dispatch, to_json, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, to_json, Store, StoreError};
 
 /// `insert_decision!(conn, &NewDecision, inbound_id, now_ms)`: a future that records a
 /// decision. Shared by the first decision and a staff reprocess (a macro for the same reason
@@ -170,7 +170,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<RecordOutcome, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO inbound_messages (message_key, message_id, source, received_at, \
                  sender, sender_name, subject, size_bytes, raw, body_text, kind, action, \

@@ -4,7 +4,7 @@ use sqlx::QueryBuilder;
 
 use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
-    dispatch, from_json, parse_field, to_json, BeginWrite, Store, StoreError, INSERT_CHUNK,
+    begin_write, dispatch, from_json, parse_field, to_json, Store, StoreError, INSERT_CHUNK,
 };
 use crate::domain::Partner;
 
@@ -53,7 +53,7 @@ impl Store {
         extras: &UpsertExtras,
     ) -> Result<Upserted, StoreError> {
         let existing = dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let existing = existing_ids!(
                 tx,
                 "partners",

@@ -7,7 +7,9 @@ use sqlx::QueryBuilder;
 use super::audit::{insert_audit, NewAudit};
 use super::inbound::insert_decision;
 use super::outbox::insert_outbox;
-use super::{dispatch, to_json, BeginWrite, NewDecision, NewOutbox, NewReview, Store, StoreError};
+use super::{
+    begin_write, dispatch, to_json, Dialect, NewDecision, NewOutbox, NewReview, Store, StoreError,
+};
 
 /// An item in the review queue, joined with what it is about.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -281,7 +283,7 @@ impl Store {
     /// One page of review items. Filters, search, order and paging all happen in SQL; the
     /// conditions are only added when used, so each query shape gets its index.
     pub async fn review_page(&self, filter: &ReviewFilter) -> Result<ReviewPage, StoreError> {
-        let search = Search::new(filter.search.as_deref(), self.backend_name() == "sqlite");
+        let search = Search::new(filter.search.as_deref(), self.dialect());
         let limit = filter.limit.max(1);
         // Going backwards: read in the opposite order from the cursor, then flip.
         let backwards = filter.before.is_some() && filter.after.is_none();
@@ -422,7 +424,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             claim_open_item!(tx, id, c.by, c.note, now_ms);
             insert_audit!(&mut *tx, c.audit, now_ms);
             tx.commit().await?;
@@ -443,7 +445,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             claim_open_item!(tx, id, c.by, c.note, now_ms);
             let outbox_id: i64 = insert_outbox!(&mut *tx, mail, Some(inbound_id), now_ms).await?;
             if !loan_numbers.is_empty() {
@@ -473,7 +475,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             claim_open_item!(tx, id, c.by, c.note, now_ms);
             let n = if retry {
                 sqlx::query(
@@ -517,7 +519,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<ReprocessOutcome, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let d = r.decision;
             let n = sqlx::query(
                 "UPDATE inbound_messages SET kind = $1, action = $2, partner_id = $3, \
@@ -650,7 +652,7 @@ impl Store {
     /// The history: replies, staff replies and reminders, newest first, one page (plus one
     /// row to tell whether more follow).
     pub async fn history(&self, f: &HistoryFilter) -> Result<(Vec<SentMail>, bool), StoreError> {
-        let search = Search::new(f.search.as_deref(), self.backend_name() == "sqlite");
+        let search = Search::new(f.search.as_deref(), self.dialect());
         let limit = f.limit.max(1);
         let mut rows: Vec<SentMail> = dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(SENT_COLUMNS);
@@ -707,10 +709,10 @@ enum Search {
 }
 
 impl Search {
-    fn new(text: Option<&str>, sqlite: bool) -> Option<Search> {
+    fn new(text: Option<&str>, dialect: Dialect) -> Option<Search> {
         let text = text.map(str::trim).filter(|s| !s.is_empty())?;
         let pattern = like_pattern(Some(text))?;
-        Some(if !sqlite {
+        Some(if dialect == Dialect::Postgres {
             Search::PgLike(pattern)
         } else if text.chars().count() >= 3 {
             Search::Fts(format!("\"{}\"", text.replace('"', "\"\"")))

@@ -7,7 +7,7 @@ use super::notices::{announced_changes, NoticeLoan};
 use super::outbox::insert_outbox;
 use super::partners::PartnerRow;
 use super::{
-    dispatch, from_json, parse_date, parse_field, to_json, BeginWrite, Store, StoreError,
+    begin_write, dispatch, from_json, parse_date, parse_field, to_json, Store, StoreError,
     INSERT_CHUNK,
 };
 use crate::domain::{LoanNumber, Shipment, ShipmentStatus};
@@ -78,7 +78,7 @@ impl Store {
     ) -> Result<Upserted, StoreError> {
         let notifier = self.notifier.clone();
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             // Each loan's status before this change: which loans are new (201 vs 200 in the
             // API, the audit's created/updated) and which changed status (notices).
             let mut before: BTreeMap<String, ShipmentStatus> = BTreeMap::new();
