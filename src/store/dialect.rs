@@ -99,14 +99,39 @@ impl Dialect {
 /// generic helpers need only name the value types they bind.
 pub trait StoreDb: sqlx::Database<Arguments: sqlx::IntoArguments<Self>> + sealed::Sealed {
     const DIALECT: Dialect;
+
+    /// A connection (of a transaction: `&mut *tx`) as an executor. A method rather than a
+    /// `for<'c> &'c mut Connection: Executor<'c>` bound, which async functions cannot carry
+    /// into `Send` futures.
+    type Exec<'c>: sqlx::Executor<'c, Database = Self>
+    where
+        Self: 'c;
+    fn exec(conn: &mut Self::Connection) -> Self::Exec<'_>;
+
+    /// Rows an INSERT, UPDATE or DELETE touched.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
 }
 
 impl StoreDb for sqlx::Sqlite {
     const DIALECT: Dialect = Dialect::Sqlite;
+    type Exec<'c> = &'c mut sqlx::SqliteConnection;
+    fn exec(conn: &mut sqlx::SqliteConnection) -> Self::Exec<'_> {
+        conn
+    }
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
 impl StoreDb for sqlx::Postgres {
     const DIALECT: Dialect = Dialect::Postgres;
+    type Exec<'c> = &'c mut sqlx::PgConnection;
+    fn exec(conn: &mut sqlx::PgConnection) -> Self::Exec<'_> {
+        conn
+    }
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
 mod sealed {

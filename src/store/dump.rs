@@ -160,7 +160,6 @@ async fn insert_rows<DB: StoreDb>(
     buffer: &mut Vec<Vec<Value>>,
 ) -> Result<(), DumpError>
 where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     i64: Bind<DB>,
     String: Bind<DB>,
     bool: Bind<DB>,
@@ -196,7 +195,7 @@ where
             };
         }
     });
-    qb.build().execute(&mut **tx).await?;
+    qb.build().execute(DB::exec(tx)).await?;
     Ok(())
 }
 

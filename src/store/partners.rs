@@ -54,12 +54,13 @@ impl Store {
     ) -> Result<Upserted, StoreError> {
         let existing = dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let existing = existing_ids!(
-                tx,
+            let existing = existing_ids(
+                &mut tx,
                 "partners",
                 "partner_id",
-                partners.iter().map(|p| p.partner_id.clone())
-            );
+                partners.iter().map(|p| p.partner_id.clone()),
+            )
+            .await?;
             for chunk in partners.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO partners (partner_id, name, admin_emails, language, \
@@ -96,15 +97,16 @@ impl Store {
                         .await?;
                 }
             }
-            write_extras!(
-                tx,
+            write_extras(
+                &mut tx,
                 extras,
                 partners.len(),
                 now_ms,
                 "partner",
                 partners.iter().map(|p| p.partner_id.clone()),
-                existing
-            );
+                &existing,
+            )
+            .await?;
             tx.commit().await?;
             existing
         });

@@ -176,7 +176,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(ReminderOutcome::Skipped);
             };
-            let outbox_id: i64 = insert_outbox!(&mut *tx, mail, None, now_ms).await?;
+            let outbox_id: i64 = insert_outbox::<Db>(&mut tx, mail, None, now_ms).await?;
             sqlx::query("UPDATE reminders SET outbox_id = $1 WHERE id = $2")
                 .bind(outbox_id)
                 .bind(reminder_id)

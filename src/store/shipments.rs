@@ -185,7 +185,7 @@ impl Store {
                              nothing was imported: {e}"
                         ))
                     })?;
-                    let id: i64 = insert_outbox!(&mut *tx, &mail, None, now_ms).await?;
+                    let id: i64 = insert_outbox::<Db>(&mut tx, &mail, None, now_ms).await?;
                     let numbers: Vec<String> = fresh
                         .iter()
                         .map(|l| l.shipment.loan_number.to_string())
@@ -209,15 +209,16 @@ impl Store {
                     queued.push(id);
                 }
             }
-            write_extras!(
-                tx,
+            write_extras(
+                &mut tx,
                 extras,
                 shipments.len(),
                 now_ms,
                 "shipment",
                 shipments.iter().map(|s| s.loan_number.to_string()),
-                existing
-            );
+                &existing,
+            )
+            .await?;
             tx.commit().await?;
             Ok(Upserted {
                 existing,

@@ -71,12 +71,13 @@ impl Store {
     ) -> Result<Upserted, StoreError> {
         let existing = dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let existing = existing_ids!(
-                tx,
+            let existing = existing_ids(
+                &mut tx,
                 "trials",
                 "trial_id",
-                trials.iter().map(|t| t.trial_id.clone())
-            );
+                trials.iter().map(|t| t.trial_id.clone()),
+            )
+            .await?;
             for chunk in trials.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO trials (trial_id, partner_id, customer, customer_admin_emails, \
@@ -113,15 +114,16 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
-            write_extras!(
-                tx,
+            write_extras(
+                &mut tx,
                 extras,
                 trials.len(),
                 now_ms,
                 "trial",
                 trials.iter().map(|t| t.trial_id.clone()),
-                existing
-            );
+                &existing,
+            )
+            .await?;
             tx.commit().await?;
             existing
         });

@@ -87,7 +87,7 @@ impl Store {
                     "review item {id} is not open (someone else resolved it meanwhile?)"
                 )));
             }
-            insert_audit!(&mut *tx, audit, now_ms);
+            insert_audit::<Db>(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             Ok(())
         })
