@@ -1,7 +1,7 @@
 //! API bearer tokens. Only the token's SHA-256 is stored; the token itself is shown once,
 //! when it is made.
 
-use super::{dispatch, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, Store, StoreError};
 
 /// A token as stored (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -22,7 +22,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let taken: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM api_tokens WHERE name = $1 AND revoked_at IS NULL",
             )

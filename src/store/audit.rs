@@ -4,7 +4,7 @@
 
 use sqlx::QueryBuilder;
 
-use super::{dispatch, Store, StoreError};
+use super::{dispatch, Bind, Store, StoreDb, StoreError};
 
 /// Where an action came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -69,33 +69,41 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-/// Inserts `$audit` at `$at` with the executor `$exec` (a transaction, inside `dispatch!`).
-macro_rules! insert_audit {
-    ($exec:expr, $audit:expr, $at:expr) => {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, via, action, review_id, inbound_id, outbox_id, \
-             detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind($at)
-        .bind(&$audit.actor)
-        .bind($audit.via.code())
-        .bind($audit.action)
-        .bind($audit.review_id)
-        .bind($audit.inbound_id)
-        .bind($audit.outbox_id)
-        .bind(&$audit.detail)
-        .execute($exec)
-        .await?
-    };
+/// Inserts `audit` at `at` with `exec` (a transaction's connection, or the pool).
+pub(crate) async fn insert_audit<DB: StoreDb>(
+    conn: &mut DB::Connection,
+    audit: &NewAudit,
+    at: i64,
+) -> Result<(), sqlx::Error>
+where
+    i64: Bind<DB>,
+    Option<i64>: Bind<DB>,
+    String: Bind<DB>,
+    &'static str: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, via, action, review_id, inbound_id, outbox_id, \
+         detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(at)
+    .bind(&audit.actor)
+    .bind(audit.via.code())
+    .bind(audit.action)
+    .bind(audit.review_id)
+    .bind(audit.inbound_id)
+    .bind(audit.outbox_id)
+    .bind(&audit.detail)
+    .execute(DB::exec(conn))
+    .await?;
+    Ok(())
 }
-pub(crate) use insert_audit;
 
 impl Store {
     /// Writes an entry on its own (for actions whose effect is not in the database, or is
     /// written by another call: sign-in, sign-out, account changes, imports).
     pub async fn audit(&self, audit: &NewAudit, at: i64) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            insert_audit!(pool, audit, at);
+            insert_audit::<Db>(&mut *pool.acquire().await?, audit, at).await?;
         });
         Ok(())
     }

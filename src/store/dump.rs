@@ -10,7 +10,7 @@
 use futures::TryStreamExt;
 use sqlx::{QueryBuilder, Row};
 
-use super::{dispatch, BeginWrite, Store, StoreError};
+use super::{begin_snapshot, begin_write, dispatch, Bind, Dialect, Store, StoreDb, StoreError};
 
 /// The tables a dump carries, parents before children (foreign keys), with the order their
 /// rows are written in.
@@ -151,39 +151,52 @@ impl Value {
     }
 }
 
-/// `insert_rows!(conn, table, columns, &mut Vec<Vec<Value>>)`: one multi-row INSERT of the
-/// buffered rows (emptied); NULLs are bound with their column's type (PostgreSQL checks).
-macro_rules! insert_rows {
-    ($conn:expr, $table:expr, $columns:expr, $buffer:expr) => {{
-        let columns: &[Column] = $columns;
-        let buffer: &mut Vec<Vec<Value>> = $buffer;
-        if !buffer.is_empty() {
-            let mut list = Vec::with_capacity(columns.len());
-            for c in columns {
-                list.push(identifier(&c.name)?);
-            }
-            let mut qb: QueryBuilder<Db> = QueryBuilder::new(format!(
-                "INSERT INTO {} ({}) ",
-                identifier($table)?,
-                list.join(", ")
-            ));
-            qb.push_values(buffer.drain(..), |mut b, row| {
-                for (value, column) in row.into_iter().zip(columns) {
-                    match (value, column.ty) {
-                        (Value::Int(v), _) => b.push_bind(v),
-                        (Value::Text(v), _) => b.push_bind(v),
-                        (Value::Bool(v), _) => b.push_bind(v),
-                        (Value::Bytes(v), _) => b.push_bind(v),
-                        (Value::Null, ColumnType::Int) => b.push_bind(None::<i64>),
-                        (Value::Null, ColumnType::Text) => b.push_bind(None::<String>),
-                        (Value::Null, ColumnType::Bool) => b.push_bind(None::<bool>),
-                        (Value::Null, ColumnType::Bytes) => b.push_bind(None::<Vec<u8>>),
-                    };
-                }
-            });
-            qb.build().execute($conn).await?;
+/// One multi-row INSERT of the buffered rows (emptied); NULLs are bound with their column's
+/// type (PostgreSQL checks).
+async fn insert_rows<DB: StoreDb>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    table: &str,
+    columns: &[Column],
+    buffer: &mut Vec<Vec<Value>>,
+) -> Result<(), DumpError>
+where
+    i64: Bind<DB>,
+    String: Bind<DB>,
+    bool: Bind<DB>,
+    Vec<u8>: Bind<DB>,
+    Option<i64>: Bind<DB>,
+    Option<String>: Bind<DB>,
+    Option<bool>: Bind<DB>,
+    Option<Vec<u8>>: Bind<DB>,
+{
+    if buffer.is_empty() {
+        return Ok(());
+    }
+    let mut list = Vec::with_capacity(columns.len());
+    for c in columns {
+        list.push(identifier(&c.name)?);
+    }
+    let mut qb: QueryBuilder<DB> = QueryBuilder::new(format!(
+        "INSERT INTO {} ({}) ",
+        identifier(table)?,
+        list.join(", ")
+    ));
+    qb.push_values(buffer.drain(..), |mut b, row| {
+        for (value, column) in row.into_iter().zip(columns) {
+            match (value, column.ty) {
+                (Value::Int(v), _) => b.push_bind(v),
+                (Value::Text(v), _) => b.push_bind(v),
+                (Value::Bool(v), _) => b.push_bind(v),
+                (Value::Bytes(v), _) => b.push_bind(v),
+                (Value::Null, ColumnType::Int) => b.push_bind(None::<i64>),
+                (Value::Null, ColumnType::Text) => b.push_bind(None::<String>),
+                (Value::Null, ColumnType::Bool) => b.push_bind(None::<bool>),
+                (Value::Null, ColumnType::Bytes) => b.push_bind(None::<Vec<u8>>),
+            };
         }
-    }};
+    });
+    qb.build().execute(DB::exec(tx)).await?;
+    Ok(())
 }
 
 impl Store {
@@ -199,60 +212,30 @@ impl Store {
 
     /// The newest migration this build knows.
     pub fn latest_schema_version(&self) -> i64 {
-        let migrator = match self.backend() {
-            super::Backend::Sqlite(_) => &super::SQLITE_MIGRATIONS,
-            super::Backend::Postgres(_) => &super::POSTGRES_MIGRATIONS,
-        };
-        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+        self.dialect()
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The application's tables as the catalog lists them (not sqlx's bookkeeping, not
     /// SQLite's internal or full-text shadow tables).
     pub async fn table_names(&self) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = match self.backend() {
-            super::Backend::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' \
-                     AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' \
-                     AND name NOT LIKE 'inbound_search_%' AND name NOT LIKE 'outbox_search_%'",
-                )
-                .fetch_all(pool)
-                .await?
-            }
-            super::Backend::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
-                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-                     AND table_name <> '_sqlx_migrations'",
-                )
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        let sql = self.dialect().table_names_sql();
+        let mut names: Vec<String> =
+            dispatch!(self, |pool| sqlx::query_scalar(sql).fetch_all(pool).await?);
         names.sort();
         Ok(names)
     }
 
     /// A table's columns in catalog order, with how their values are dumped.
     pub async fn table_columns(&self, table: &str) -> Result<Vec<Column>, DumpError> {
-        let raw: Vec<(String, String)> = match self.backend() {
-            super::Backend::Sqlite(pool) => {
-                sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
-                    .bind(table)
-                    .fetch_all(pool)
-                    .await?
-            }
-            super::Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT CAST(column_name AS TEXT), CAST(data_type AS TEXT) \
-                     FROM information_schema.columns WHERE table_schema = current_schema() \
-                     AND table_name = $1 ORDER BY ordinal_position",
-                )
-                .bind(table)
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        let sql = self.dialect().table_columns_sql();
+        let raw: Vec<(String, String)> = dispatch!(self, |pool| {
+            sqlx::query_as(sql).bind(table).fetch_all(pool).await?
+        });
         if raw.is_empty() {
             return Err(DumpError::Invalid(format!(
                 "table {table} does not exist in this database"
@@ -281,14 +264,7 @@ impl Store {
             tables.push((*table, self.table_columns(table).await?));
         }
         dispatch!(self, |pool| {
-            let mut tx = match self.backend() {
-                super::Backend::Postgres(_) => {
-                    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        .await?
-                }
-                // A deferred transaction in WAL mode reads one snapshot from its first read.
-                super::Backend::Sqlite(_) => pool.begin().await?,
-            };
+            let mut tx = begin_snapshot(pool).await?;
             for (table, columns) in &tables {
                 let list: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
                 let order = order_of(table).unwrap_or("1");
@@ -345,7 +321,7 @@ impl Store {
             catalog.push((*table, self.table_columns(table).await?));
         }
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             for (table, _) in DUMP_TABLES {
                 let sql = format!("SELECT COUNT(*) FROM {}", identifier(table)?);
                 let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -408,7 +384,7 @@ impl Store {
                         buffered_bytes += values.iter().map(Value::size).sum::<usize>();
                         buffer.push(values);
                         if buffer.len() >= super::INSERT_CHUNK || buffered_bytes >= FLUSH_BYTES {
-                            insert_rows!(&mut *tx, name, columns, &mut buffer);
+                            insert_rows(&mut tx, name, columns, &mut buffer).await?;
                             buffered_bytes = 0;
                         }
                     }
@@ -424,7 +400,7 @@ impl Store {
                                  {read}: the file is damaged"
                             )));
                         }
-                        insert_rows!(&mut *tx, &open, &columns, &mut buffer);
+                        insert_rows(&mut tx, &open, &columns, &mut buffer).await?;
                         buffered_bytes = 0;
                         done.push((open, read));
                     }
@@ -435,7 +411,7 @@ impl Store {
                     "the dump ends inside table {open}: the file is cut short"
                 )));
             }
-            if let super::Backend::Postgres(_) = self.backend() {
+            if self.dialect() == Dialect::Postgres {
                 // Ids were kept: move each identity sequence past the highest one.
                 for (table, columns) in &catalog {
                     if !columns.iter().any(|c| c.name == "id") {

@@ -5,7 +5,7 @@
 //! server's: with `synchronous_commit = off` a commit returns before its WAL is flushed, so
 //! trialdesk warns at start.
 
-use super::{Backend, Store, StoreError};
+use super::{dispatch, Dialect, Store, StoreError};
 
 /// What the database promises about a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,9 @@ impl Store {
     /// Reads the commit durability setting. On SQLite, of every connection the pool can
     /// open (they are all held at once, so each is a different one).
     pub async fn durability(&self) -> Result<Durability, StoreError> {
-        match self.backend() {
-            Backend::Sqlite(pool) => {
+        let dialect = self.dialect();
+        Ok(dispatch!(self, |pool| match dialect {
+            Dialect::Sqlite => {
                 let mut held = Vec::new();
                 let mut synchronous = Vec::new();
                 for _ in 0..pool.options().get_max_connections() {
@@ -49,15 +50,15 @@ impl Store {
                     synchronous.push(level);
                     held.push(conn);
                 }
-                Ok(Durability::Sqlite { synchronous })
+                Durability::Sqlite { synchronous }
             }
-            Backend::Postgres(pool) => {
+            Dialect::Postgres => {
                 let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
                     .fetch_one(pool)
                     .await?;
-                Ok(Durability::Postgres { synchronous_commit })
+                Durability::Postgres { synchronous_commit }
             }
-        }
+        }))
     }
 }
 

@@ -3,7 +3,7 @@
 //! writes it only after a mail's decision is committed *and* the mail is filed, so a crash
 //! anywhere leaves the mail to be offered again (the pipeline then knows it by its key).
 
-use super::{dispatch, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, Store, StoreError};
 
 /// Where trialdesk stands in one IMAP mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             sqlx::query("DELETE FROM imap_done WHERE account = $1 AND mailbox = $2")
                 .bind(account)
                 .bind(mailbox)
@@ -104,7 +104,7 @@ impl Store {
             return Ok(());
         }
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             for uid in uids {
                 sqlx::query(
                     "INSERT INTO imap_done (account, mailbox, uidvalidity, uid, disposition, done_at) \
@@ -136,7 +136,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             sqlx::query(
                 "UPDATE imap_mailboxes SET uid_floor = $4, updated_at = $5 \
                  WHERE account = $1 AND mailbox = $2 AND uidvalidity = $3 AND uid_floor < $4",

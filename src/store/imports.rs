@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 
-use super::{dispatch, NewAudit, Store, StoreError};
+use super::audit::insert_audit;
+use super::{dispatch, Bind, NewAudit, Store, StoreDb, StoreError};
 
 /// A drop-folder file recorded as imported (by name and content hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,71 +47,88 @@ pub struct Upserted {
     pub notices: Vec<i64>,
 }
 
-/// The ids among `$ids` (an iterator of `String`) already in `$table`.`$col`, read with the
-/// transaction `$tx` (inside `dispatch!`, where `Db` is the backend).
-macro_rules! existing_ids {
-    ($tx:expr, $table:literal, $col:literal, $ids:expr) => {{
-        let ids: Vec<String> = $ids.collect();
-        let mut found = std::collections::HashSet::new();
-        for chunk in ids.chunks($crate::store::INSERT_CHUNK) {
-            let mut qb: sqlx::QueryBuilder<Db> = sqlx::QueryBuilder::new(concat!(
-                "SELECT ", $col, " FROM ", $table, " WHERE ", $col, " IN ("
-            ));
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id.clone());
-            }
-            qb.push(")");
-            let rows: Vec<String> = qb.build_query_scalar().fetch_all(&mut *$tx).await?;
-            found.extend(rows);
+/// The ids among `ids` already in `table`.`col` (constant names), read with `tx`.
+pub(crate) async fn existing_ids<DB: StoreDb>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    table: &'static str,
+    col: &'static str,
+    ids: impl Iterator<Item = String>,
+) -> Result<HashSet<String>, sqlx::Error>
+where
+    String: Bind<DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let ids: Vec<String> = ids.collect();
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(super::INSERT_CHUNK) {
+        let mut qb: sqlx::QueryBuilder<DB> =
+            sqlx::QueryBuilder::new(format!("SELECT {col} FROM {table} WHERE {col} IN ("));
+        let mut sep = qb.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.clone());
         }
-        found
-    }};
+        qb.push(")");
+        let rows: Vec<String> = qb.build_query_scalar().fetch_all(DB::exec(tx)).await?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
-pub(crate) use existing_ids;
 
-/// Writes `$extras` with the transaction `$tx` at `$now`; `$ids` (an iterator of `String`)
-/// are the records written, `$noun` what one is, `$existing` the ids that existed before.
-macro_rules! write_extras {
-    ($tx:expr, $extras:expr, $rows:expr, $now:expr, $noun:literal, $ids:expr, $existing:expr) => {{
-        for audit in &$extras.audit {
-            $crate::store::audit::insert_audit!(&mut *$tx, audit, $now);
+/// Writes `extras` with `tx` at `now`; `ids` are the `rows` records written, `noun` what one
+/// is, `existing` the ids that existed before.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_extras<DB: StoreDb>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    extras: &UpsertExtras,
+    rows: usize,
+    now: i64,
+    noun: &'static str,
+    ids: impl Iterator<Item = String>,
+    existing: &HashSet<String>,
+) -> Result<(), sqlx::Error>
+where
+    i64: Bind<DB>,
+    Option<i64>: Bind<DB>,
+    String: Bind<DB>,
+    &'static str: Bind<DB>,
+{
+    for audit in &extras.audit {
+        insert_audit::<DB>(tx, audit, now).await?;
+    }
+    if let Some(each) = &extras.audit_each {
+        for id in ids {
+            let verb = if existing.contains(&id) {
+                "updated"
+            } else {
+                "created"
+            };
+            let audit = NewAudit {
+                actor: each.actor.clone(),
+                via: each.via,
+                action: each.action,
+                review_id: None,
+                inbound_id: None,
+                outbox_id: None,
+                detail: format!("{}: {verb} {noun} {id}", each.what),
+            };
+            insert_audit::<DB>(tx, &audit, now).await?;
         }
-        if let Some(each) = &$extras.audit_each {
-            for id in $ids {
-                let verb = if $existing.contains(&id) {
-                    "updated"
-                } else {
-                    "created"
-                };
-                let audit = $crate::store::NewAudit {
-                    actor: each.actor.clone(),
-                    via: each.via,
-                    action: each.action,
-                    review_id: None,
-                    inbound_id: None,
-                    outbox_id: None,
-                    detail: format!("{}: {verb} {} {id}", each.what, $noun),
-                };
-                $crate::store::audit::insert_audit!(&mut *$tx, audit, $now);
-            }
-        }
-        if let Some(f) = &$extras.imported_file {
-            sqlx::query(
-                "INSERT INTO import_files (file_name, sha256, kind, rows, imported_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&f.file_name)
-            .bind(&f.sha256)
-            .bind(&f.kind)
-            .bind($rows as i64)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-        }
-    }};
+    }
+    if let Some(f) = &extras.imported_file {
+        sqlx::query(
+            "INSERT INTO import_files (file_name, sha256, kind, rows, imported_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&f.file_name)
+        .bind(&f.sha256)
+        .bind(&f.kind)
+        .bind(rows as i64)
+        .bind(now)
+        .execute(DB::exec(tx))
+        .await?;
+    }
+    Ok(())
 }
-pub(crate) use write_extras;
 
 impl Store {
     /// Whether this drop-folder file (same name, same bytes) was imported already.

@@ -1,32 +1,38 @@
 use super::outbox::insert_outbox;
-use super::{dispatch, to_json, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, to_json, Bind, Store, StoreDb, StoreError};
 
-/// `insert_decision!(conn, &NewDecision, inbound_id, now_ms)`: a future that records a
-/// decision. Shared by the first decision and a staff reprocess (a macro for the same reason
-/// as `insert_outbox!`).
-macro_rules! insert_decision {
-    ($conn:expr, $decision:expr, $inbound_id:expr, $now_ms:expr) => {{
-        let d: &$crate::store::NewDecision = $decision;
-        let inbound_id: i64 = $inbound_id;
-        sqlx::query(
-            "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
-             language, partner_id, loan_numbers, reasons, review) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(inbound_id)
-        .bind($now_ms)
-        .bind(&d.decided_by)
-        .bind(&d.kind)
-        .bind(&d.action)
-        .bind(&d.language)
-        .bind(&d.partner_id)
-        .bind($crate::store::to_json(&d.loan_numbers))
-        .bind($crate::store::to_json(&d.reasons))
-        .bind($crate::store::to_json(&d.review))
-        .execute($conn)
-    }};
+/// Records a decision on mail `inbound_id` at `now_ms` with `exec`. Shared by the first
+/// decision and a staff reprocess.
+pub(super) async fn insert_decision<DB: StoreDb>(
+    conn: &mut DB::Connection,
+    d: &NewDecision,
+    inbound_id: i64,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    i64: Bind<DB>,
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
+         language, partner_id, loan_numbers, reasons, review) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(inbound_id)
+    .bind(now_ms)
+    .bind(&d.decided_by)
+    .bind(&d.kind)
+    .bind(&d.action)
+    .bind(&d.language)
+    .bind(&d.partner_id)
+    .bind(to_json(&d.loan_numbers))
+    .bind(to_json(&d.reasons))
+    .bind(to_json(&d.review))
+    .execute(DB::exec(conn))
+    .await?;
+    Ok(())
 }
-pub(super) use insert_decision;
 
 /// A mail as taken in from a source.
 #[derive(Debug, Clone)]
@@ -170,7 +176,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<RecordOutcome, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO inbound_messages (message_key, message_id, source, received_at, \
                  sender, sender_name, subject, size_bytes, raw, body_text, kind, action, \
@@ -205,10 +211,10 @@ impl Store {
                     inbound_id: existing,
                 });
             };
-            insert_decision!(&mut *tx, decision, inbound_id, now_ms).await?;
+            insert_decision::<Db>(&mut tx, decision, inbound_id, now_ms).await?;
             let mut outbox_ids = Vec::with_capacity(outbox.len());
             for mail in outbox {
-                let id: i64 = insert_outbox!(&mut *tx, mail, Some(inbound_id), now_ms).await?;
+                let id: i64 = insert_outbox::<Db>(&mut tx, mail, Some(inbound_id), now_ms).await?;
                 outbox_ids.push(id);
             }
             if let Some(item) = review {

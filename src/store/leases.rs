@@ -2,9 +2,10 @@
 //! renewed with one conditional upsert, measured on the database's clock.
 //!
 //! The statements are the same on both backends except for the expression that reads the
-//! database's clock, which SQL does not spell alike; it is spliced in at compile time.
+//! database's clock, which SQL does not spell alike: `{now_ms}`, spelt by the store's
+//! [`super::Dialect`].
 
-use super::{Backend, Store, StoreError};
+use super::{dispatch, Store, StoreError};
 
 /// A lease row as stored, with the database's clock at the moment it was read.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -40,71 +41,29 @@ pub struct LeaseClaim<'a> {
     pub ttl_ms: i64,
 }
 
-// Unix milliseconds on the database server's clock, fixed for the statement.
-macro_rules! sqlite_now {
-    () => {
-        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
-    };
-}
-macro_rules! postgres_now {
-    () => {
-        "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)"
-    };
-}
-
 // Takes the lease when it is free or expired, renews it when the token is ours; otherwise
 // changes nothing and returns no row. `acquired_at` survives renewals.
-macro_rules! acquire_sql {
-    ($now:expr) => {
-        concat!(
-            "INSERT INTO leases (name, holder, token, process, acquired_at, renewed_at, \
-             expires_at) VALUES ($1, $2, $3, $4, ",
-            $now,
-            ", ",
-            $now,
-            ", ",
-            $now,
-            " + $5) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-             token = excluded.token, process = excluded.process, \
-             acquired_at = CASE WHEN leases.token = excluded.token THEN leases.acquired_at \
-             ELSE excluded.acquired_at END, \
-             renewed_at = excluded.renewed_at, expires_at = excluded.expires_at \
-             WHERE leases.token = excluded.token OR leases.expires_at <= excluded.renewed_at \
-             RETURNING name, holder, token, process, acquired_at, renewed_at, expires_at, ",
-            $now,
-            " AS db_now"
-        )
-    };
-}
+const ACQUIRE: &str = "INSERT INTO leases (name, holder, token, process, acquired_at, \
+     renewed_at, expires_at) VALUES ($1, $2, $3, $4, {now_ms}, {now_ms}, {now_ms} + $5) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+     token = excluded.token, process = excluded.process, \
+     acquired_at = CASE WHEN leases.token = excluded.token THEN leases.acquired_at \
+     ELSE excluded.acquired_at END, \
+     renewed_at = excluded.renewed_at, expires_at = excluded.expires_at \
+     WHERE leases.token = excluded.token OR leases.expires_at <= excluded.renewed_at \
+     RETURNING name, holder, token, process, acquired_at, renewed_at, expires_at, \
+     {now_ms} AS db_now";
 
 // Takes the lease from one given holder (whose process is known to be gone), whatever its
 // expiry: a compare-and-swap on that holder's token.
-macro_rules! take_over_sql {
-    ($now:expr) => {
-        concat!(
-            "UPDATE leases SET holder = $2, token = $3, process = $4, acquired_at = ",
-            $now,
-            ", renewed_at = ",
-            $now,
-            ", expires_at = ",
-            $now,
-            " + $5 WHERE name = $1 AND token = $6 \
-             RETURNING name, holder, token, process, acquired_at, renewed_at, expires_at, ",
-            $now,
-            " AS db_now"
-        )
-    };
-}
+const TAKE_OVER: &str = "UPDATE leases SET holder = $2, token = $3, process = $4, \
+     acquired_at = {now_ms}, renewed_at = {now_ms}, expires_at = {now_ms} + $5 \
+     WHERE name = $1 AND token = $6 \
+     RETURNING name, holder, token, process, acquired_at, renewed_at, expires_at, \
+     {now_ms} AS db_now";
 
-macro_rules! get_sql {
-    ($now:expr) => {
-        concat!(
-            "SELECT name, holder, token, process, acquired_at, renewed_at, expires_at, ",
-            $now,
-            " AS db_now FROM leases WHERE name = $1"
-        )
-    };
-}
+const GET: &str = "SELECT name, holder, token, process, acquired_at, renewed_at, expires_at, \
+     {now_ms} AS db_now FROM leases WHERE name = $1";
 
 impl Store {
     /// Takes or renews the lease `claim.name` for `claim.ttl_ms` from now (database clock).
@@ -113,29 +72,17 @@ impl Store {
         &self,
         claim: &LeaseClaim<'_>,
     ) -> Result<Option<LeaseRow>, StoreError> {
-        let row = match self.backend() {
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(acquire_sql!(sqlite_now!()))
-                    .bind(claim.name)
-                    .bind(claim.holder)
-                    .bind(claim.token)
-                    .bind(claim.process)
-                    .bind(claim.ttl_ms)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_as(acquire_sql!(postgres_now!()))
-                    .bind(claim.name)
-                    .bind(claim.holder)
-                    .bind(claim.token)
-                    .bind(claim.process)
-                    .bind(claim.ttl_ms)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
-        Ok(row)
+        let sql = self.dialect().sql(ACQUIRE);
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(claim.name)
+                .bind(claim.holder)
+                .bind(claim.token)
+                .bind(claim.process)
+                .bind(claim.ttl_ms)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// Takes the lease from the holder with `from_token` (a holder known to be dead), even
@@ -145,55 +92,31 @@ impl Store {
         claim: &LeaseClaim<'_>,
         from_token: &str,
     ) -> Result<Option<LeaseRow>, StoreError> {
-        let row = match self.backend() {
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(take_over_sql!(sqlite_now!()))
-                    .bind(claim.name)
-                    .bind(claim.holder)
-                    .bind(claim.token)
-                    .bind(claim.process)
-                    .bind(claim.ttl_ms)
-                    .bind(from_token)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_as(take_over_sql!(postgres_now!()))
-                    .bind(claim.name)
-                    .bind(claim.holder)
-                    .bind(claim.token)
-                    .bind(claim.process)
-                    .bind(claim.ttl_ms)
-                    .bind(from_token)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
-        Ok(row)
+        let sql = self.dialect().sql(TAKE_OVER);
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(claim.name)
+                .bind(claim.holder)
+                .bind(claim.token)
+                .bind(claim.process)
+                .bind(claim.ttl_ms)
+                .bind(from_token)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// The lease row, if any (expired ones included: `LeaseRow::expired`).
     pub async fn lease(&self, name: &str) -> Result<Option<LeaseRow>, StoreError> {
-        let row = match self.backend() {
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(get_sql!(sqlite_now!()))
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_as(get_sql!(postgres_now!()))
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
-        Ok(row)
+        let sql = self.dialect().sql(GET);
+        Ok(dispatch!(self, |pool| {
+            sqlx::query_as(sql).bind(name).fetch_optional(pool).await?
+        }))
     }
 
     /// Gives the lease up, if `token` still holds it, so another instance takes it at once.
     pub async fn lease_release(&self, name: &str, token: &str) -> Result<bool, StoreError> {
-        let done = super::dispatch!(self, |pool| {
+        let done = dispatch!(self, |pool| {
             sqlx::query("DELETE FROM leases WHERE name = $1 AND token = $2")
                 .bind(name)
                 .bind(token)

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{dispatch, Backend, Store, StoreError};
+use super::{dispatch, Dialect, Store, StoreError};
 
 impl Store {
     /// Deletes the raw bytes of at most `limit` mails received before `before_ms` (oldest
@@ -40,9 +40,9 @@ impl Store {
     /// target must not exist. The copy is opened read-only and integrity-checked before this
     /// returns its size. PostgreSQL has its own tools: [`BackupError::Postgres`].
     pub async fn backup_to(&self, target: &Path) -> Result<u64, BackupError> {
-        let Backend::Sqlite(pool) = self.backend() else {
+        if self.dialect() != Dialect::Sqlite {
             return Err(BackupError::Postgres);
-        };
+        }
         if target.exists() {
             return Err(BackupError::Exists(target.display().to_string()));
         }
@@ -54,11 +54,13 @@ impl Store {
         // target that exists and is not empty (a file created in between).
         crate::private_file::create(target)
             .map_err(|e| BackupError::Path(format!("{}: {e}", target.display())))?;
-        sqlx::query("VACUUM INTO $1")
-            .bind(name)
-            .execute(pool)
-            .await
-            .map_err(StoreError::from)?;
+        dispatch!(self, |pool| {
+            sqlx::query("VACUUM INTO $1")
+                .bind(name)
+                .execute(pool)
+                .await
+                .map_err(StoreError::from)?;
+        });
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(target)
             .read_only(true);

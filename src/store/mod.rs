@@ -2,14 +2,16 @@
 //!
 //! One schema (`migrations/sqlite`, `migrations/postgres`: same tables, different type
 //! spellings) and one set of queries. `$1` placeholders work on both backends, so each query
-//! is written once and the `dispatch!` macro instantiates it for the pool at hand; the few
-//! statements SQL cannot share (row locking) are chosen per backend *inside* the store.
+//! is written once and the `dispatch!` macro instantiates it for the pool at hand; what SQL
+//! cannot share (the clock, row locking, write transactions, catalogs) is said once, by
+//! [`Dialect`] (`dialect.rs`).
 //! Business rules live above this module: it only reads and writes rows.
 //!
 //! Conventions: times are Unix milliseconds, dates `YYYY-MM-DD` text, lists JSON text.
 
 mod api_tokens;
 mod audit;
+mod dialect;
 pub mod dump;
 mod durability;
 mod imap_state;
@@ -40,6 +42,8 @@ use crate::config::DatabaseConfig;
 
 pub use api_tokens::ApiToken;
 pub use audit::{AuditEntry, AuditFilter, NewAudit, Via};
+pub(crate) use dialect::{begin_snapshot, begin_write, Bind};
+pub use dialect::{Dialect, StoreDb};
 pub use durability::Durability;
 pub use imap_state::ImapMailboxState;
 pub use imports::{ImportedFile, RecordAudit, UpsertExtras, Upserted};
@@ -130,8 +134,9 @@ pub struct Store {
     notifier: Option<std::sync::Arc<dyn ShipmentNotifier>>,
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool and `Db` to its `sqlx::Database`.
-/// The body is compiled once per backend, so the same query text serves both.
+/// Runs `$body` with `$pool` bound to the concrete pool and `Db` to its `sqlx::Database`
+/// (a [`StoreDb`], whose `DIALECT` says what differs). The body is compiled once per
+/// backend, so the same query text serves both. The only place that matches on the pool.
 macro_rules! dispatch {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.backend {
@@ -149,28 +154,6 @@ macro_rules! dispatch {
     };
 }
 pub(crate) use dispatch;
-
-/// Starting a write transaction. On SQLite it must be `BEGIN IMMEDIATE`: a deferred
-/// transaction that reads and then writes can fail with SQLITE_BUSY when another connection
-/// writes in between, and busy_timeout does not help in that case.
-pub(crate) trait BeginWrite {
-    type Db: sqlx::Database;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
-}
-
-impl BeginWrite for SqlitePool {
-    type Db = sqlx::Sqlite;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
-    }
-}
-
-impl BeginWrite for PgPool {
-    type Db = sqlx::Postgres;
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin().await
-    }
-}
 
 /// How long the first connection to PostgreSQL may take before the error is reported.
 pub const PG_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -303,20 +286,16 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
-        }
+        let migrator = self.dialect().migrator();
+        dispatch!(self, |pool| migrator.run(pool).await?);
         Ok(())
     }
 
     /// Migrations known to this build that the database has not applied (for `check`), and
     /// how many it has applied.
     pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
-        let (migrator, applied): (&sqlx::migrate::Migrator, Vec<i64>) = match &self.backend {
-            Backend::Sqlite(pool) => (&SQLITE_MIGRATIONS, applied_versions(pool).await?),
-            Backend::Postgres(pool) => (&POSTGRES_MIGRATIONS, applied_versions(pool).await?),
-        };
+        let migrator = self.dialect().migrator();
+        let applied: Vec<i64> = dispatch!(self, |pool| applied_versions(pool).await?);
         let pending = migrator
             .iter()
             .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
@@ -339,11 +318,13 @@ impl Store {
         &self.backend
     }
 
+    /// The SQL this store speaks.
+    pub fn dialect(&self) -> Dialect {
+        dispatch!(self, |_pool| <Db as StoreDb>::DIALECT)
+    }
+
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.dialect().name()
     }
 
     /// A trivial round trip, for `check` and health.

@@ -1,4 +1,4 @@
-use super::{dispatch, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, Bind, NewOutbox, Store, StoreDb, StoreError};
 
 /// Where a queued mail is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,48 +48,47 @@ impl OutboxRow {
     }
 }
 
-/// Queues one mail; `$1..$9` = purpose, inbound_id, message_id, envelope_from, recipients
-/// (JSON), rate_key, subject, body, now. Shared by every transaction that queues mail.
-pub(super) const INSERT_OUTBOX: &str = "INSERT INTO outbox (purpose, inbound_id, message_id, \
-     envelope_from, recipients, rate_key, subject, body, state, attempts, next_attempt_at, \
-     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9) RETURNING id";
-
-/// `insert_outbox!(conn, &NewOutbox, inbound_id: Option<i64>, now_ms)`: a future of the new
-/// row's id. A macro rather than a function so that one text serves both backends inside
-/// `dispatch!` without spelling out sqlx's generic bounds.
-macro_rules! insert_outbox {
-    ($conn:expr, $mail:expr, $inbound_id:expr, $now_ms:expr) => {{
-        let mail: &$crate::store::NewOutbox = $mail;
-        let inbound_id: Option<i64> = $inbound_id;
-        sqlx::query_scalar($crate::store::outbox::INSERT_OUTBOX)
-            .bind(&mail.purpose)
-            .bind(inbound_id)
-            .bind(&mail.message_id)
-            .bind(&mail.envelope_from)
-            .bind($crate::store::to_json(&mail.recipients))
-            .bind(&mail.rate_key)
-            .bind(&mail.subject)
-            .bind(&mail.body)
-            .bind($now_ms)
-            .fetch_one($conn)
-    }};
+/// Queues one mail at `now_ms` (for `inbound_id`, when it answers one) with `exec`: the new
+/// row's id. Shared by every transaction that queues mail.
+pub(super) async fn insert_outbox<DB: StoreDb>(
+    conn: &mut DB::Connection,
+    mail: &NewOutbox,
+    inbound_id: Option<i64>,
+    now_ms: i64,
+) -> Result<i64, sqlx::Error>
+where
+    i64: Bind<DB> + for<'r> sqlx::Decode<'r, DB>,
+    Option<i64>: Bind<DB>,
+    String: Bind<DB>,
+    Vec<u8>: Bind<DB>,
+    usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
+{
+    sqlx::query_scalar(
+        "INSERT INTO outbox (purpose, inbound_id, message_id, envelope_from, recipients, \
+         rate_key, subject, body, state, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $9) RETURNING id",
+    )
+    .bind(&mail.purpose)
+    .bind(inbound_id)
+    .bind(&mail.message_id)
+    .bind(&mail.envelope_from)
+    .bind(super::to_json(&mail.recipients))
+    .bind(&mail.rate_key)
+    .bind(&mail.subject)
+    .bind(&mail.body)
+    .bind(now_ms)
+    .fetch_one(DB::exec(conn))
+    .await
 }
-pub(super) use insert_outbox;
 
 // The claim marks rows as leased to one worker for `lease` and counts the attempt up front, so
 // a mail that crashes its sender every time still ends in the dead letters. PostgreSQL skips
 // rows another instance is claiming right now; SQLite has a single writer, which is the lock.
-const CLAIM_SQLITE: &str = "UPDATE outbox SET locked_until = $1, locked_by = $2, \
+const CLAIM: &str = "UPDATE outbox SET locked_until = $1, locked_by = $2, \
      attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
-     AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at, id LIMIT $4) \
-     RETURNING id, purpose, inbound_id, message_id, envelope_from, recipients, subject, body, \
-     state, attempts, next_attempt_at, last_error, created_at, sent_at";
-const CLAIM_POSTGRES: &str = "UPDATE outbox SET locked_until = $1, locked_by = $2, \
-     attempts = attempts + 1 \
-     WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
-     AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at, id LIMIT $4 \
-     FOR UPDATE SKIP LOCKED) \
+     AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at, id LIMIT $4\
+     {skip_locked}) \
      RETURNING id, purpose, inbound_id, message_id, envelope_from, recipients, subject, body, \
      state, attempts, next_attempt_at, last_error, created_at, sent_at";
 
@@ -102,26 +101,16 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut rows: Vec<OutboxRow> = match self.backend() {
-            super::Backend::Sqlite(pool) => {
-                sqlx::query_as(CLAIM_SQLITE)
-                    .bind(lease_until_ms)
-                    .bind(worker)
-                    .bind(now_ms)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-            super::Backend::Postgres(pool) => {
-                sqlx::query_as(CLAIM_POSTGRES)
-                    .bind(lease_until_ms)
-                    .bind(worker)
-                    .bind(now_ms)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let sql = self.dialect().sql(CLAIM);
+        let mut rows: Vec<OutboxRow> = dispatch!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(lease_until_ms)
+                .bind(worker)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
         // RETURNING gives no order guarantee.
         rows.sort_by_key(|r| (r.next_attempt_at, r.id));
         Ok(rows)
@@ -258,7 +247,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let done = sqlx::query(
                 "UPDATE outbox SET state = 'dead', last_error = $1, locked_until = NULL, \
                  locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",

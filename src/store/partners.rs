@@ -4,7 +4,7 @@ use sqlx::QueryBuilder;
 
 use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
-    dispatch, from_json, parse_field, to_json, BeginWrite, Store, StoreError, INSERT_CHUNK,
+    begin_write, dispatch, from_json, parse_field, to_json, Store, StoreError, INSERT_CHUNK,
 };
 use crate::domain::Partner;
 
@@ -53,13 +53,14 @@ impl Store {
         extras: &UpsertExtras,
     ) -> Result<Upserted, StoreError> {
         let existing = dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let existing = existing_ids!(
-                tx,
+            let mut tx = begin_write(pool).await?;
+            let existing = existing_ids(
+                &mut tx,
                 "partners",
                 "partner_id",
-                partners.iter().map(|p| p.partner_id.clone())
-            );
+                partners.iter().map(|p| p.partner_id.clone()),
+            )
+            .await?;
             for chunk in partners.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO partners (partner_id, name, admin_emails, language, \
@@ -96,15 +97,16 @@ impl Store {
                         .await?;
                 }
             }
-            write_extras!(
-                tx,
+            write_extras(
+                &mut tx,
                 extras,
                 partners.len(),
                 now_ms,
                 "partner",
                 partners.iter().map(|p| p.partner_id.clone()),
-                existing
-            );
+                &existing,
+            )
+            .await?;
             tx.commit().await?;
             existing
         });

@@ -3,7 +3,7 @@
 
 use super::outbox::insert_outbox;
 use super::{
-    dispatch, from_json, parse_field, to_json, BeginWrite, NewOutbox, NewReview, Store, StoreError,
+    begin_write, dispatch, from_json, parse_field, to_json, NewOutbox, NewReview, Store, StoreError,
 };
 use crate::domain::Language;
 
@@ -159,7 +159,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<ReminderOutcome, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let inserted: Option<i64> = sqlx::query_scalar(INSERT_REMINDER)
                 .bind(&reminder.trial_id)
                 .bind(&reminder.kind)
@@ -176,7 +176,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(ReminderOutcome::Skipped);
             };
-            let outbox_id: i64 = insert_outbox!(&mut *tx, mail, None, now_ms).await?;
+            let outbox_id: i64 = insert_outbox::<Db>(&mut tx, mail, None, now_ms).await?;
             sqlx::query("UPDATE reminders SET outbox_id = $1 WHERE id = $2")
                 .bind(outbox_id)
                 .bind(reminder_id)
@@ -197,7 +197,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<ReminderOutcome, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let inserted: Option<i64> = sqlx::query_scalar(INSERT_REMINDER)
                 .bind(&reminder.trial_id)
                 .bind(&reminder.kind)
@@ -279,7 +279,7 @@ impl Store {
         why: &str,
     ) -> Result<bool, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let done = sqlx::query(
                 "UPDATE outbox SET state = 'discarded', last_error = $1, locked_until = NULL, \
                  locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",

@@ -7,7 +7,10 @@ use sqlx::QueryBuilder;
 use super::audit::{insert_audit, NewAudit};
 use super::inbound::insert_decision;
 use super::outbox::insert_outbox;
-use super::{dispatch, to_json, BeginWrite, NewDecision, NewOutbox, NewReview, Store, StoreError};
+use super::{
+    begin_write, dispatch, to_json, Bind, Dialect, NewDecision, NewOutbox, NewReview, Store,
+    StoreDb, StoreError,
+};
 
 /// An item in the review queue, joined with what it is about.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -242,25 +245,34 @@ pub struct ReprocessOutcome {
     pub resolved: bool,
 }
 
-/// Closes item `$id` if it is open; otherwise rolls back and returns `Conflict`.
-macro_rules! claim_open_item {
-    ($tx:expr, $id:expr, $by:expr, $note:expr, $now:expr) => {{
-        let n = sqlx::query(
-            "UPDATE review_items SET state = 'resolved', resolved_at = $1, resolved_by = $2, \
-             note = $3 WHERE id = $4 AND state = 'open'",
-        )
-        .bind($now)
-        .bind($by)
-        .bind($note)
-        .bind($id)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if n != 1 {
-            $tx.rollback().await?;
-            return Err(not_open($id));
-        }
-    }};
+/// Closes item `id` if it is open and hands the transaction back; otherwise rolls it back
+/// and returns `Conflict`.
+async fn claim_open_item<DB: StoreDb>(
+    mut tx: sqlx::Transaction<'static, DB>,
+    id: i64,
+    by: &str,
+    note: &str,
+    now: i64,
+) -> Result<sqlx::Transaction<'static, DB>, StoreError>
+where
+    i64: Bind<DB>,
+    for<'a> &'a str: Bind<DB>,
+{
+    let n = sqlx::query(
+        "UPDATE review_items SET state = 'resolved', resolved_at = $1, resolved_by = $2, \
+         note = $3 WHERE id = $4 AND state = 'open'",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(note)
+    .bind(id)
+    .execute(DB::exec(&mut tx))
+    .await?;
+    if DB::rows_affected(&n) != 1 {
+        tx.rollback().await?;
+        return Err(not_open(id));
+    }
+    Ok(tx)
 }
 
 fn not_open(id: i64) -> StoreError {
@@ -281,7 +293,7 @@ impl Store {
     /// One page of review items. Filters, search, order and paging all happen in SQL; the
     /// conditions are only added when used, so each query shape gets its index.
     pub async fn review_page(&self, filter: &ReviewFilter) -> Result<ReviewPage, StoreError> {
-        let search = Search::new(filter.search.as_deref(), self.backend_name() == "sqlite");
+        let search = Search::new(filter.search.as_deref(), self.dialect());
         let limit = filter.limit.max(1);
         // Going backwards: read in the opposite order from the cursor, then flip.
         let backwards = filter.before.is_some() && filter.after.is_none();
@@ -422,9 +434,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            claim_open_item!(tx, id, c.by, c.note, now_ms);
-            insert_audit!(&mut *tx, c.audit, now_ms);
+            let tx = begin_write(pool).await?;
+            let mut tx = claim_open_item(tx, id, c.by, c.note, now_ms).await?;
+            insert_audit::<Db>(&mut tx, c.audit, now_ms).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -443,9 +455,10 @@ impl Store {
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            claim_open_item!(tx, id, c.by, c.note, now_ms);
-            let outbox_id: i64 = insert_outbox!(&mut *tx, mail, Some(inbound_id), now_ms).await?;
+            let tx = begin_write(pool).await?;
+            let mut tx = claim_open_item(tx, id, c.by, c.note, now_ms).await?;
+            let outbox_id: i64 =
+                insert_outbox::<Db>(&mut tx, mail, Some(inbound_id), now_ms).await?;
             if !loan_numbers.is_empty() {
                 sqlx::query("UPDATE outbox SET loan_numbers = $1 WHERE id = $2")
                     .bind(to_json(loan_numbers))
@@ -455,7 +468,7 @@ impl Store {
             }
             let mut audit = c.audit.clone();
             audit.outbox_id = Some(outbox_id);
-            insert_audit!(&mut *tx, audit, now_ms);
+            insert_audit::<Db>(&mut tx, &audit, now_ms).await?;
             tx.commit().await?;
             Ok(outbox_id)
         })
@@ -473,8 +486,8 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            claim_open_item!(tx, id, c.by, c.note, now_ms);
+            let tx = begin_write(pool).await?;
+            let mut tx = claim_open_item(tx, id, c.by, c.note, now_ms).await?;
             let n = if retry {
                 sqlx::query(
                     "UPDATE outbox SET state = 'queued', attempts = 0, next_attempt_at = $1, \
@@ -501,7 +514,7 @@ impl Store {
                     "outbox mail {outbox_id} is not a dead letter any more"
                 )));
             }
-            insert_audit!(&mut *tx, c.audit, now_ms);
+            insert_audit::<Db>(&mut tx, c.audit, now_ms).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -517,7 +530,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<ReprocessOutcome, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let d = r.decision;
             let n = sqlx::query(
                 "UPDATE inbound_messages SET kind = $1, action = $2, partner_id = $3, \
@@ -547,7 +560,7 @@ impl Store {
                 tx.rollback().await?;
                 return Err(not_open(r.review_id));
             }
-            insert_decision!(&mut *tx, d, r.inbound_id, now_ms).await?;
+            insert_decision::<Db>(&mut tx, d, r.inbound_id, now_ms).await?;
             let mut outcome = ReprocessOutcome {
                 queued: None,
                 already_answered: false,
@@ -565,7 +578,7 @@ impl Store {
                     outcome.already_answered = true;
                 } else {
                     outcome.queued =
-                        Some(insert_outbox!(&mut *tx, mail, Some(r.inbound_id), now_ms).await?);
+                        Some(insert_outbox::<Db>(&mut tx, mail, Some(r.inbound_id), now_ms).await?);
                 }
             }
             let mut note = r.note.to_string();
@@ -585,7 +598,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                None => claim_open_item!(tx, r.review_id, r.by, &note, now_ms),
+                None => tx = claim_open_item(tx, r.review_id, r.by, &note, now_ms).await?,
             }
             let mut audit = r.audit.clone();
             audit.outbox_id = outcome.queued;
@@ -594,7 +607,7 @@ impl Store {
                     .detail
                     .push_str("; already answered, so no second reply");
             }
-            insert_audit!(&mut *tx, audit, now_ms);
+            insert_audit::<Db>(&mut tx, &audit, now_ms).await?;
             tx.commit().await?;
             Ok(outcome)
         })
@@ -650,7 +663,7 @@ impl Store {
     /// The history: replies, staff replies and reminders, newest first, one page (plus one
     /// row to tell whether more follow).
     pub async fn history(&self, f: &HistoryFilter) -> Result<(Vec<SentMail>, bool), StoreError> {
-        let search = Search::new(f.search.as_deref(), self.backend_name() == "sqlite");
+        let search = Search::new(f.search.as_deref(), self.dialect());
         let limit = f.limit.max(1);
         let mut rows: Vec<SentMail> = dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(SENT_COLUMNS);
@@ -707,10 +720,10 @@ enum Search {
 }
 
 impl Search {
-    fn new(text: Option<&str>, sqlite: bool) -> Option<Search> {
+    fn new(text: Option<&str>, dialect: Dialect) -> Option<Search> {
         let text = text.map(str::trim).filter(|s| !s.is_empty())?;
         let pattern = like_pattern(Some(text))?;
-        Some(if !sqlite {
+        Some(if dialect == Dialect::Postgres {
             Search::PgLike(pattern)
         } else if text.chars().count() >= 3 {
             Search::Fts(format!("\"{}\"", text.replace('"', "\"\"")))

@@ -7,7 +7,7 @@ use super::notices::{announced_changes, NoticeLoan};
 use super::outbox::insert_outbox;
 use super::partners::PartnerRow;
 use super::{
-    dispatch, from_json, parse_date, parse_field, to_json, BeginWrite, Store, StoreError,
+    begin_write, dispatch, from_json, parse_date, parse_field, to_json, Store, StoreError,
     INSERT_CHUNK,
 };
 use crate::domain::{LoanNumber, Shipment, ShipmentStatus};
@@ -78,7 +78,7 @@ impl Store {
     ) -> Result<Upserted, StoreError> {
         let notifier = self.notifier.clone();
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             // Each loan's status before this change: which loans are new (201 vs 200 in the
             // API, the audit's created/updated) and which changed status (notices).
             let mut before: BTreeMap<String, ShipmentStatus> = BTreeMap::new();
@@ -185,7 +185,7 @@ impl Store {
                              nothing was imported: {e}"
                         ))
                     })?;
-                    let id: i64 = insert_outbox!(&mut *tx, &mail, None, now_ms).await?;
+                    let id: i64 = insert_outbox::<Db>(&mut tx, &mail, None, now_ms).await?;
                     let numbers: Vec<String> = fresh
                         .iter()
                         .map(|l| l.shipment.loan_number.to_string())
@@ -209,15 +209,16 @@ impl Store {
                     queued.push(id);
                 }
             }
-            write_extras!(
-                tx,
+            write_extras(
+                &mut tx,
                 extras,
                 shipments.len(),
                 now_ms,
                 "shipment",
                 shipments.iter().map(|s| s.loan_number.to_string()),
-                existing
-            );
+                &existing,
+            )
+            .await?;
             tx.commit().await?;
             Ok(Upserted {
                 existing,

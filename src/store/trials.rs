@@ -2,7 +2,7 @@ use sqlx::QueryBuilder;
 
 use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
-    dispatch, from_json, parse_date, parse_field, to_json, BeginWrite, Store, StoreError,
+    begin_write, dispatch, from_json, parse_date, parse_field, to_json, Store, StoreError,
     INSERT_CHUNK,
 };
 use crate::domain::{Service, Trial};
@@ -70,13 +70,14 @@ impl Store {
         extras: &UpsertExtras,
     ) -> Result<Upserted, StoreError> {
         let existing = dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let existing = existing_ids!(
-                tx,
+            let mut tx = begin_write(pool).await?;
+            let existing = existing_ids(
+                &mut tx,
                 "trials",
                 "trial_id",
-                trials.iter().map(|t| t.trial_id.clone())
-            );
+                trials.iter().map(|t| t.trial_id.clone()),
+            )
+            .await?;
             for chunk in trials.chunks(INSERT_CHUNK) {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO trials (trial_id, partner_id, customer, customer_admin_emails, \
@@ -113,15 +114,16 @@ impl Store {
                 );
                 qb.build().execute(&mut *tx).await?;
             }
-            write_extras!(
-                tx,
+            write_extras(
+                &mut tx,
                 extras,
                 trials.len(),
                 now_ms,
                 "trial",
                 trials.iter().map(|t| t.trial_id.clone()),
-                existing
-            );
+                &existing,
+            )
+            .await?;
             tx.commit().await?;
             existing
         });

@@ -3,7 +3,7 @@
 //! Password hashing and token generation live above (`review::web::auth`); the store only
 //! keeps the hashes.
 
-use super::{dispatch, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, Store, StoreError};
 
 /// A staff account.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -93,7 +93,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3 RETURNING id",
             )
@@ -121,7 +121,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let id: Option<i64> = sqlx::query_scalar(
                 "UPDATE users SET disabled = $1, updated_at = $2 WHERE name = $3 RETURNING id",
             )

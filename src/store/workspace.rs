@@ -5,7 +5,7 @@
 use sqlx::QueryBuilder;
 
 use super::audit::{insert_audit, NewAudit};
-use super::{dispatch, BeginWrite, Store, StoreError};
+use super::{begin_write, dispatch, Store, StoreError};
 
 /// A user's own settings for the pages (None: not chosen).
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -72,7 +72,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         dispatch!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
+            let mut tx = begin_write(pool).await?;
             let n = sqlx::query(
                 "UPDATE review_items SET assignee = $1 WHERE id = $2 AND state = 'open'",
             )
@@ -87,7 +87,7 @@ impl Store {
                     "review item {id} is not open (someone else resolved it meanwhile?)"
                 )));
             }
-            insert_audit!(&mut *tx, audit, now_ms);
+            insert_audit::<Db>(&mut tx, audit, now_ms).await?;
             tx.commit().await?;
             Ok(())
         })
