@@ -169,11 +169,11 @@ async fn a_crashed_senders_lease_expires_and_another_sends() {
     let env = TestEnv::new("").await;
     queue_one_reply(&env).await;
     let now = jiff::Timestamp::now().as_millisecond();
-    // Worker "dead" claims the row and never reports back.
+    // Worker "dead" claims the row for 1.5 s of the database's clock and never reports back.
     let claimed = env
         .app
         .store
-        .claim_outbox("dead", now, now + 120_000, 10)
+        .claim_outbox("dead", now, 1_500, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -186,14 +186,50 @@ async fn a_crashed_senders_lease_expires_and_another_sends() {
         0,
         "leased rows are not taken"
     );
-    clock.advance(Duration::from_secs(121));
-    s.drain().await.unwrap();
+    // The lease ends on the database's clock (real time), whatever the instances' clocks say.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while t.calls.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.drain().await.unwrap();
+    }
     assert_eq!(t.calls.load(Ordering::SeqCst), 1);
     // The dead worker cannot mark it afterwards.
     assert!(!env
         .app
         .store
         .mark_sent(claimed[0].id, "dead", now)
+        .await
+        .unwrap());
+}
+
+/// Issue 13: lease times come from the database's clock, not each instance's. An instance
+/// whose clock runs a day ahead must not take a row another instance holds.
+#[tokio::test]
+async fn an_instance_whose_clock_runs_ahead_does_not_take_a_leased_row() {
+    let env = TestEnv::new("").await;
+    queue_one_reply(&env).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let claimed = env
+        .app
+        .store
+        .claim_outbox("slow-clock", now, 120_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let ahead = ManualClock::new(jiff::Timestamp::from_millisecond(now).unwrap());
+    ahead.advance(Duration::from_secs(24 * 3600));
+    let t = Scripted::new(vec![]);
+    let s = sender(&env, t.clone(), &ahead, "fast-clock");
+    s.drain().await.unwrap();
+    assert_eq!(
+        t.calls.load(Ordering::SeqCst),
+        0,
+        "the lease holds on the database's clock"
+    );
+    assert!(env
+        .app
+        .store
+        .mark_sent(claimed[0].id, "slow-clock", now)
         .await
         .unwrap());
 }

@@ -67,7 +67,7 @@ async fn concurrent_claims_are_disjoint() {
             let mut mine = Vec::new();
             loop {
                 let rows = store
-                    .claim_outbox(&format!("w{w}"), 1, i64::MAX / 2, 7)
+                    .claim_outbox(&format!("w{w}"), 1, 3_600_000, 7)
                     .await
                     .unwrap();
                 if rows.is_empty() {

@@ -140,16 +140,19 @@ impl Sender {
         } else {
             i64::from(self.config.batch)
         };
-        let lease_until = now + self.config.lease.as_millis() as i64;
+        // The lease runs on the database's clock; locally it is followed on the monotonic
+        // clock from just before the claim, so our idea of it ends no later than the
+        // database's.
+        let lease = self.config.lease;
+        let lease_ms = lease.as_millis() as i64;
+        let mut lease_until = tokio::time::Instant::now() + lease;
         let rows = self
             .store
-            .claim_outbox(&self.worker_id, now, lease_until, limit)
+            .claim_outbox(&self.worker_id, now, lease_ms, limit)
             .await?;
         if rows.is_empty() {
             return Ok(Outcome::Idle);
         }
-        let lease_ms = self.config.lease.as_millis() as i64;
-        let mut lease_until = lease_until;
         // After a renewal: the rows still ours (a row whose lease ran out may have been
         // claimed, and sent, by another sender meanwhile).
         let mut still_ours: Option<std::collections::HashSet<i64>> = None;
@@ -158,12 +161,11 @@ impl Sender {
         for row in rows.by_ref() {
             // A slow relay must not let the lease of the rows still waiting in this batch run
             // out: another instance would send them too. Renew at half time.
-            let now = self.clock.now().as_millisecond();
-            if now >= lease_until - lease_ms / 2 {
-                lease_until = now + lease_ms;
+            if tokio::time::Instant::now() + lease / 2 >= lease_until {
+                lease_until = tokio::time::Instant::now() + lease;
                 let ids = self
                     .store
-                    .renew_outbox_leases(&self.worker_id, lease_until)
+                    .renew_outbox_leases(&self.worker_id, lease_ms)
                     .await?;
                 still_ours = Some(ids.into_iter().collect());
             }
@@ -248,7 +250,7 @@ impl Sender {
     async fn send_one(
         &self,
         row: &OutboxRow,
-        lease_until: i64,
+        lease_until: tokio::time::Instant,
         cancel: &CancellationToken,
     ) -> Result<Flow, StoreError> {
         let recipients = row.recipient_list()?;
@@ -399,10 +401,9 @@ impl Sender {
         &self,
         row: &OutboxRow,
         now: i64,
-        lease_until: i64,
+        lease_until: tokio::time::Instant,
     ) -> Result<(), StoreError> {
-        let left = Duration::from_millis((lease_until - now).max(0) as u64);
-        let deadline = tokio::time::Instant::now() + left;
+        let deadline = lease_until;
         let mut backoff =
             crate::worker::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         loop {

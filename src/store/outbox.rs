@@ -84,27 +84,34 @@ where
 // The claim marks rows as leased to one worker for `lease` and counts the attempt up front, so
 // a mail that crashes its sender every time still ends in the dead letters. PostgreSQL skips
 // rows another instance is claiming right now; SQLite has a single writer, which is the lock.
-const CLAIM: &str = "UPDATE outbox SET locked_until = $1, locked_by = $2, \
+//
+// Lease times are the database's clock (`$1` is the lease's length), never an instance's: an
+// instance whose clock runs ahead must not see another's lease as expired. Whether a row is
+// due (`$3`, `next_attempt_at`) stays on the application's clock, which tests move.
+const CLAIM: &str = "UPDATE outbox SET locked_until = {now_ms} + $1, locked_by = $2, \
      attempts = attempts + 1 \
      WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
-     AND (locked_until IS NULL OR locked_until <= $3) ORDER BY next_attempt_at, id LIMIT $4\
-     {skip_locked}) \
+     AND (locked_until IS NULL OR locked_until <= {now_ms}) ORDER BY next_attempt_at, id \
+     LIMIT $4{skip_locked}) \
      RETURNING id, purpose, inbound_id, message_id, envelope_from, recipients, subject, body, \
      state, attempts, next_attempt_at, last_error, created_at, sent_at";
+const RENEW: &str = "UPDATE outbox SET locked_until = {now_ms} + $1 \
+     WHERE locked_by = $2 AND state = 'queued' RETURNING id";
 
 impl Store {
-    /// Leases up to `limit` due mails to `worker` until `lease_until_ms`.
+    /// Leases up to `limit` mails due at `now_ms` to `worker` for `lease_ms` of the
+    /// database's clock.
     pub async fn claim_outbox(
         &self,
         worker: &str,
         now_ms: i64,
-        lease_until_ms: i64,
+        lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = self.dialect().sql(CLAIM);
         let mut rows: Vec<OutboxRow> = dispatch!(self, |pool| {
             sqlx::query_as(sql)
-                .bind(lease_until_ms)
+                .bind(lease_ms)
                 .bind(worker)
                 .bind(now_ms)
                 .bind(limit)
@@ -134,23 +141,21 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Extends the lease of every row `worker` holds to `lease_until_ms`; returns their ids.
-    /// A row missing from the answer is no longer ours (its lease ran out and another sender
-    /// claimed it).
+    /// Extends the lease of every row `worker` holds to `lease_ms` from now on the database's
+    /// clock; returns their ids. A row missing from the answer is no longer ours (its lease ran
+    /// out and another sender claimed it).
     pub async fn renew_outbox_leases(
         &self,
         worker: &str,
-        lease_until_ms: i64,
+        lease_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
+        let sql = self.dialect().sql(RENEW);
         Ok(dispatch!(self, |pool| {
-            sqlx::query_scalar(
-                "UPDATE outbox SET locked_until = $1 WHERE locked_by = $2 AND state = 'queued' \
-                 RETURNING id",
-            )
-            .bind(lease_until_ms)
-            .bind(worker)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_scalar(sql)
+                .bind(lease_ms)
+                .bind(worker)
+                .fetch_all(pool)
+                .await?
         }))
     }
 

@@ -185,7 +185,7 @@ pub async fn seed_dead_letter(env: &TestEnv, message_id: &str) -> (i64, i64) {
         panic!("dead letter seeded twice");
     };
     let claimed = store
-        .claim_outbox("test-worker", now, now + 60_000, 100)
+        .claim_outbox("test-worker", now, 60_000, 100)
         .await
         .unwrap();
     for row in claimed {
