@@ -434,16 +434,20 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             println!("item {id}: mail {outbox} queued again (a running `trialdesk run` sends it)");
         }
         QueueCommand::Retry { id: None, who, .. } => {
-            let done = actions(app)?
-                .retry_all_dead_letters(&who.actor(app).await?)
-                .await?;
-            for (item, outbox) in &done {
-                println!("item {item}: mail {outbox} queued again");
+            // The page's "retry all dead letters" too: one library function, audited per item.
+            let actions = actions(app)?;
+            let results = team::retry_all_dead_letters(&actions, &who.actor(app).await?).await?;
+            let mut queued = 0;
+            for r in &results {
+                match &r.error {
+                    None => {
+                        queued += 1;
+                        println!("item {}: queued again", r.id);
+                    }
+                    Some(e) => eprintln!("item {}: {e}", r.id),
+                }
             }
-            println!(
-                "{} dead letters queued again (a running `trialdesk run` sends them)",
-                done.len()
-            );
+            println!("{queued} dead letters queued again (a running `trialdesk run` sends them)");
         }
         QueueCommand::Discard { id, who } => {
             let outbox = actions(app)?.discard(id, &who.actor(app).await?).await?;

@@ -663,52 +663,6 @@ impl Actions {
         Ok(outbox_id)
     }
 
-    /// Puts every open dead letter back in the outbox (`queue retry --all-dead-letters`, the
-    /// page's bulk retry), each audited as its own `retry`. Returns (item, mail) per retried
-    /// one; an item settled by someone else meanwhile is skipped.
-    pub async fn retry_all_dead_letters(
-        &self,
-        actor: &Actor,
-    ) -> Result<Vec<(i64, i64)>, ActionError> {
-        let mut ids = Vec::new();
-        let mut filter = crate::store::ReviewFilter {
-            reason: Some("dead_letter".into()),
-            limit: 500,
-            ..Default::default()
-        };
-        loop {
-            let page = self.store.review_items(&filter).await?;
-            let n = page.len() as i64;
-            ids.extend(
-                page.into_iter()
-                    .filter(|i| i.outbox_id.is_some())
-                    .map(|i| i.id),
-            );
-            if n < filter.limit {
-                break;
-            }
-            filter.offset += n;
-        }
-        let mut done = Vec::new();
-        for id in ids {
-            match self
-                .settle_dead_letter(
-                    id,
-                    true,
-                    actor,
-                    "dead letter queued again (all dead letters)",
-                )
-                .await
-            {
-                Ok(outbox_id) => done.push((id, outbox_id)),
-                Err(ActionError::Conflict(_) | ActionError::NotApplicable(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.queued.notify_waiters();
-        Ok(done)
-    }
-
     /// Gives up on a dead-lettered mail for good.
     pub async fn discard(&self, item_id: i64, actor: &Actor) -> Result<i64, ActionError> {
         self.settle_dead_letter(item_id, false, actor, "dead letter discarded")
