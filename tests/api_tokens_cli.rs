@@ -4,37 +4,14 @@
 mod api_support;
 mod common;
 
-use std::process::{Command, Stdio};
-
 use api_support::{serve, Api};
-use common::TestEnv;
+use common::{ok, TestEnv};
 use sha2::{Digest, Sha256};
-
-fn td(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .env("USER", "operator")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 #[tokio::test]
 async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
     let env = TestEnv::new("").await;
-    let stdout = ok(&td(&env, &["tokens", "add", "erp"]));
+    let stdout = ok(&env.cli(&["tokens", "add", "erp"]));
     // The token and nothing else on stdout.
     assert_eq!(stdout.lines().count(), 1, "{stdout:?}");
     let token = stdout.trim_end_matches('\n').to_string();
@@ -42,7 +19,7 @@ async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
         token.len() >= 40 && !token.contains(char::is_whitespace),
         "{token:?}"
     );
-    let ro = ok(&td(&env, &["tokens", "add", "viewer", "--read-only"]))
+    let ro = ok(&env.cli(&["tokens", "add", "viewer", "--read-only"]))
         .trim()
         .to_string();
     assert_ne!(token, ro);
@@ -66,11 +43,11 @@ async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
         .is_none());
 
     // A second token under a name in force is refused.
-    let again = td(&env, &["tokens", "add", "erp"]);
+    let again = env.cli(&["tokens", "add", "erp"]);
     assert!(!again.status.success());
     assert!(again.stdout.is_empty());
 
-    let list = ok(&td(&env, &["tokens", "list", "--json"]));
+    let list = ok(&env.cli(&["tokens", "list", "--json"]));
     assert!(!list.contains(&token) && !list.contains(&hash), "{list}");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let names: Vec<(&str, bool)> = list
@@ -85,7 +62,7 @@ async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
         })
         .collect();
     assert_eq!(names, [("erp", false), ("viewer", true)]);
-    let human = ok(&td(&env, &["tokens", "list"]));
+    let human = ok(&env.cli(&["tokens", "list"]));
     assert!(human.contains("erp") && human.contains("read-only") && human.contains("active"));
 
     let addr = serve(&env).await;
@@ -93,12 +70,12 @@ async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
     assert_eq!(Api::new(addr, Some(&token)).get(path).await.status, 200);
     assert_eq!(Api::new(addr, Some(&ro)).get(path).await.status, 200);
 
-    ok(&td(&env, &["tokens", "revoke", "erp"]));
+    ok(&env.cli(&["tokens", "revoke", "erp"]));
     assert_eq!(Api::new(addr, Some(&token)).get(path).await.status, 401);
     assert_eq!(Api::new(addr, Some(&ro)).get(path).await.status, 200);
-    assert!(!td(&env, &["tokens", "revoke", "erp"]).status.success());
+    assert!(!env.cli(&["tokens", "revoke", "erp"]).status.success());
     let list: serde_json::Value =
-        serde_json::from_str(&ok(&td(&env, &["tokens", "list", "--json"]))).unwrap();
+        serde_json::from_str(&ok(&env.cli(&["tokens", "list", "--json"]))).unwrap();
     assert!(
         list[0]["revoked_at"]
             .as_str()
@@ -107,7 +84,7 @@ async fn tokens_are_printed_once_stored_hashed_listed_and_revoked() {
     );
     assert!(list[1]["revoked_at"].is_null(), "{list}");
     // The name is free again after revoking.
-    let fresh = ok(&td(&env, &["tokens", "add", "erp"])).trim().to_string();
+    let fresh = ok(&env.cli(&["tokens", "add", "erp"])).trim().to_string();
     assert_eq!(Api::new(addr, Some(&fresh)).get(path).await.status, 200);
-    assert!(!td(&env, &["tokens", "add", "bad name"]).status.success());
+    assert!(!env.cli(&["tokens", "add", "bad name"]).status.success());
 }

@@ -4,44 +4,8 @@
 mod common;
 mod review_support;
 
-use std::process::{Command, Stdio};
-
-use common::TestEnv;
+use common::{ok, TestEnv};
 use review_support::{add_user, seed, Seed};
-use trialdesk::store::AuditFilter;
-
-fn td(env: &TestEnv, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_trialdesk"))
-        .arg("--config")
-        .arg(&env.config_path)
-        .args(args)
-        .env("USER", "operator")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-async fn audit(env: &TestEnv, action: &str) -> Vec<trialdesk::store::AuditEntry> {
-    env.app
-        .store
-        .audit_entries(&AuditFilter {
-            action: Some(action.into()),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn assign_note_and_list_mine_from_the_cli() {
@@ -58,20 +22,17 @@ async fn assign_note_and_list_mine_from_the_cli() {
     add_user(&env, "bob").await;
     // `--as` names a staff account (first-hour rule): carol writes the note below.
     add_user(&env, "carol").await;
-    let out = ok(&td(
-        &env,
-        &["queue", "assign", &item.to_string(), "--to", "Bob"],
-    ));
+    let out = ok(&env.cli(&["queue", "assign", &item.to_string(), "--to", "Bob"]));
     assert!(out.contains("assigned to bob"), "{out}");
-    let refused = td(
-        &env,
-        &["queue", "assign", &item.to_string(), "--to", "nobody-here"],
-    );
+    let refused = env.cli(&["queue", "assign", &item.to_string(), "--to", "nobody-here"]);
     assert!(!refused.status.success());
-    let mine: serde_json::Value = serde_json::from_str(&ok(&td(
-        &env,
-        &["queue", "list", "--json", "--assignee", "bob"],
-    )))
+    let mine: serde_json::Value = serde_json::from_str(&ok(&env.cli(&[
+        "queue",
+        "list",
+        "--json",
+        "--assignee",
+        "bob",
+    ])))
     .unwrap();
     let ids: Vec<i64> = mine
         .as_array()
@@ -81,39 +42,33 @@ async fn assign_note_and_list_mine_from_the_cli() {
         .collect();
     assert_eq!(ids, vec![item]);
     let free: serde_json::Value =
-        serde_json::from_str(&ok(&td(&env, &["queue", "list", "--json", "--unassigned"]))).unwrap();
+        serde_json::from_str(&ok(&env.cli(&["queue", "list", "--json", "--unassigned"]))).unwrap();
     assert_eq!(free.as_array().unwrap()[0]["id"].as_i64(), Some(other));
-    ok(&td(
-        &env,
-        &["queue", "assign", &item.to_string(), "--nobody"],
-    ));
-    ok(&td(
-        &env,
-        &[
-            "queue",
-            "note",
-            &item.to_string(),
-            "called the partner",
-            "--as",
-            "carol",
-        ],
-    ));
-    let a = audit(&env, "assign").await;
+    ok(&env.cli(&["queue", "assign", &item.to_string(), "--nobody"]));
+    ok(&env.cli(&[
+        "queue",
+        "note",
+        &item.to_string(),
+        "called the partner",
+        "--as",
+        "carol",
+    ]));
+    let a = env.audit_of("assign").await;
     assert_eq!(
         (a[0].actor.as_str(), a[0].via.as_str()),
         ("operator", "cli")
     );
     assert_eq!(a[0].detail, "assigned to bob");
     assert_eq!(
-        audit(&env, "unassign").await[0].detail,
+        env.audit_of("unassign").await[0].detail,
         "unassigned (was bob)"
     );
-    let n = audit(&env, "note").await;
+    let n = env.audit_of("note").await;
     assert_eq!(
         (n[0].actor.as_str(), n[0].detail.as_str(), n[0].review_id),
         ("carol", "called the partner", Some(item))
     );
-    let show = ok(&td(&env, &["queue", "show", &item.to_string()]));
+    let show = ok(&env.cli(&["queue", "show", &item.to_string()]));
     assert!(show.contains("note: called the partner"), "{show}");
 }
 
@@ -147,44 +102,36 @@ async fn bulk_forms_with_reason_audit_every_item() {
     )
     .await;
     add_user(&env, "bob").await;
-    let out = ok(&td(
-        &env,
-        &[
-            "queue",
-            "assign",
-            "--reason",
-            "other_subject",
-            "--to",
-            "bob",
-        ],
-    ));
+    let out = ok(&env.cli(&[
+        "queue",
+        "assign",
+        "--reason",
+        "other_subject",
+        "--to",
+        "bob",
+    ]));
     assert!(out.contains("3 item(s) assigned"), "{out}");
-    let out = ok(&td(
-        &env,
-        &[
-            "queue",
-            "resolve",
-            "--reason",
-            "other_subject",
-            "--note",
-            "newsletter",
-        ],
-    ));
+    let out = ok(&env.cli(&[
+        "queue",
+        "resolve",
+        "--reason",
+        "other_subject",
+        "--note",
+        "newsletter",
+    ]));
     assert!(out.contains("3 item(s) resolved, 0 failed"), "{out}");
-    let resolved: Vec<Option<i64>> = audit(&env, "resolve")
+    let resolved: Vec<Option<i64>> = env
+        .audit_of("resolve")
         .await
         .iter()
         .map(|a| a.review_id)
         .collect();
     assert_eq!(resolved.len(), 3);
     assert!(ids.iter().all(|id| resolved.contains(&Some(*id))));
-    let out = ok(&td(
-        &env,
-        &["queue", "reprocess", "--reason", "unknown_sender"],
-    ));
+    let out = ok(&env.cli(&["queue", "reprocess", "--reason", "unknown_sender"]));
     assert!(out.contains("1 item(s) reprocessed"), "{out}");
-    assert_eq!(audit(&env, "reprocess").await[0].review_id, Some(unknown));
-    let bad = td(&env, &["queue", "reprocess", "--reason", "nonsense"]);
+    assert_eq!(env.audit_of("reprocess").await[0].review_id, Some(unknown));
+    let bad = env.cli(&["queue", "reprocess", "--reason", "nonsense"]);
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("is not a review reason"),
