@@ -68,8 +68,8 @@
 //! - **Decisions are pure functions, adapters are thin.** Every rule that decides something
 //!   takes plain values and returns plain values, with a table test beside it:
 //!   [`classify`] (subject, numbers and where they come from — [`classify::message::numbers_from`] —,
-//!   quotes, automated mail, sender), the IMAP round ([`inbound::imap::plan_fetch`],
-//!   [`inbound::imap::plan_filing`]), the rate-limit ladder ([`pipeline::ladder`]), the
+//!   quotes, automated mail, sender), the IMAP round ([`inbound::imap::list_window`],
+//!   [`inbound::imap::plan_fetch`], [`inbound::imap::Scan`], [`inbound::imap::plan_filing`]), the rate-limit ladder ([`pipeline::ladder`]), the
 //!   reminder schedule. Around them, adapters only translate: `inbound::imap::{session, round}`
 //!   talk IMAP, `classify::mime` talks mail-parser, `store/` talks SQL, `outbound/` talks SMTP.
 //! - **Protocols stay at their edge**: no `sqlx` outside [`store`], no `async_imap` outside

@@ -311,3 +311,88 @@ async fn check_says_what_works_and_what_does_not_without_printing_secrets() {
         "{out}"
     );
 }
+
+/// Bounded listing against the real server: windows of 3 UIDs (`imap.list_window`), a
+/// mailbox of many windows with a gap of expunged UIDs wider than one round's windows
+/// (16 × 3), read by `run --once`: every request answered exactly once, then nothing twice,
+/// and mail that arrives later (above where the listing stopped) is read too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_listing_window_reads_a_mailbox_with_gaps_exactly_once() {
+    use futures::TryStreamExt;
+
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
+    let mut setup = Setup::plain(&stack);
+    setup.imap_extra = "list_window = 3\nbatch_size = 4".into();
+    let env = E2e::new(&stack, setup).await;
+    let partners = common::mailstack::partners(17);
+    let filler = format!("{}@pacrim.example.com", unique("filler"));
+    // UIDs 1..=5 and 61..=70 are requests from 15 partners; 6..=60 are expunged below.
+    let mut sent = std::collections::HashMap::new();
+    let deliver = |partner: &str, loan: &str| {
+        let mid = format!("{}@{}", unique("win"), partner.split('@').nth(1).unwrap());
+        let body = format!("Please check {loan} for us.");
+        stack.deliver_lmtp(
+            partner,
+            &env.helpdesk,
+            &request(partner, &env.helpdesk, &mid, &body),
+        );
+        mid
+    };
+    for (p, loan) in &partners[..5] {
+        sent.insert(deliver(p, loan), p.clone());
+    }
+    for _ in 6..=60 {
+        deliver(&filler, "D50261001");
+    }
+    for (p, loan) in &partners[5..15] {
+        sent.insert(deliver(p, loan), p.clone());
+    }
+    let mut s = stack.session(&env.helpdesk).await;
+    s.select("INBOX").await.unwrap();
+    let _: Vec<_> = s
+        .uid_store("6:60", "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
+    let _ = s.logout().await;
+    assert_eq!(stack.count(&env.helpdesk, "INBOX").await, 15);
+
+    let (ok, out, err) = env.cli(&["run", "--once"]);
+    assert!(ok, "run --once failed:\n{out}\n{err}");
+    assert!(out.contains("read 15 mail(s)"), "{out}\n{err}");
+    assert!(out.contains("answered 15"), "{out}");
+    assert_eq!(stack.count(&env.helpdesk, "INBOX").await, 0);
+    assert_eq!(stack.count(&env.helpdesk, ANSWERED).await, 15);
+    let got =
+        common::mailstack::wait_answers(&stack, &partners[..15], &sent, Duration::from_secs(30))
+            .await;
+    assert_eq!(common::mailstack::assert_one_answer_each(&sent, &got), 0);
+
+    // Nothing read twice; then two new mails (UIDs 71 and 72) are read.
+    let (ok, out, err) = env.cli(&["run", "--once"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("read 0 mail(s)"), "{out}");
+    let mut later = std::collections::HashMap::new();
+    for (p, loan) in &partners[15..] {
+        later.insert(deliver(p, loan), p.clone());
+    }
+    let (ok, out, err) = env.cli(&["run", "--once"]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("read 2 mail(s)"), "{out}\n{err}");
+    let got =
+        common::mailstack::wait_answers(&stack, &partners[15..], &later, Duration::from_secs(30))
+            .await;
+    assert_eq!(common::mailstack::assert_one_answer_each(&later, &got), 0);
+    // Exactly one reply per request, none late.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut total = 0;
+    for (p, _) in &partners {
+        total += stack.count(p, "INBOX").await;
+    }
+    assert_eq!(total, 17);
+}

@@ -72,6 +72,10 @@ pub struct ImapConfig {
     pub batch_size: usize,
     /// Upper bound on the bytes of one fetch round (at least one mail is always fetched).
     pub batch_bytes: u64,
+    /// UIDs listed per `UID FETCH from:to (UID RFC822.SIZE)`: one answer holds at most this
+    /// many lines, and a round lists at most `MAX_WINDOWS_PER_ROUND` windows, however large
+    /// the mailbox. Rarely worth changing (tests set it small).
+    pub list_window: u32,
     /// `move` (default): file each handled mail into the folder for its outcome, with
     /// `UID MOVE` (or COPY + `\Deleted` + `UID EXPUNGE` when MOVE is missing).
     /// `flag_seen`: only set `\Seen`.
@@ -101,6 +105,9 @@ pub struct ImapConfig {
     pub reconnect_max: Duration,
 }
 
+/// The largest `imap.list_window`: one listing answer stays a few megabytes at most.
+pub const MAX_LIST_WINDOW: u32 = 100_000;
+
 /// What `imap.ignore_capabilities` may name: the capabilities trialdesk uses.
 pub const IGNORABLE_CAPABILITIES: [&str; 3] = ["MOVE", "UIDPLUS", "IDLE"];
 
@@ -126,6 +133,7 @@ impl Default for ImapConfig {
             safety_poll_interval: Duration::from_secs(180),
             batch_size: 50,
             batch_bytes: 64 * 1024 * 1024,
+            list_window: 1000,
             after_processing: AfterProcessing::Move,
             folder_answered: "trialdesk/answered".into(),
             folder_review: "trialdesk/review".into(),
@@ -194,6 +202,12 @@ impl ImapConfig {
         }
         if self.batch_bytes == 0 {
             return Err(invalid("imap.batch_bytes", "must be positive"));
+        }
+        if !(1..=MAX_LIST_WINDOW).contains(&self.list_window) {
+            return Err(invalid(
+                "imap.list_window",
+                format!("must be between 1 and {MAX_LIST_WINDOW}"),
+            ));
         }
         for (key, name) in [
             ("imap.mailbox", &self.mailbox),

@@ -405,6 +405,27 @@ mod tests {
     }
 
     #[test]
+    fn the_listing_window_is_checked_by_its_key() {
+        let text = |extra: &str| {
+            format!(
+                "[database]\nurl = \"sqlite://x\"\n[mail]\nsource = \"imap\"\n\
+                 [imap]\nusername = \"hd\"\npassword = \"p\"\n{extra}"
+            )
+        };
+        assert_eq!(parse(&text("")).unwrap().imap.list_window, 1000);
+        assert_eq!(
+            parse(&text("list_window = 3\n")).unwrap().imap.list_window,
+            3
+        );
+        for bad in ["0", "100001"] {
+            let err = parse(&text(&format!("list_window = {bad}\n")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("imap.list_window"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = parse("[database]\nurl = \"sqlite://x\"\n[imap]\nhots = \"x\"\n").unwrap_err();
         let msg = err.to_string();

@@ -108,6 +108,13 @@ pub trait MailSource: Send {
         Vec::new()
     }
 
+    /// Whether the last `fetch` stopped listing at its per-round bound with mail above still
+    /// unlisted (and so may have returned nothing although there is mail to read): the caller
+    /// fetches again at once instead of waiting for new mail. False by default.
+    fn more_to_list(&self) -> bool {
+        false
+    }
+
     /// Returns when new mail may have arrived (push notification or poll interval).
     fn wait(&mut self) -> impl Future<Output = ()> + Send;
 

@@ -189,7 +189,8 @@ impl<S: MailSource> InboundWorker<S> {
             self.source.ack_all(&acks).await?;
         }
         if mails.is_empty() {
-            return Ok(if unreadable.is_empty() {
+            // A source that stopped listing at its per-round bound goes on at once.
+            return Ok(if unreadable.is_empty() && !self.source.more_to_list() {
                 Outcome::Idle
             } else {
                 Outcome::Done
@@ -327,6 +328,9 @@ mod tests {
         batch: usize,
         acked: Vec<String>,
         offered: Vec<String>,
+        /// Fetches that come back empty first, with more to list (a listing bound reached).
+        unlisted_rounds: usize,
+        more: bool,
     }
 
     impl MailSource for Fake {
@@ -335,6 +339,11 @@ mod tests {
             max: usize,
             skip: &HashSet<String>,
         ) -> Result<Vec<RawMail>, SourceError> {
+            self.more = self.unlisted_rounds > 0;
+            if self.more {
+                self.unlisted_rounds -= 1;
+                return Ok(Vec::new());
+            }
             let out: Vec<RawMail> = self
                 .mails
                 .iter()
@@ -349,6 +358,10 @@ mod tests {
         async fn ack(&mut self, mail: &RawMail, _d: Disposition) -> Result<(), SourceError> {
             self.acked.push(mail.handle.clone());
             Ok(())
+        }
+
+        fn more_to_list(&self) -> bool {
+            self.more
         }
 
         async fn wait(&mut self) {}
@@ -398,6 +411,8 @@ mod tests {
             batch,
             acked: Vec::new(),
             offered: Vec::new(),
+            unlisted_rounds: 0,
+            more: false,
         };
         let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
         for n in 1..=batch {
@@ -424,7 +439,25 @@ mod tests {
             batch: 100,
             acked: Vec::new(),
             offered: Vec::new(),
+            unlisted_rounds: 0,
+            more: false,
         }
+    }
+
+    /// A source that stopped listing at its per-round bound returns nothing but has more to
+    /// list: the round counts as work done, so the worker (and `run --once`'s drain) goes on
+    /// at once instead of waiting for new mail, and reaches the mail above.
+    #[tokio::test]
+    async fn an_empty_round_with_more_to_list_is_followed_at_once() {
+        let mut source = fake(1);
+        source.unlisted_rounds = 2;
+        let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
+        let cancel = CancellationToken::new();
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+        worker.drain().await.unwrap();
+        assert_eq!(worker.source.acked, vec!["h1".to_string()]);
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
     }
 
     async fn open_items(worker: &InboundWorker<Fake>) -> Vec<(String, String)> {

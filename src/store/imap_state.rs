@@ -67,23 +67,26 @@ impl Store {
         Ok(())
     }
 
-    /// Handled UIDs at or above `from_uid`.
+    /// Handled UIDs from `from_uid` to `to_uid` (inclusive): those of one listing window, so
+    /// a long run of handled mail left in the mailbox (`flag_seen`) is never read at once.
     pub async fn imap_done_uids(
         &self,
         account: &str,
         mailbox: &str,
         uidvalidity: i64,
         from_uid: i64,
+        to_uid: i64,
     ) -> Result<Vec<i64>, StoreError> {
         Ok(dispatch!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT uid FROM imap_done WHERE account = $1 AND mailbox = $2 \
-                 AND uidvalidity = $3 AND uid >= $4 ORDER BY uid",
+                 AND uidvalidity = $3 AND uid >= $4 AND uid <= $5 ORDER BY uid",
             )
             .bind(account)
             .bind(mailbox)
             .bind(uidvalidity)
             .bind(from_uid)
+            .bind(to_uid)
             .fetch_all(pool)
             .await?
         }))
@@ -191,11 +194,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store.imap_done_uids("a", "INBOX", 9, 1).await.unwrap(),
+            store.imap_done_uids("a", "INBOX", 9, 1, 100).await.unwrap(),
             vec![3, 5, 8, 9]
         );
+        assert_eq!(
+            store.imap_done_uids("a", "INBOX", 9, 4, 8).await.unwrap(),
+            vec![5, 8]
+        );
         assert!(store
-            .imap_done_uids("a", "INBOX", 8, 1)
+            .imap_done_uids("a", "INBOX", 8, 1, 100)
             .await
             .unwrap()
             .is_empty());

@@ -27,8 +27,13 @@
 //! around the source backs off exponentially with jitter while that fails.
 //!
 //! # Fetching
-//! Each round lists `UID RFC822.SIZE` from the floor up, then fetches a batch bounded by
-//! `batch_size` and `batch_bytes` with `BODY.PEEK[]` (never setting `\Seen`). A mail above
+//! Each round asks for the last UID (`UID FETCH * (UID)`), then lists `UID RFC822.SIZE` in
+//! windows of `imap.list_window` UIDs (`UID FETCH from:to`, never past the last UID), from the
+//! floor (or from where the previous round stopped listing) up, until a window holds mail to
+//! fetch — at most [`MAX_WINDOWS_PER_ROUND`] windows, so neither one answer nor one round grows
+//! with the mailbox; when the budget runs out with UIDs above unlisted, the next round follows
+//! at once ([`MailSource::more_to_list`]). It then fetches a batch from that window, bounded by
+//! `batch_size` and `batch_bytes`, with `BODY.PEEK[]` (never setting `\Seen`). A mail above
 //! `mail.max_message_bytes` is never loaded: only its header section is (`BODY.PEEK[HEADER]`,
 //! itself capped), and the pipeline sends it to review.
 
@@ -40,7 +45,10 @@ mod session;
 mod status;
 pub mod utf7;
 
-pub use plan::{plan_fetch, plan_filing, FetchLimits, FetchPlan, FilingPlan, MAX_HEADER_BYTES};
+pub use plan::{
+    list_window, plan_fetch, plan_filing, FetchLimits, FetchPlan, FilingPlan, Scan, Then, Window,
+    MAX_HEADER_BYTES, MAX_WINDOWS_PER_ROUND,
+};
 pub use probe::probe;
 pub use status::{ImapStatus, ImapStatusSnapshot};
 
@@ -86,6 +94,9 @@ pub struct ImapSource {
     lease: Option<LeaseHandle>,
     /// Whether the source is standing by (lease held elsewhere), so that is said once.
     standing_by: bool,
+    /// Where the listing stands between rounds, for the UIDVALIDITY it was made under.
+    /// Dropped with the connection.
+    scan: Option<(u32, Scan)>,
 }
 
 fn now_ms() -> i64 {
@@ -125,6 +136,7 @@ impl ImapSource {
             idle_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
             lease: None,
             standing_by: false,
+            scan: None,
         })
     }
 
@@ -197,6 +209,10 @@ impl MailSource for ImapSource {
             self.lost(e);
         }
         result
+    }
+
+    fn more_to_list(&self) -> bool {
+        self.scan.as_ref().is_some_and(|(_, scan)| scan.more) && self.may_read()
     }
 
     async fn wait(&mut self) {

@@ -1,13 +1,15 @@
-//! One round: list the mailbox from the floor up, plan and fetch a batch; file handled mail.
-//! The decisions are pure functions in `plan` ([`plan_fetch`], [`plan_filing`]), table-tested
-//! there; the methods here only talk IMAP and the store.
+//! One round: list the mailbox in bounded windows from the floor up, plan and fetch a batch;
+//! file handled mail. The decisions are pure functions in `plan` ([`list_window`],
+//! [`plan_fetch`], [`Scan`], [`plan_filing`]), table-tested there; the methods here only talk
+//! IMAP and the store.
 
 use std::collections::{HashMap, HashSet};
 
+use async_imap::error::Error as ImapError;
 use futures::StreamExt;
 
 use super::conn::{collect_map_within, collect_within};
-use super::plan::{plan_fetch, plan_filing, FetchLimits, MAX_HEADER_BYTES};
+use super::plan::{list_window, plan_fetch, plan_filing, FetchLimits, Scan, MAX_HEADER_BYTES};
 use super::{
     add_flags, disposition_code, imap_err, now_ms, parse_handle, store_err, timed, uid_set,
     ImapSource, DISPOSITIONS,
@@ -22,6 +24,7 @@ impl ImapSource {
         skip: &HashSet<String>,
     ) -> Result<Vec<RawMail>, SourceError> {
         let limit = self.config.command_timeout;
+        let width = self.config.list_window;
         let limits = FetchLimits {
             max_mails: max.min(self.config.batch_size),
             batch_bytes: self.config.batch_bytes,
@@ -31,6 +34,8 @@ impl ImapSource {
         let mailbox = self.mailbox.clone();
         let store = self.store.clone();
         let mailbox_name = self.config.mailbox.clone();
+        // Kept again once this round has listed; dropped if it fails.
+        let previous_scan = self.scan.take();
         let live = self.ensure_connected().await?;
         let uidvalidity = live.uidvalidity;
         // Announcements so far are about to be covered by this listing; dropping them keeps
@@ -49,47 +54,115 @@ impl ImapSource {
                 ))
             }
         };
-        // 1. What is there from the floor up, with sizes.
-        let listing: Vec<(u32, u64)> = timed(limit, "UID FETCH (list)", async {
-            let listed = collect_map_within(
-                live.session
-                    .uid_fetch(format!("{floor}:*"), "(UID RFC822.SIZE)")
-                    .await?,
-                limit,
-                |f| Some((f.uid?, u64::from(f.size?))),
-            )
-            .await
-            .map_err(async_imap::error::Error::Bad)?;
-            Ok(listed)
-        })
-        .await?;
-        let done: HashSet<u32> = store
-            .imap_done_uids(&account, &mailbox, uidvalidity.into(), floor)
-            .await
-            .map_err(store_err)?
-            .into_iter()
-            .filter_map(|uid| u32::try_from(uid).ok())
-            .collect();
         let set_aside: HashSet<u32> = skip
             .iter()
             .filter_map(|h| parse_handle(h))
             .filter(|(v, _)| *v == uidvalidity)
             .map(|(_, uid)| uid)
             .collect();
-        let plan = plan_fetch(&listing, &done, &set_aside, floor, limits);
-        // 2. Raise the floor to the first unhandled UID (or past everything listed).
-        if plan.new_floor > floor {
-            store
-                .imap_advance_floor(
+        // 1. The last UID: windows are listed up to it and no further (one line; nothing for
+        // an empty mailbox, where a server may also refuse `*` with NO or BAD).
+        let mut last: Option<u32> = None;
+        let mut stream = timed(
+            limit,
+            "UID FETCH (last)",
+            live.session.uid_fetch("*", "(UID)"),
+        )
+        .await?;
+        loop {
+            match tokio::time::timeout(limit, stream.next()).await {
+                Err(_) => {
+                    return Err(SourceError::Unavailable(format!(
+                        "UID FETCH (last): no answer within {} (imap.command_timeout)",
+                        humantime::format_duration(limit)
+                    )))
+                }
+                Ok(None) => break,
+                Ok(Some(Ok(item))) => last = last.max(item.uid),
+                Ok(Some(Err(e @ (ImapError::No(_) | ImapError::Bad(_))))) => {
+                    tracing::debug!(answer = %e, "UID FETCH * refused: taken as an empty mailbox");
+                    last = None;
+                    break;
+                }
+                Ok(Some(Err(e))) => return Err(imap_err("UID FETCH (last)")(e)),
+            }
+        }
+        drop(stream);
+        // 2. Windows of UIDs with their sizes, from the floor (or where the last round stopped)
+        // up, until one holds mail to fetch; at most MAX_WINDOWS_PER_ROUND of them.
+        let mut scan = match previous_scan {
+            Some((validity, scan)) if validity == uidvalidity => scan,
+            _ => Scan::default(),
+        };
+        let mut from = scan.start(floor, &set_aside);
+        let mut new_floor = floor;
+        let mut listed_windows = 0;
+        let mut plan = None;
+        while let Some(window) = list_window(from, last, width) {
+            let set = format!("{}:{}", window.from, window.to);
+            let listing: Vec<(u32, u64)> = timed(limit, "UID FETCH (list)", async {
+                let listed = collect_map_within(
+                    live.session.uid_fetch(&set, "(UID RFC822.SIZE)").await?,
+                    limit,
+                    |f| Some((f.uid?, u64::from(f.size?))),
+                )
+                .await
+                .map_err(async_imap::error::Error::Bad)?;
+                Ok(listed)
+            })
+            .await?;
+            let done: HashSet<u32> = store
+                .imap_done_uids(
                     &account,
                     &mailbox,
                     uidvalidity.into(),
-                    plan.new_floor,
-                    now_ms(),
+                    window.from,
+                    window.to,
                 )
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .filter_map(|uid| u32::try_from(uid).ok())
+                .collect();
+            listed_windows += 1;
+            let window_plan = plan_fetch(
+                &listing,
+                &done,
+                &set_aside,
+                new_floor,
+                window,
+                last.unwrap_or(0),
+                limits,
+            );
+            new_floor = window_plan.new_floor;
+            let next = scan.after(window, &window_plan, listed_windows);
+            plan = Some(window_plan);
+            match next {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        if plan.is_none() {
+            scan.nothing_listed();
+        }
+        if scan.more {
+            tracing::debug!(
+                windows = listed_windows,
+                next = scan.mark,
+                "listing window budget spent; the next round goes on from there"
+            );
+        }
+        // 3. Raise the floor to the first unhandled UID (or past every window handled).
+        if new_floor > floor {
+            store
+                .imap_advance_floor(&account, &mailbox, uidvalidity.into(), new_floor, now_ms())
                 .await
                 .map_err(store_err)?;
         }
+        let Some(plan) = plan else {
+            self.scan = Some((uidvalidity, scan));
+            return Ok(Vec::new());
+        };
         let sizes: HashMap<u32, u64> = plan
             .whole
             .iter()
@@ -98,7 +171,7 @@ impl ImapSource {
             .collect();
         let whole: Vec<u32> = plan.whole.iter().map(|(uid, _)| *uid).collect();
         let headers_only: Vec<u32> = plan.headers_only.iter().map(|(uid, _)| *uid).collect();
-        // 5. Fetch them, one mail at a time off the wire.
+        // 4. Fetch them, one mail at a time off the wire.
         let mut mails: Vec<(u32, RawMail)> = Vec::new();
         for (uids, query, is_header) in [
             (&whole, "(UID BODY.PEEK[])".to_string(), false),
@@ -150,6 +223,7 @@ impl ImapSource {
         }
         mails.sort_by_key(|(uid, _)| *uid);
         mails.dedup_by_key(|(uid, _)| *uid);
+        self.scan = Some((uidvalidity, scan));
         Ok(mails.into_iter().map(|(_, m)| m).collect())
     }
 

@@ -18,6 +18,7 @@ impl ImapSource {
     /// Without the lease: log out (if connected) and say so once.
     pub(super) async fn stand_by(&mut self) {
         let had_session = self.live.is_some() || self.status.connected.load(Ordering::Relaxed);
+        self.scan = None;
         if let Some(mut live) = self.live.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), live.session.logout()).await;
         }
@@ -242,6 +243,7 @@ impl ImapSource {
             return;
         }
         self.live = None;
+        self.scan = None;
         // `connected` rather than `live`: during IDLE the session is out of `live`.
         if self.status.connected.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, "IMAP connection lost; reconnecting");
