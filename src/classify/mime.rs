@@ -451,9 +451,12 @@ pub(super) fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailb
         None => address.to_string(),
     };
     // Whitespace or control characters (a NUL, say) make no address a relay would deliver to
-    // as written: such a sender is no one we can answer.
+    // as written: such a sender is no one we can answer. Nor is an encoded word in the address
+    // (`=?utf-8?B?…?=@…`, RFC 2047 §5 forbids it there): readers of our reply disagree on
+    // whether to decode it, so it would not reliably name the sender.
     if sender::address_domain(&address).is_none()
         || address.chars().any(|c| c.is_whitespace() || c.is_control())
+        || address.contains("=?")
     {
         return None;
     }
@@ -472,4 +475,25 @@ pub(super) fn all_mailboxes(addr: &Address<'_>) -> Vec<Mailbox> {
     addr.iter()
         .filter_map(|a| mailbox(a.name(), a.address()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mailbox;
+
+    #[test]
+    fn only_an_address_a_relay_delivers_as_written_is_a_mailbox() {
+        let cases = [
+            ("WangWei@Partner.example.", Some("wangwei@partner.example")),
+            ("<a@b.example>", Some("a@b.example")),
+            ("no-domain", None),
+            ("a b@c.example", None),
+            ("a@c.example\0\x01", None),
+            ("=?utf-8?B?broken?=@sakura-net.example.jp", None),
+        ];
+        for (input, expected) in cases {
+            let got = mailbox(Some(" Name "), Some(input)).map(|m| m.address);
+            assert_eq!(got.as_deref(), expected, "{input:?}");
+        }
+    }
 }
