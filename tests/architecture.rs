@@ -6,7 +6,7 @@
 //!
 //! What counts: every `crate::name` (and `crate::{name, …}`) outside comments, in every file
 //! under `src/<name>.rs` or `src/<name>/`, except the unit tests at the end of a file
-//! (`#[cfg(test)] mod tests`), which may use anything. `lib.rs` and `main.rs` are the roots.
+//! (`#[cfg(test)] mod tests`) or in a `tests.rs` of their own, which may use anything. `lib.rs` and `main.rs` are the roots.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -125,7 +125,8 @@ fn graph() -> Graph {
     for file in files {
         let rel = file.strip_prefix(&src).expect("under src/");
         let rel_str = rel.to_string_lossy().replace('\\', "/");
-        if rel_str == "lib.rs" || rel_str == "main.rs" {
+        // A `tests.rs` is a unit-test module moved out of its parent (`#[cfg(test)] mod tests;`).
+        if rel_str == "lib.rs" || rel_str == "main.rs" || rel.ends_with("tests.rs") {
             continue;
         }
         let first = rel_str.split('/').next().unwrap_or_default();
