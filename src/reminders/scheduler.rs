@@ -10,7 +10,8 @@
 //! someone reports a data change, or at most [`MAX_SLEEP`] (an import by another process is
 //! noticed that way) — it never polls in a tight loop.
 
-use crate::domain::Trial;
+mod mail;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,18 +22,13 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::message::{self, ReminderContext};
 use super::plan::open_audiences;
 use super::schedule::{self, add_days, At, Audience, Kind, Status};
-use crate::classify::Mailbox;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::domain::Partner;
-use crate::outbound::compose::{Notice, OwnMailKind};
 use crate::outbound::{Composer, Templates};
-use crate::store::{
-    NewOutbox, NewReminder, NewReview, ReminderCandidate, ReminderOutcome, Store, StoreError,
-};
+use crate::store::{NewReminder, NewReview, ReminderCandidate, ReminderOutcome, Store, StoreError};
 use crate::worker::Outcome;
 
 /// How far back missed reminders are looked for: windows that ended within this many days.
@@ -336,15 +332,9 @@ impl Scheduler {
                 .reminder_candidates(kind.code(), lo, hi, kind.needs_calling())
                 .await?;
             for c in candidates {
-                let Some(tz) = zones.get(&c.timezone) else {
+                let Some(tz) = self.zone_if(&c, kind, at, Status::Sendable, &mut zones) else {
                     continue;
                 };
-                let known = known_since(&c, tz);
-                let status =
-                    schedule::status(c.expires_on, kind, at, self.settings.send_at, tz, known);
-                if status != Status::Sendable {
-                    continue;
-                }
                 let today = at.date_in(tz);
                 // The full trial, as it is now (read once for both audiences).
                 let mut trial = None;
@@ -402,13 +392,7 @@ impl Scheduler {
                 .reminder_candidates(kind.code(), lo, hi, kind.needs_calling())
                 .await?;
             for c in candidates {
-                let Some(tz) = zones.get(&c.timezone) else {
-                    continue;
-                };
-                let known = known_since(&c, tz);
-                let status =
-                    schedule::status(c.expires_on, kind, at, self.settings.send_at, tz, known);
-                if status != Status::Missed {
+                if self.zone_if(&c, kind, at, Status::Missed, zones).is_none() {
                     continue;
                 }
                 for (audience, recipients) in open_audiences(&c) {
@@ -467,152 +451,20 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Renders, composes and queues one reminder.
-    #[allow(clippy::too_many_arguments)]
-    #[tracing::instrument(skip_all, fields(trial_id = %c.trial_id, kind = %kind, audience = %audience))]
-    async fn send(
+    /// The candidate's zone, if its `kind` reminder has the status `wanted` at `at` (judged in
+    /// that zone, from the day its expiry date became known).
+    fn zone_if<'z>(
         &self,
         c: &ReminderCandidate,
-        trial: &Trial,
         kind: Kind,
-        audience: Audience,
-        recipients: Vec<String>,
-        today: Date,
-        partners: &mut HashMap<String, Option<Partner>>,
-        report: &mut StepReport,
-    ) -> Result<(), StoreError> {
-        // A re-import may have moved or converted the trial since it was planned.
-        if trial.converted || trial.expires_on != c.expires_on {
-            report.skipped += 1;
-            return Ok(());
-        }
-        if !partners.contains_key(&trial.partner_id) {
-            let p = self.store.partner(&trial.partner_id).await?;
-            partners.insert(trial.partner_id.clone(), p);
-        }
-        let Some(Some(partner)) = partners.get(&trial.partner_id) else {
-            report.skipped += 1;
-            return Ok(());
-        };
-        let language = match audience {
-            Audience::CustomerAdmins => trial.language,
-            Audience::PartnerAdmins => partner.language,
-        };
-        let mut reminder = NewReminder {
-            trial_id: trial.trial_id.clone(),
-            kind: kind.code().into(),
-            audience: audience.code().into(),
-            expires_on: trial.expires_on,
-            due_on: schedule::due_on(trial.expires_on, kind),
-            recipients,
-            language: language.code().into(),
-        };
-        let now = self.clock.now();
-        let context = ReminderContext::new(
-            kind,
-            audience,
-            trial,
-            partner,
-            today,
-            &self.settings.purchase_url,
-            &self.settings.signature,
-        );
-        match self.compose(audience, language, &context, &reminder.recipients, now) {
-            Ok((mail, used)) => {
-                reminder.language = used.code().into();
-                match self
-                    .store
-                    .queue_reminder(&reminder, &mail, now.as_millisecond())
-                    .await?
-                {
-                    ReminderOutcome::Recorded { reminder_id } => {
-                        report.queued += 1;
-                        report.queued_by_kind.add(kind);
-                        self.metrics
-                            .reminder(kind.code(), crate::counters::ReminderOutcome::Queued);
-                        self.queued.notify_waiters();
-                        tracing::info!(
-                            reminder_id,
-                            to = ?reminder.recipients,
-                            expires_on = %trial.expires_on,
-                            "reminder queued"
-                        );
-                    }
-                    ReminderOutcome::Skipped => {
-                        report.skipped += 1;
-                        tracing::debug!("already recorded elsewhere");
-                    }
-                }
-            }
-            Err(problem) => {
-                let review = NewReview {
-                    reason: "reminder_failed".into(),
-                    reasons: vec!["reminder_failed".into()],
-                    detail: format!(
-                        "reminder {kind} for trial {} to {audience} ({}) due on {}: {problem}",
-                        trial.trial_id,
-                        reminder.recipients.join(", "),
-                        reminder.due_on
-                    ),
-                };
-                match self
-                    .store
-                    .record_unsent_reminder(&reminder, "failed", &review, now.as_millisecond())
-                    .await?
-                {
-                    ReminderOutcome::Recorded { reminder_id } => {
-                        report.failed += 1;
-                        self.metrics
-                            .reminder(kind.code(), crate::counters::ReminderOutcome::Failed);
-                        tracing::error!(reminder_id, error = %problem, "reminder cannot be sent; moved to the review queue");
-                    }
-                    ReminderOutcome::Skipped => report.skipped += 1,
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The queued mail for one reminder, and the language actually used.
-    fn compose(
-        &self,
-        audience: Audience,
-        language: crate::domain::Language,
-        context: &ReminderContext,
-        recipients: &[String],
-        now: Timestamp,
-    ) -> Result<(NewOutbox, crate::domain::Language), String> {
-        let rendered = message::render(&self.templates, audience, language, context)?;
-        let to: Vec<Mailbox> = recipients
-            .iter()
-            .map(|a| Mailbox {
-                name: None,
-                address: a.clone(),
-            })
-            .collect();
-        let composed = self
-            .composer
-            .compose_notice(&Notice {
-                to: &to,
-                subject: &rendered.subject,
-                text: &rendered.text,
-                html: &rendered.html,
-                kind: OwnMailKind::Reminder,
-                date: now,
-            })
-            .map_err(|e| format!("reminder could not be composed: {e}"))?;
-        Ok((
-            NewOutbox {
-                purpose: "reminder".into(),
-                message_id: composed.message_id,
-                envelope_from: self.composer.from_address(),
-                recipients: recipients.to_vec(),
-                rate_key: recipients.first().cloned().unwrap_or_default(),
-                subject: rendered.subject,
-                body: composed.bytes,
-            },
-            rendered.language,
-        ))
+        at: At,
+        wanted: Status,
+        zones: &'z mut Zones,
+    ) -> Option<&'z TimeZone> {
+        let tz = zones.get(&c.timezone)?;
+        let known = known_since(c, tz);
+        let status = schedule::status(c.expires_on, kind, at, self.settings.send_at, tz, known);
+        (status == wanted).then_some(tz)
     }
 }
 
