@@ -1,8 +1,8 @@
 //! Wiring: builds the parts from the config and runs them together.
 //!
-//! The parts: this file opens the [`App`] and builds each worker from it; [`once`] is
-//! `run --once` and its [`RunSummary`], [`forever`] is `run` (every worker until a signal),
-//! [`web`] builds the review pages, the API and `/metrics` over the same parts.
+//! The parts: this file opens the [`App`] and builds each worker from it; `once` is
+//! `run --once` and its [`RunSummary`], `forever` is `run` (every worker until a signal),
+//! `web` builds the review pages, the API and `/metrics` over the same parts.
 
 mod forever;
 mod once;

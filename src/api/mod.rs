@@ -14,8 +14,8 @@
 //! - `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, generated from the same types
 //!   ([`openapi`]).
 //!
-//! The parts: [`auth`] (bearer tokens and the response headers), [`records`] (reading,
-//! checking and storing records, shared by every resource), [`handlers`] (the documented
+//! The parts: `auth` (bearer tokens and the response headers), `records` (reading,
+//! checking and storing records, shared by every resource), `handlers` (the documented
 //! endpoints per resource), [`labels`], [`model`] and [`openapi`].
 
 mod auth;

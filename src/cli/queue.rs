@@ -1,8 +1,8 @@
 //! `trialdesk queue …`: the review queue from the command line. The actions are the web
 //! pages' (`review::actions`), audited as `--as NAME` (default `$USER`) via `cli`.
 //!
-//! This file holds the commands and runs the actions; [`view`] prints the list and one item,
-//! [`json`] is the `--json` shape both share.
+//! This file holds the commands and runs the actions; `view` prints the list and one item,
+//! `json` is the `--json` shape both share.
 
 mod json;
 mod view;
