@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 
-use super::{content_type, read_body, ApiError, ApiResult, ApiState, Caller};
+use super::records::{content_type, created_or_ok, read_body};
+use super::{ApiError, ApiResult, ApiState, Caller};
 use crate::domain::LoanNumber;
 use crate::store::rma::{rma_label, rma_label_path, LabelProblem};
 use crate::store::{NewAudit, Via};
@@ -141,13 +142,8 @@ pub async fn put_rma_label(
         detail: format!("stored the return label of {loan} ({} bytes)", pdf.len()),
     };
     state.store.audit(&audit, state.now_ms()).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok((
-        status,
+        created_or_ok(created),
         Json(LabelStored {
             loan_number: loan.to_string(),
             bytes: pdf.len(),

@@ -1,5 +1,11 @@
 //! `trialdesk queue …`: the review queue from the command line. The actions are the web
 //! pages' (`review::actions`), audited as `--as NAME` (default `$USER`) via `cli`.
+//!
+//! This file holds the commands and runs the actions; `view` prints the list and one item,
+//! `json` is the `--json` shape both share.
+
+mod json;
+mod view;
 
 use std::sync::Arc;
 
@@ -9,6 +15,8 @@ use crate::app::App;
 use crate::review::team::{self, BulkAction};
 use crate::review::{Actions, Actor};
 use crate::store::{Assignee, Cursor, ReviewFilter, ReviewOrder};
+
+pub use json::json_view;
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
@@ -255,115 +263,9 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                 from: None,
                 until: None,
             };
-            let page = app.store.review_page(&filter).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&json_view(serde_json::to_value(&page.items)?))?
-                );
-                return Ok(());
-            }
-            if page.items.is_empty() {
-                println!("the review queue is empty");
-                return Ok(());
-            }
-            let now = app.clock.now().as_millisecond();
-            println!(
-                "{:>6}  {:<22} {:<8} {:<12} {:<32} SUBJECT",
-                "ID", "REASON", "AGE", "ASSIGNEE", "SENDER"
-            );
-            for item in &page.items {
-                println!(
-                    "{:>6}  {:<22} {:<8} {:<12} {:<32} {}",
-                    item.id,
-                    item.reason,
-                    age(now - item.created_at),
-                    truncate(item.assignee.as_deref().unwrap_or("-"), 12),
-                    truncate(item.sender.as_deref().unwrap_or("-"), 32),
-                    truncate(item.subject.as_deref().unwrap_or(""), 60)
-                );
-            }
-            let counts = app.store.review_counts().await?;
-            let total: i64 = counts.iter().map(|(_, n)| n).sum();
-            let by_reason: Vec<String> = counts.iter().map(|(r, n)| format!("{r} {n}")).collect();
-            println!("{total} open: {}", by_reason.join(", "));
-            if page.has_next {
-                if let Some(last) = page.items.last() {
-                    println!("more: --after {}", last.cursor());
-                }
-            }
+            view::list(app, &filter, json).await?;
         }
-        QueueCommand::Show { id, json } => {
-            let detail = crate::review::detail::item_detail(&app.store, id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("review item {id} does not exist"))?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&json_view(serde_json::to_value(&detail)?))?
-                );
-                return Ok(());
-            }
-            let item = &detail.item;
-            println!("item {}  [{}]  {}", item.id, item.state, item.reason);
-            for r in &detail.reasons {
-                println!("  - {}: {}", r.code, r.description);
-            }
-            if !item.detail.is_empty() {
-                println!("  {}", item.detail);
-            }
-            if let Some(m) = &detail.message {
-                let inb = &m.inbound;
-                println!();
-                println!("from:     {}", inb.sender.as_deref().unwrap_or("-"));
-                println!("subject:  {}", inb.subject);
-                println!("received: {}", fmt_ms(inb.received_at));
-                println!("decision: {} / {}", inb.kind, inb.action);
-                if !m.loan_numbers.is_empty() {
-                    println!("loans:    {}", m.loan_numbers.join(" "));
-                }
-                println!();
-                for line in inb.body_text.lines().take(40) {
-                    println!("  | {line}");
-                }
-                for r in &m.replies {
-                    println!(
-                        "sent #{} {} to {} [{}]",
-                        r.id, r.purpose, r.recipients, r.state
-                    );
-                }
-            }
-            if let Some(o) = &detail.dead_letter {
-                println!(
-                    "undelivered mail #{} to {} [{}]: {}",
-                    o.id,
-                    o.recipients,
-                    o.state,
-                    o.last_error.as_deref().unwrap_or("")
-                );
-            }
-            if item.state == "resolved" {
-                println!(
-                    "resolved {} by {}: {}",
-                    item.resolved_at.map(fmt_ms).unwrap_or_default(),
-                    item.resolved_by.as_deref().unwrap_or("?"),
-                    item.note.as_deref().unwrap_or("")
-                );
-            }
-            if let Some(who) = &item.assignee {
-                println!("assigned to {who}");
-            }
-            for a in &detail.audit {
-                println!(
-                    "{}  {} ({}) {}: {}",
-                    fmt_ms(a.at),
-                    a.actor,
-                    a.via,
-                    a.action,
-                    a.detail
-                );
-            }
-        }
+        QueueCommand::Show { id, json } => view::show(app, id, json).await?,
         QueueCommand::Resolve {
             id,
             note,
@@ -377,16 +279,8 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                     println!("item {id} resolved");
                 }
                 (None, Some(reason)) => {
-                    check_reason(app, &reason).await?;
-                    let ids = team::items_of_reason(&actions, &reason).await?;
-                    let results = team::bulk(
-                        &actions,
-                        &ids,
-                        &BulkAction::Resolve(note),
-                        &who.actor(app).await?,
-                    )
-                    .await;
-                    report_bulk("resolved", &results)?;
+                    let action = BulkAction::Resolve(note);
+                    bulk_of_reason(app, &actions, &reason, &action, &who, "resolved").await?;
                 }
                 (None, None) => anyhow::bail!("give an item id or --reason"),
             }
@@ -409,16 +303,8 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
                     }
                 }
                 (None, Some(reason)) => {
-                    check_reason(app, &reason).await?;
-                    let ids = team::items_of_reason(&actions, &reason).await?;
-                    let results = team::bulk(
-                        &actions,
-                        &ids,
-                        &BulkAction::Assign(to),
-                        &who.actor(app).await?,
-                    )
-                    .await;
-                    report_bulk("assigned", &results)?;
+                    let action = BulkAction::Assign(to);
+                    bulk_of_reason(app, &actions, &reason, &action, &who, "assigned").await?;
                 }
                 (None, None) => anyhow::bail!("give an item id or --reason"),
             }
@@ -459,16 +345,8 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
             who,
         } => {
             let actions = actions(app)?;
-            check_reason(app, &reason).await?;
-            let ids = team::items_of_reason(&actions, &reason).await?;
-            let results = team::bulk(
-                &actions,
-                &ids,
-                &BulkAction::Reprocess,
-                &who.actor(app).await?,
-            )
-            .await;
-            report_bulk("reprocessed", &results)?;
+            let action = BulkAction::Reprocess;
+            bulk_of_reason(app, &actions, &reason, &action, &who, "reprocessed").await?;
         }
         QueueCommand::Reprocess { id: None, .. } => anyhow::bail!("give an item id or --reason"),
         QueueCommand::Reprocess {
@@ -520,50 +398,20 @@ pub async fn run(app: &App, command: QueueCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `--json` shape of `queue list` and `queue show`: the store's rows, with the lists it
-/// keeps as JSON text (`reasons`, `loan_numbers`, `recipients`, `review`) as real arrays and
-/// its times (`at`, `…_at`, Unix milliseconds) as RFC 3339 UTC strings.
-pub fn json_view(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::Array(items) => Value::Array(items.into_iter().map(json_view).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s)
-                            if matches!(
-                                k.as_str(),
-                                "reasons" | "loan_numbers" | "recipients" | "review"
-                            ) =>
-                        {
-                            match serde_json::from_str::<Value>(&s) {
-                                Ok(list @ Value::Array(_)) => list,
-                                _ => Value::String(s),
-                            }
-                        }
-                        Value::Number(n) if k == "at" || k.ends_with("_at") => n
-                            .as_i64()
-                            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-                            .map(|t| Value::String(rfc3339(t)))
-                            .unwrap_or(Value::Number(n)),
-                        other => json_view(other),
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-/// `2026-12-04T07:15:00.123Z` (milliseconds only when there are any).
-fn rfc3339(t: jiff::Timestamp) -> String {
-    if t.subsec_millisecond() == 0 {
-        t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
+/// `--reason`: does `action` to every open item of that reason (each audited on its own) and
+/// reports how it went.
+async fn bulk_of_reason(
+    app: &App,
+    actions: &Actions,
+    reason: &str,
+    action: &BulkAction,
+    who: &Who,
+    done: &str,
+) -> anyhow::Result<()> {
+    check_reason(app, reason).await?;
+    let ids = team::items_of_reason(actions, reason).await?;
+    let results = team::bulk(actions, &ids, action, &who.actor(app).await?).await;
+    report_bulk(done, &results)
 }
 
 /// Prints how a bulk action went; fails (exit status) when some item could not be done.
@@ -587,35 +435,4 @@ fn report_bulk(done: &str, results: &[team::BulkResult]) -> anyhow::Result<()> {
 
 fn actions(app: &App) -> anyhow::Result<Actions> {
     app.review_actions(Arc::new(tokio::sync::Notify::new()))
-}
-
-fn fmt_ms(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
-}
-
-fn age(ms: i64) -> String {
-    let s = (ms / 1000).max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-/// Cuts to `max` characters (not bytes: subjects are often CJK).
-fn truncate(s: &str, max: usize) -> String {
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let mut t: String = one_line.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }

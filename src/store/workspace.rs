@@ -83,9 +83,7 @@ impl Store {
             .rows_affected();
             if n != 1 {
                 tx.rollback().await?;
-                return Err(StoreError::Conflict(format!(
-                    "review item {id} is not open (someone else resolved it meanwhile?)"
-                )));
+                return Err(super::review::not_open(id));
             }
             insert_audit::<Db>(&mut tx, audit, now_ms).await?;
             tx.commit().await?;

@@ -1,0 +1,85 @@
+//! The substring search of the queue and the history, in each database's own spelling.
+
+use sqlx::QueryBuilder;
+
+use crate::store::Dialect;
+
+/// `%text%` for LIKE, lower-cased, with the user's own wildcards made literal.
+fn like_pattern(search: Option<&str>) -> Option<String> {
+    search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("%{}%", escape_like(&s.to_lowercase())))
+}
+
+/// A substring search over mails (sender, subject, loan numbers) and outgoing mail
+/// (recipients, subject, loan numbers), answered from the search indexes of migration 0003:
+/// FTS5 trigram tables on SQLite, pg_trgm GIN indexes on PostgreSQL. Both are
+/// case-insensitive substring matches; they differ only in SQL spelling.
+#[derive(Debug, Clone)]
+pub(super) enum Search {
+    /// SQLite, three characters or more: an FTS5 phrase (trigram phrases match substrings).
+    Fts(String),
+    /// SQLite, shorter: LIKE over the narrow FTS tables.
+    SqliteLike(String),
+    /// PostgreSQL: LIKE on the narrow lower-cased copies (pg_trgm serves it when installed).
+    PgLike(String),
+}
+
+impl Search {
+    pub(super) fn new(text: Option<&str>, dialect: Dialect) -> Option<Search> {
+        let text = text.map(str::trim).filter(|s| !s.is_empty())?;
+        let pattern = like_pattern(Some(text))?;
+        Some(if dialect == Dialect::Postgres {
+            Search::PgLike(pattern)
+        } else if text.chars().count() >= 3 {
+            Search::Fts(format!("\"{}\"", text.replace('"', "\"\"")))
+        } else {
+            Search::SqliteLike(pattern)
+        })
+    }
+
+    /// `SELECT <ids of table that match>`; `table` is `inbound_search` or `outbox_search`.
+    pub(super) fn push_ids<DB: sqlx::Database>(
+        &self,
+        qb: &mut QueryBuilder<DB>,
+        table: &'static str,
+    ) where
+        String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        match self {
+            Search::Fts(q) => qb
+                .push(format_args!(
+                    "SELECT rowid FROM {table} WHERE {table} MATCH "
+                ))
+                .push_bind(q.clone()),
+            Search::SqliteLike(p) => qb
+                .push(format_args!("SELECT rowid FROM {table} WHERE text LIKE "))
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\'"),
+            Search::PgLike(p) => qb
+                .push(format_args!("SELECT id FROM {table} WHERE text LIKE "))
+                .push_bind(p.clone())
+                .push(" ESCAPE '\\'"),
+        };
+    }
+}
+
+/// LIKE wildcards typed by a user are literal (the queries say `ESCAPE '\'`).
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_patterns_escape_wildcards() {
+        assert_eq!(like_pattern(Some("  ")), None);
+        assert_eq!(like_pattern(Some("50%_off")).unwrap(), "%50\\%\\_off%");
+        assert_eq!(like_pattern(Some("Wang")).unwrap(), "%wang%");
+    }
+}
