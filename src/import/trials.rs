@@ -35,27 +35,11 @@ pub(super) fn parse_trials_all(
     partners: Option<&HashSet<String>>,
     progress: Progress<'_>,
 ) -> Parsed<Trial> {
-    let table = match Table::open(bytes, COLUMNS) {
-        Ok(t) => t,
-        Err(errors) => return Parsed::failed(errors),
-    };
-    let delimiter = table.delimiter;
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
     let mut seen = HashMap::new();
-    table.for_each_row(&mut errors, progress, |row| {
-        let Some(trial) = trial_row(row, partners) else {
-            return;
-        };
-        if first_occurrence(&mut seen, row, "trial_id", &trial.trial_id) {
-            rows.push((row.line, trial));
-        }
-    });
-    Parsed {
-        rows,
-        errors,
-        delimiter,
-    }
+    Parsed::read(Table::open(bytes, COLUMNS), progress, |row| {
+        let trial = trial_row(row, partners)?;
+        first_occurrence(&mut seen, row, "trial_id", &trial.trial_id).then_some(trial)
+    })
 }
 
 /// Checks one trial row (a CSV line, or any column → text record) and builds the trial; None
