@@ -1,6 +1,7 @@
 //! Reminder rows: which trials are near a reminder date, and the exactly-once record of each
 //! reminder (queued with its mail, missed, or failed) keyed by (trial, kind, audience, expiry).
 
+use super::inbound::insert_review;
 use super::outbox::{end_claim, insert_outbox};
 use super::{
     begin_write, dispatch, from_json, parse_field, to_json, Bind, NewOutbox, NewReview,
@@ -221,17 +222,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(ReminderOutcome::Skipped);
             };
-            sqlx::query(
-                "INSERT INTO review_items (reason, reasons, detail, reminder_id, state, \
-                 created_at) VALUES ($1, $2, $3, $4, 'open', $5)",
-            )
-            .bind(&review.reason)
-            .bind(to_json(&review.reasons))
-            .bind(&review.detail)
-            .bind(reminder_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            insert_review::<Db>(&mut tx, review, None, Some(reminder_id), now_ms).await?;
             tx.commit().await?;
             Ok(ReminderOutcome::Recorded { reminder_id })
         })
