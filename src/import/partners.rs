@@ -1,6 +1,8 @@
 use std::collections::HashMap;
 
-use super::table::{first_occurrence, looks_like_domain, ok_if_empty, Parsed, Row, Table};
+use super::table::{
+    first_occurrence, from_record, looks_like_domain, ok_if_empty, Parsed, Row, Table,
+};
 use super::{Progress, RowError};
 use crate::domain::{Language, Partner};
 
@@ -99,12 +101,7 @@ pub fn partner_from_record(
     line: u64,
     record: &HashMap<String, String>,
 ) -> Result<Partner, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let mut row = Row::from_record(line, ALL, record, &mut errors);
-    match partner_row(&mut row) {
-        Some(p) if errors.is_empty() => Ok(p),
-        _ => Err(errors),
-    }
+    from_record(line, ALL, record, partner_row)
 }
 
 /// A domain already registered to a partner that is not in this file stays with it: moving a

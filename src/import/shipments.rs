@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use super::table::{first_occurrence, known_partner, ok_if_empty, Parsed, Row, Table};
+use super::table::{first_occurrence, from_record, known_partner, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::domain::{Shipment, ShipmentStatus};
@@ -169,12 +169,7 @@ pub fn shipment_from_record(
     loans: &LoanExtractor,
     partners: Option<&HashSet<String>>,
 ) -> Result<Shipment, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let mut row = Row::from_record(line, ALL, record, &mut errors);
-    match shipment_row(&mut row, loans, partners) {
-        Some(s) if errors.is_empty() => Ok(s),
-        _ => Err(errors),
-    }
+    from_record(line, ALL, record, |row| shipment_row(row, loans, partners))
 }
 
 #[cfg(test)]

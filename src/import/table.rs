@@ -426,6 +426,22 @@ impl<T> Parsed<T> {
     }
 }
 
+/// The record `build` makes of a column → text `record` read as a row of `columns` (`line`
+/// numbers its problems), or every problem found.
+pub(super) fn from_record<T>(
+    line: u64,
+    columns: &[&'static str],
+    record: &HashMap<String, String>,
+    build: impl FnOnce(&mut Row<'_>) -> Option<T>,
+) -> Result<T, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut row = Row::from_record(line, columns, record, &mut errors);
+    match build(&mut row) {
+        Some(r) if errors.is_empty() => Ok(r),
+        _ => Err(errors),
+    }
+}
+
 /// With a set of known partners: reports `id` when it is not among them. True when it is
 /// known (or nothing is known to check against).
 pub fn known_partner(row: &mut Row<'_>, partners: Option<&HashSet<String>>, id: &str) -> bool {

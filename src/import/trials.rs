@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use super::table::{first_occurrence, known_partner, ok_if_empty, Parsed, Row, Table};
+use super::table::{first_occurrence, from_record, known_partner, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Service, Trial};
 
@@ -141,12 +141,7 @@ pub fn trial_from_record(
     record: &HashMap<String, String>,
     partners: Option<&HashSet<String>>,
 ) -> Result<Trial, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let mut row = Row::from_record(line, COLUMNS, record, &mut errors);
-    match trial_row(&mut row, partners) {
-        Some(t) if errors.is_empty() => Ok(t),
-        _ => Err(errors),
-    }
+    from_record(line, COLUMNS, record, |row| trial_row(row, partners))
 }
 
 #[cfg(test)]
