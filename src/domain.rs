@@ -136,19 +136,27 @@ impl ShipmentStatus {
     }
 }
 
+/// The one of `all` whose `code` is `s` (trimmed, in any case); the error names `what` and
+/// lists every code.
+fn by_code<T: Copy, const N: usize>(
+    what: &str,
+    s: &str,
+    all: [T; N],
+    code: fn(T) -> &'static str,
+) -> Result<T, String> {
+    let wanted = s.trim().to_ascii_lowercase();
+    all.into_iter().find(|t| code(*t) == wanted).ok_or_else(|| {
+        format!(
+            "unknown {what} {s:?} (expected one of {})",
+            all.map(code).join(", ")
+        )
+    })
+}
+
 impl FromStr for ShipmentStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase();
-        ShipmentStatus::ALL
-            .into_iter()
-            .find(|st| st.code() == wanted)
-            .ok_or_else(|| {
-                format!(
-                    "unknown status {s:?} (expected one of {})",
-                    ShipmentStatus::ALL.map(|s| s.code()).join(", ")
-                )
-            })
+        by_code("status", s, ShipmentStatus::ALL, ShipmentStatus::code)
     }
 }
 
@@ -228,16 +236,7 @@ impl Service {
 impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim().to_ascii_lowercase();
-        Service::ALL
-            .into_iter()
-            .find(|sv| sv.code() == wanted)
-            .ok_or_else(|| {
-                format!(
-                    "unknown service {s:?} (expected one of {})",
-                    Service::ALL.map(|s| s.code()).join(", ")
-                )
-            })
+        by_code("service", s, Service::ALL, Service::code)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::{Partner, Shipment, Trial};
-use crate::import::ImportKind;
+use crate::import::{partners, shipments, trials, ImportKind};
 
 /// One problem with a request, in the shape of a 422 response's `errors`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -45,6 +45,14 @@ pub trait Record: Serialize + for<'de> Deserialize<'de> {
     /// The CSV cells of `FIELDS`, in order (lists joined with `;`, booleans `true`/`false`,
     /// null empty); an error names a field whose value cannot be written as a cell.
     fn cells(&self) -> Result<Vec<String>, (&'static str, String)>;
+}
+
+/// The columns of a CSV file after its first, the id: a record's `FIELDS`.
+const fn after_id(columns: &'static [&'static str]) -> &'static [&'static str] {
+    match columns.split_first() {
+        Some((_, rest)) => rest,
+        None => columns,
+    }
 }
 
 fn text(v: &Option<String>) -> String {
@@ -107,19 +115,8 @@ pub struct ShipmentRecord {
 
 impl Record for ShipmentFields {
     const KIND: ImportKind = ImportKind::Shipments;
-    const ID: &'static str = "loan_number";
-    const FIELDS: &'static [&'static str] = &[
-        "partner_id",
-        "customer",
-        "status",
-        "carrier",
-        "tracking_number",
-        "shipped_on",
-        "eta",
-        "delivered_on",
-        "items",
-        "rma_number",
-    ];
+    const ID: &'static str = shipments::ALL[0];
+    const FIELDS: &'static [&'static str] = after_id(shipments::ALL);
     fn cells(&self) -> Result<Vec<String>, (&'static str, String)> {
         Ok(vec![
             text(&self.partner_id),
@@ -193,19 +190,8 @@ pub struct TrialRecord {
 
 impl Record for TrialFields {
     const KIND: ImportKind = ImportKind::Trials;
-    const ID: &'static str = "trial_id";
-    const FIELDS: &'static [&'static str] = &[
-        "partner_id",
-        "customer",
-        "customer_admin_emails",
-        "services",
-        "starts_on",
-        "expires_on",
-        "extended",
-        "converted",
-        "timezone",
-        "language",
-    ];
+    const ID: &'static str = trials::COLUMNS[0];
+    const FIELDS: &'static [&'static str] = after_id(trials::COLUMNS);
     fn cells(&self) -> Result<Vec<String>, (&'static str, String)> {
         Ok(vec![
             text(&self.partner_id),
@@ -270,14 +256,8 @@ pub struct PartnerRecord {
 
 impl Record for PartnerFields {
     const KIND: ImportKind = ImportKind::Partners;
-    const ID: &'static str = "partner_id";
-    const FIELDS: &'static [&'static str] = &[
-        "name",
-        "domains",
-        "admin_emails",
-        "language",
-        "notify_shipment_updates",
-    ];
+    const ID: &'static str = partners::ALL[0];
+    const FIELDS: &'static [&'static str] = after_id(partners::ALL);
     fn cells(&self) -> Result<Vec<String>, (&'static str, String)> {
         Ok(vec![
             text(&self.name),
@@ -451,7 +431,6 @@ mod tests {
             v.sort();
             v
         }
-        use crate::import::{partners, shipments, trials};
         assert_eq!(
             names::<ShipmentFields>(),
             columns(&[shipments::COLUMNS, shipments::OPTIONAL])

@@ -146,11 +146,12 @@ pub fn authorise<'p>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::domain::Language;
 
-    fn partner(id: &str, domains: &[&str]) -> Partner {
+    /// A partner `id` (also its name) owning `domains` (fixture, shared with `sender`'s tests).
+    pub(in crate::classify) fn partner(id: &str, domains: &[&str]) -> Partner {
         Partner {
             partner_id: id.into(),
             name: id.into(),
@@ -161,7 +162,8 @@ mod tests {
         }
     }
 
-    fn mb(a: &str) -> Mailbox {
+    /// The address `a` without a display name.
+    pub(in crate::classify) fn mb(a: &str) -> Mailbox {
         Mailbox {
             name: None,
             address: a.into(),

@@ -206,7 +206,7 @@ fn split_unquoted(s: &str, sep: char) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Language;
+    use crate::classify::authorise::tests::{mb, partner as fixture_partner};
 
     fn trusted() -> Vec<String> {
         vec!["mx.helpdesk.example".to_string()]
@@ -290,21 +290,7 @@ mod tests {
     }
 
     fn partner() -> Partner {
-        Partner {
-            partner_id: "P01".into(),
-            name: "x".into(),
-            domains: vec!["huadong.example.cn".into(), "hd-tech.example.com".into()],
-            admin_emails: vec![],
-            language: Language::Zh,
-            notify_shipment_updates: false,
-        }
-    }
-
-    fn mb(a: &str) -> Mailbox {
-        Mailbox {
-            name: None,
-            address: a.into(),
-        }
+        fixture_partner("P01", &["huadong.example.cn", "hd-tech.example.com"])
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (in `[web] time_zone`), as the reports page shows them.
 
 use crate::app::App;
-use crate::review::report::{self, human};
+use crate::review::report::{self, human, Outcomes};
 
 pub async fn run(app: &App, from: &str, to: &str, json: bool, csv: bool) -> anyhow::Result<()> {
     let from = crate::domain::parse_iso_date(from).map_err(|e| anyhow::anyhow!("--from: {e}"))?;
@@ -18,32 +18,26 @@ pub async fn run(app: &App, from: &str, to: &str, json: bool, csv: bool) -> anyh
     }
     let rate = |v: Option<f64>| v.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "—".into());
     println!("{} .. {} ({})", r.from, r.to, r.time_zone);
+    // One line of the day table: a label, the counts and the rate.
+    let line = |label: &str, o: &Outcomes, automated: Option<f64>| {
+        println!(
+            "{:<12} {:>6} {:>10} {:>9} {:>8} {:>10}",
+            label,
+            o.total,
+            o.answered_automatically,
+            o.reviewed,
+            o.ignored,
+            rate(automated)
+        );
+    };
     println!(
         "{:<12} {:>6} {:>10} {:>9} {:>8} {:>10}",
         "DAY", "MAILS", "AUTOMATIC", "REVIEWED", "IGNORED", "AUTOMATED"
     );
     for d in &r.days {
-        let o = &d.outcomes;
-        println!(
-            "{:<12} {:>6} {:>10} {:>9} {:>8} {:>10}",
-            d.date,
-            o.total,
-            o.answered_automatically,
-            o.reviewed,
-            o.ignored,
-            rate(o.automation_rate())
-        );
+        line(&d.date, &d.outcomes, d.outcomes.automation_rate());
     }
-    let t = &r.totals;
-    println!(
-        "{:<12} {:>6} {:>10} {:>9} {:>8} {:>10}",
-        "total",
-        t.total,
-        t.answered_automatically,
-        t.reviewed,
-        t.ignored,
-        rate(r.automation_rate)
-    );
+    line("total", &r.totals, r.automation_rate);
     println!(
         "time to first action: median {}, p90 {} ({} items)",
         human(r.first_action.median_ms),

@@ -1,13 +1,25 @@
 use std::collections::HashMap;
 
-use super::table::{first_occurrence, looks_like_domain, ok_if_empty, Parsed, Row, Table};
+use super::table::{
+    first_occurrence, from_record, looks_like_domain, ok_if_empty, Parsed, Row, Table,
+};
 use super::{Progress, RowError};
 use crate::domain::{Language, Partner};
 
-/// The columns of a partners file (and the keys of a partner record).
-pub const COLUMNS: &[&str] = &["partner_id", "name", "domains", "admin_emails", "language"];
+/// Every column of a partners file: the id first, the one optional column
+/// (`notify_shipment_updates`) last. Also the keys of a partner record.
+pub const ALL: &[&str] = &[
+    "partner_id",
+    "name",
+    "domains",
+    "admin_emails",
+    "language",
+    "notify_shipment_updates",
+];
+/// The columns a partners file must have.
+pub const COLUMNS: &[&str] = ALL.split_at(ALL.len() - 1).0;
 /// Columns a file may leave out (older files import unchanged).
-pub const OPTIONAL: &[&str] = &["notify_shipment_updates"];
+pub const OPTIONAL: &[&str] = ALL.split_at(ALL.len() - 1).1;
 
 /// Parses `partner_id,name,domains,admin_emails,language[,notify_shipment_updates]` (lists
 /// `;`-separated; `notify_shipment_updates` is `true`/`false`, empty or absent = false).
@@ -21,21 +33,13 @@ pub fn parse_partners(
 
 /// Every good row and every problem of the file in one pass.
 pub(super) fn parse_partners_all(bytes: &[u8], progress: Progress<'_>) -> Parsed<Partner> {
-    let table = match Table::open_with(bytes, COLUMNS, OPTIONAL) {
-        Ok(t) => t,
-        Err(errors) => return Parsed::failed(errors),
-    };
-    let delimiter = table.delimiter;
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
     let mut seen_ids = HashMap::new();
     let mut seen_domains: HashMap<String, (String, u64)> = HashMap::new();
-    table.for_each_row(&mut errors, progress, |row| {
-        let Some(partner) = partner_row(row) else {
-            return;
-        };
+    let opened = Table::open_with(bytes, COLUMNS, OPTIONAL);
+    Parsed::read(opened, progress, |row| {
+        let partner = partner_row(row)?;
         if !first_occurrence(&mut seen_ids, row, "partner_id", &partner.partner_id) {
-            return;
+            return None;
         }
         let mut domains_ok = true;
         for d in &partner.domains {
@@ -49,15 +53,8 @@ pub(super) fn parse_partners_all(bytes: &[u8], progress: Progress<'_>) -> Parsed
                 seen_domains.insert(d.clone(), (partner.partner_id.clone(), row.line));
             }
         }
-        if domains_ok {
-            rows.push((row.line, partner));
-        }
-    });
-    Parsed {
-        rows,
-        errors,
-        delimiter,
-    }
+        domains_ok.then_some(partner)
+    })
 }
 
 /// Checks one partner row (a CSV line, or any column → text record) and builds the partner;
@@ -104,13 +101,7 @@ pub fn partner_from_record(
     line: u64,
     record: &HashMap<String, String>,
 ) -> Result<Partner, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let columns: Vec<&'static str> = COLUMNS.iter().chain(OPTIONAL).copied().collect();
-    let mut row = Row::from_record(line, &columns, record, &mut errors);
-    match partner_row(&mut row) {
-        Some(p) if errors.is_empty() => Ok(p),
-        _ => Err(errors),
-    }
+    from_record(line, ALL, record, partner_row)
 }
 
 /// A domain already registered to a partner that is not in this file stays with it: moving a

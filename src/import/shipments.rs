@@ -1,12 +1,13 @@
 use std::collections::{HashMap, HashSet};
 
-use super::table::{first_occurrence, known_partner, ok_if_empty, Parsed, Row, Table};
+use super::table::{first_occurrence, from_record, known_partner, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::classify::loan_numbers::LoanExtractor;
 use crate::domain::{Shipment, ShipmentStatus};
 
-/// The columns of a shipments file (and the keys of a shipment record).
-pub const COLUMNS: &[&str] = &[
+/// Every column of a shipments file: the id first, the one optional column (`rma_number`) last.
+/// Also the keys of a shipment record.
+pub const ALL: &[&str] = &[
     "loan_number",
     "partner_id",
     "customer",
@@ -17,9 +18,12 @@ pub const COLUMNS: &[&str] = &[
     "eta",
     "delivered_on",
     "items",
+    "rma_number",
 ];
+/// The columns a shipments file must have.
+pub const COLUMNS: &[&str] = ALL.split_at(ALL.len() - 1).0;
 /// Columns a file may leave out (older files import unchanged).
-pub(crate) const OPTIONAL: &[&str] = &["rma_number"];
+pub(crate) const OPTIONAL: &[&str] = ALL.split_at(ALL.len() - 1).1;
 
 /// Parses the shipments CSV. A loan number must be one trialdesk can recognise in a mail
 /// (the whole cell matches `classify.loan_number_pattern`, after the same folding as mail
@@ -42,27 +46,13 @@ pub(super) fn parse_shipments_all(
     partners: Option<&HashSet<String>>,
     progress: Progress<'_>,
 ) -> Parsed<Shipment> {
-    let table = match Table::open_with(bytes, COLUMNS, OPTIONAL) {
-        Ok(t) => t,
-        Err(errors) => return Parsed::failed(errors),
-    };
-    let delimiter = table.delimiter;
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
     let mut seen = HashMap::new();
-    table.for_each_row(&mut errors, progress, |row| {
-        let Some(shipment) = shipment_row(row, loans, partners) else {
-            return;
-        };
-        if first_occurrence(&mut seen, row, "loan_number", shipment.loan_number.as_str()) {
-            rows.push((row.line, shipment));
-        }
-    });
-    Parsed {
-        rows,
-        errors,
-        delimiter,
-    }
+    let opened = Table::open_with(bytes, COLUMNS, OPTIONAL);
+    Parsed::read(opened, progress, |row| {
+        let shipment = shipment_row(row, loans, partners)?;
+        first_occurrence(&mut seen, row, "loan_number", shipment.loan_number.as_str())
+            .then_some(shipment)
+    })
 }
 
 /// Checks one shipment row (a CSV line, or any column → text record) and builds the
@@ -179,13 +169,7 @@ pub fn shipment_from_record(
     loans: &LoanExtractor,
     partners: Option<&HashSet<String>>,
 ) -> Result<Shipment, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let columns: Vec<&'static str> = COLUMNS.iter().chain(OPTIONAL).copied().collect();
-    let mut row = Row::from_record(line, &columns, record, &mut errors);
-    match shipment_row(&mut row, loans, partners) {
-        Some(s) if errors.is_empty() => Ok(s),
-        _ => Err(errors),
-    }
+    from_record(line, ALL, record, |row| shipment_row(row, loans, partners))
 }
 
 #[cfg(test)]

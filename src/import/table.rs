@@ -389,6 +389,33 @@ pub struct Parsed<T> {
 }
 
 impl<T> Parsed<T> {
+    /// Every record of the table `opened` (or its header's problems) in one pass: `record`
+    /// checks a row and builds its record, or reports the row's problems into it and gives
+    /// None.
+    pub(super) fn read(
+        opened: Result<Table, Vec<RowError>>,
+        progress: super::Progress<'_>,
+        mut record: impl FnMut(&mut Row<'_>) -> Option<T>,
+    ) -> Parsed<T> {
+        let table = match opened {
+            Ok(t) => t,
+            Err(errors) => return Parsed::failed(errors),
+        };
+        let delimiter = table.delimiter;
+        let mut errors = Vec::new();
+        let mut rows = Vec::new();
+        table.for_each_row(&mut errors, progress, |row| {
+            if let Some(r) = record(row) {
+                rows.push((row.line, r));
+            }
+        });
+        Parsed {
+            rows,
+            errors,
+            delimiter,
+        }
+    }
+
     /// A file that could not be read past its header.
     pub fn failed(errors: Vec<RowError>) -> Parsed<T> {
         Parsed {
@@ -396,6 +423,22 @@ impl<T> Parsed<T> {
             errors,
             delimiter: b',',
         }
+    }
+}
+
+/// The record `build` makes of a column → text `record` read as a row of `columns` (`line`
+/// numbers its problems), or every problem found.
+pub(super) fn from_record<T>(
+    line: u64,
+    columns: &[&'static str],
+    record: &HashMap<String, String>,
+    build: impl FnOnce(&mut Row<'_>) -> Option<T>,
+) -> Result<T, Vec<RowError>> {
+    let mut errors = Vec::new();
+    let mut row = Row::from_record(line, columns, record, &mut errors);
+    match build(&mut row) {
+        Some(r) if errors.is_empty() => Ok(r),
+        _ => Err(errors),
     }
 }
 

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use super::table::{first_occurrence, known_partner, ok_if_empty, Parsed, Row, Table};
+use super::table::{first_occurrence, from_record, known_partner, ok_if_empty, Parsed, Row, Table};
 use super::{Progress, RowError};
 use crate::domain::{Language, Service, Trial};
 
@@ -35,27 +35,11 @@ pub(super) fn parse_trials_all(
     partners: Option<&HashSet<String>>,
     progress: Progress<'_>,
 ) -> Parsed<Trial> {
-    let table = match Table::open(bytes, COLUMNS) {
-        Ok(t) => t,
-        Err(errors) => return Parsed::failed(errors),
-    };
-    let delimiter = table.delimiter;
-    let mut errors = Vec::new();
-    let mut rows = Vec::new();
     let mut seen = HashMap::new();
-    table.for_each_row(&mut errors, progress, |row| {
-        let Some(trial) = trial_row(row, partners) else {
-            return;
-        };
-        if first_occurrence(&mut seen, row, "trial_id", &trial.trial_id) {
-            rows.push((row.line, trial));
-        }
-    });
-    Parsed {
-        rows,
-        errors,
-        delimiter,
-    }
+    Parsed::read(Table::open(bytes, COLUMNS), progress, |row| {
+        let trial = trial_row(row, partners)?;
+        first_occurrence(&mut seen, row, "trial_id", &trial.trial_id).then_some(trial)
+    })
 }
 
 /// Checks one trial row (a CSV line, or any column → text record) and builds the trial; None
@@ -157,12 +141,7 @@ pub fn trial_from_record(
     record: &HashMap<String, String>,
     partners: Option<&HashSet<String>>,
 ) -> Result<Trial, Vec<RowError>> {
-    let mut errors = Vec::new();
-    let mut row = Row::from_record(line, COLUMNS, record, &mut errors);
-    match trial_row(&mut row, partners) {
-        Some(t) if errors.is_empty() => Ok(t),
-        _ => Err(errors),
-    }
+    from_record(line, COLUMNS, record, |row| trial_row(row, partners))
 }
 
 #[cfg(test)]

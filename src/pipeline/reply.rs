@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::classify::{self, Decision, Inspection, Mailbox};
 use crate::config::Config;
 use crate::domain::{Language, Partner, Shipment};
-use crate::outbound::compose::{is_sane_message_id, Draft, OwnMailKind};
+use crate::outbound::compose::{
+    is_sane_message_id, Attachment, ComposeError, Composed, Draft, OwnMailKind,
+};
 use crate::outbound::headers;
 use crate::outbound::templates::{Rendered, TemplateError, Templates};
 use crate::outbound::Composer;
@@ -156,6 +158,18 @@ impl TrackingReplies {
         languages: &[Language],
         today: jiff::civil::Date,
     ) -> Result<Rendered, TemplateError> {
+        let context = self.judged_context(inspection, decision, partner, today);
+        self.templates.render("tracking_reply", languages, &context)
+    }
+
+    /// The reply context with each loan judged for `today`: what both renderings start from.
+    fn judged_context(
+        &self,
+        inspection: &Inspection,
+        decision: &Decision,
+        partner: &Partner,
+        today: jiff::civil::Date,
+    ) -> ReplyContext {
         let mut context = reply_context(
             inspection,
             decision,
@@ -166,7 +180,7 @@ impl TrackingReplies {
         for loan in &mut context.loans {
             self.judge(loan, decision, today);
         }
-        self.templates.render("tracking_reply", languages, &context)
+        context
     }
 
     /// The tracking reply as a staff member sends it: `intro` (their own words, may be
@@ -180,16 +194,7 @@ impl TrackingReplies {
         today: jiff::civil::Date,
         intro: &str,
     ) -> Result<Rendered, TemplateError> {
-        let mut context = reply_context(
-            inspection,
-            decision,
-            partner,
-            &self.carriers,
-            &self.signature,
-        );
-        for loan in &mut context.loans {
-            self.judge(loan, decision, today);
-        }
+        let mut context = self.judged_context(inspection, decision, partner, today);
         context.staff = true;
         context.staff_text = Some(intro.trim().to_string()).filter(|t| !t.is_empty());
         context.staff_paragraphs = paragraphs(intro);
@@ -259,22 +264,7 @@ pub fn compose_tracking_reply(
         )
         .map_err(|e| format!("reply could not be rendered: {e}"))?;
     let subject = classify::subject::reply_subject(&inspection.subject);
-    // A broken Message-ID is not echoed into our headers; the reply starts a new thread.
-    let in_reply_to = inspection
-        .message_id
-        .as_deref()
-        .filter(|id| is_sane_message_id(id));
-    let composed = composer
-        .compose(&Draft {
-            to,
-            subject: &subject,
-            text: &rendered.text,
-            html: &rendered.html,
-            in_reply_to,
-            references: &inspection.references,
-            kind: OwnMailKind::AutoReply,
-            date: now,
-        })
+    let composed = compose_auto_reply(composer, inspection, to, &subject, &rendered, &[], now)
         .map_err(|e| format!("reply could not be composed: {e}"))?;
     Ok(NewOutbox {
         purpose: "reply".into(),
@@ -285,6 +275,37 @@ pub fn compose_tracking_reply(
         subject: crate::outbound::headers::subject(&subject),
         body: composed.bytes,
     })
+}
+
+/// Composes an automatic answer to `inspection` (a tracking reply, an RMA label answer) to
+/// `to`, with `attachments`. A broken Message-ID is not echoed into our headers; the answer
+/// then starts a new thread.
+pub(super) fn compose_auto_reply(
+    composer: &Composer,
+    inspection: &Inspection,
+    to: &Mailbox,
+    subject: &str,
+    rendered: &Rendered,
+    attachments: &[Attachment<'_>],
+    now: jiff::Timestamp,
+) -> Result<Composed, ComposeError> {
+    let in_reply_to = inspection
+        .message_id
+        .as_deref()
+        .filter(|id| is_sane_message_id(id));
+    composer.compose_with_attachments(
+        &Draft {
+            to,
+            subject,
+            text: &rendered.text,
+            html: &rendered.html,
+            in_reply_to,
+            references: &inspection.references,
+            kind: OwnMailKind::AutoReply,
+            date: now,
+        },
+        attachments,
+    )
 }
 
 /// Builds the context. `carriers` maps lower-cased carrier names to URL patterns.

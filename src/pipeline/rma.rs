@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use crate::classify::{self, Decision, Inspection, Mailbox};
 use crate::domain::Partner;
-use crate::outbound::compose::{is_sane_message_id, Attachment, Draft, OwnMailKind};
+use crate::outbound::compose::Attachment;
 use crate::outbound::Composer;
 use crate::store::rma::{rma_label, LabelProblem};
 use crate::store::NewOutbox;
 
-use super::reply::TrackingReplies;
+use super::reply::{compose_auto_reply, TrackingReplies};
 
 /// Outbox purpose (and history kind) of RMA label answers.
 pub const PURPOSE: &str = "rma_label";
@@ -100,10 +100,6 @@ pub fn compose_rma_reply(
         )
         .map_err(|e| format!("RMA answer could not be rendered: {e}"))?;
     let subject = classify::subject::reply_subject(&inspection.subject);
-    let in_reply_to = inspection
-        .message_id
-        .as_deref()
-        .filter(|id| is_sane_message_id(id));
     let attachments: Vec<Attachment<'_>> = files
         .iter()
         .map(|f| Attachment {
@@ -112,21 +108,16 @@ pub fn compose_rma_reply(
             bytes: &f.bytes,
         })
         .collect();
-    let composed = composer
-        .compose_with_attachments(
-            &Draft {
-                to,
-                subject: &subject,
-                text: &rendered.text,
-                html: &rendered.html,
-                in_reply_to,
-                references: &inspection.references,
-                kind: OwnMailKind::AutoReply,
-                date: now,
-            },
-            &attachments,
-        )
-        .map_err(|e| format!("RMA answer could not be composed: {e}"))?;
+    let composed = compose_auto_reply(
+        composer,
+        inspection,
+        to,
+        &subject,
+        &rendered,
+        &attachments,
+        now,
+    )
+    .map_err(|e| format!("RMA answer could not be composed: {e}"))?;
     Ok(NewOutbox {
         purpose: PURPOSE.into(),
         message_id: composed.message_id,

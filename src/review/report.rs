@@ -237,45 +237,41 @@ pub fn to_csv(r: &Report) -> String {
             s.to_string()
         }
     }
-    let rate = |r: Option<f64>| r.map(|v| format!("{v:.1}")).unwrap_or_default();
+    // The counts and the rate: the last five columns of every line.
+    let counts = |o: &Outcomes, rate: Option<f64>| {
+        format!(
+            "{},{},{},{},{}",
+            o.total,
+            o.answered_automatically,
+            o.reviewed,
+            o.ignored,
+            rate.map(|v| format!("{v:.1}")).unwrap_or_default()
+        )
+    };
     let mut out = String::from(
         "kind,date_or_partner,name,total,answered_automatically,reviewed,ignored,automation_rate\n",
     );
     for d in &r.days {
         let o = &d.outcomes;
         out.push_str(&format!(
-            "day,{},,{},{},{},{},{}\n",
+            "day,{},,{}\n",
             d.date,
-            o.total,
-            o.answered_automatically,
-            o.reviewed,
-            o.ignored,
-            rate(o.automation_rate())
+            counts(o, o.automation_rate())
         ));
     }
     for p in &r.partners {
-        let o = &p.outcomes;
         out.push_str(&format!(
-            "partner,{},{},{},{},{},{},{}\n",
+            "partner,{},{},{}\n",
             field(p.partner_id.as_deref().unwrap_or("")),
             field(p.name.as_deref().unwrap_or("")),
-            o.total,
-            o.answered_automatically,
-            o.reviewed,
-            o.ignored,
-            rate(p.automation_rate)
+            counts(&p.outcomes, p.automation_rate)
         ));
     }
-    let t = &r.totals;
     out.push_str(&format!(
-        "total,{}..{},,{},{},{},{},{}\n",
+        "total,{}..{},,{}\n",
         r.from,
         r.to,
-        t.total,
-        t.answered_automatically,
-        t.reviewed,
-        t.ignored,
-        rate(r.automation_rate)
+        counts(&r.totals, r.automation_rate)
     ));
     out
 }

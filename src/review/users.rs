@@ -87,6 +87,37 @@ pub fn dummy_hash() -> &'static str {
     })
 }
 
+/// Audits an account change made by `actor` from the command line.
+async fn audit_account(
+    store: &Store,
+    actor: &str,
+    action: &'static str,
+    detail: String,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    store
+        .audit(
+            &NewAudit {
+                actor: actor.to_string(),
+                via: Via::Cli,
+                action,
+                review_id: None,
+                inbound_id: None,
+                outbox_id: None,
+                detail,
+            },
+            now_ms,
+        )
+        .await
+}
+
+/// The normalised `name` and the hash of `password`, once both are acceptable.
+fn name_and_hash(name: &str, password: &str) -> Result<(String, String), UserError> {
+    let name = normalize_name(name)?;
+    check_password(password)?;
+    Ok((name, hash_password(password)?))
+}
+
 /// Creates an account (and audits it).
 pub async fn add_user(
     store: &Store,
@@ -95,24 +126,16 @@ pub async fn add_user(
     actor: &str,
     now_ms: i64,
 ) -> Result<String, UserError> {
-    let name = normalize_name(name)?;
-    check_password(password)?;
-    let hash = hash_password(password)?;
+    let (name, hash) = name_and_hash(name, password)?;
     store.add_user(&name, &hash, now_ms).await?;
-    store
-        .audit(
-            &NewAudit {
-                actor: actor.to_string(),
-                via: Via::Cli,
-                action: "user_add",
-                review_id: None,
-                inbound_id: None,
-                outbox_id: None,
-                detail: format!("added user {name}"),
-            },
-            now_ms,
-        )
-        .await?;
+    audit_account(
+        store,
+        actor,
+        "user_add",
+        format!("added user {name}"),
+        now_ms,
+    )
+    .await?;
     Ok(name)
 }
 
@@ -124,26 +147,18 @@ pub async fn set_password(
     actor: &str,
     now_ms: i64,
 ) -> Result<String, UserError> {
-    let name = normalize_name(name)?;
-    check_password(password)?;
-    let hash = hash_password(password)?;
+    let (name, hash) = name_and_hash(name, password)?;
     if !store.set_password(&name, &hash, now_ms).await? {
         return Err(UserError::Invalid(format!("no user named {name:?}")));
     }
-    store
-        .audit(
-            &NewAudit {
-                actor: actor.to_string(),
-                via: Via::Cli,
-                action: "user_password",
-                review_id: None,
-                inbound_id: None,
-                outbox_id: None,
-                detail: format!("new password for {name}"),
-            },
-            now_ms,
-        )
-        .await?;
+    audit_account(
+        store,
+        actor,
+        "user_password",
+        format!("new password for {name}"),
+        now_ms,
+    )
+    .await?;
     Ok(name)
 }
 
@@ -159,24 +174,12 @@ pub async fn set_disabled(
     if !store.set_user_disabled(&name, disabled, now_ms).await? {
         return Err(UserError::Invalid(format!("no user named {name:?}")));
     }
-    store
-        .audit(
-            &NewAudit {
-                actor: actor.to_string(),
-                via: Via::Cli,
-                action: if disabled {
-                    "user_disable"
-                } else {
-                    "user_enable"
-                },
-                review_id: None,
-                inbound_id: None,
-                outbox_id: None,
-                detail: format!("{} {name}", if disabled { "disabled" } else { "enabled" }),
-            },
-            now_ms,
-        )
-        .await?;
+    let (action, done) = if disabled {
+        ("user_disable", "disabled")
+    } else {
+        ("user_enable", "enabled")
+    };
+    audit_account(store, actor, action, format!("{done} {name}"), now_ms).await?;
     Ok(name)
 }
 

@@ -34,6 +34,35 @@ where
     Ok(())
 }
 
+/// Opens review item `item` at `now_ms` with `conn`, about mail `inbound_id` or reminder
+/// `reminder_id`.
+pub(super) async fn insert_review<DB: StoreDb>(
+    conn: &mut DB::Connection,
+    item: &NewReview,
+    inbound_id: Option<i64>,
+    reminder_id: Option<i64>,
+    now_ms: i64,
+) -> Result<(), sqlx::Error>
+where
+    i64: Bind<DB>,
+    Option<i64>: Bind<DB>,
+    String: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO review_items (reason, reasons, detail, inbound_id, reminder_id, state, \
+         created_at) VALUES ($1, $2, $3, $4, $5, 'open', $6)",
+    )
+    .bind(&item.reason)
+    .bind(to_json(&item.reasons))
+    .bind(&item.detail)
+    .bind(inbound_id)
+    .bind(reminder_id)
+    .bind(now_ms)
+    .execute(DB::exec(conn))
+    .await?;
+    Ok(())
+}
+
 /// A mail as taken in from a source.
 #[derive(Debug, Clone)]
 pub struct NewInbound {
@@ -218,17 +247,7 @@ impl Store {
                 outbox_ids.push(id);
             }
             if let Some(item) = review {
-                sqlx::query(
-                    "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
-                     created_at) VALUES ($1, $2, $3, $4, 'open', $5)",
-                )
-                .bind(&item.reason)
-                .bind(to_json(&item.reasons))
-                .bind(&item.detail)
-                .bind(inbound_id)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?;
+                insert_review::<Db>(&mut tx, item, Some(inbound_id), None, now_ms).await?;
             }
             for item in attention {
                 sqlx::query(

@@ -72,17 +72,7 @@ impl Store {
         &self,
         claim: &LeaseClaim<'_>,
     ) -> Result<Option<LeaseRow>, StoreError> {
-        let sql = self.dialect().sql(ACQUIRE);
-        Ok(dispatch!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(claim.name)
-                .bind(claim.holder)
-                .bind(claim.token)
-                .bind(claim.process)
-                .bind(claim.ttl_ms)
-                .fetch_optional(pool)
-                .await?
-        }))
+        self.lease_claim(ACQUIRE, claim, None).await
     }
 
     /// Takes the lease from the holder with `from_token` (a holder known to be dead), even
@@ -92,17 +82,29 @@ impl Store {
         claim: &LeaseClaim<'_>,
         from_token: &str,
     ) -> Result<Option<LeaseRow>, StoreError> {
-        let sql = self.dialect().sql(TAKE_OVER);
+        self.lease_claim(TAKE_OVER, claim, Some(from_token)).await
+    }
+
+    /// Runs the claim statement `template` (`ACQUIRE`, or `TAKE_OVER` with the holder's
+    /// `from_token` as `$6`): `claim` is bound as `$1`..`$5`.
+    async fn lease_claim(
+        &self,
+        template: &'static str,
+        claim: &LeaseClaim<'_>,
+        from_token: Option<&str>,
+    ) -> Result<Option<LeaseRow>, StoreError> {
+        let sql = self.dialect().sql(template);
         Ok(dispatch!(self, |pool| {
-            sqlx::query_as(sql)
+            let mut query = sqlx::query_as(sql)
                 .bind(claim.name)
                 .bind(claim.holder)
                 .bind(claim.token)
                 .bind(claim.process)
-                .bind(claim.ttl_ms)
-                .bind(from_token)
-                .fetch_optional(pool)
-                .await?
+                .bind(claim.ttl_ms);
+            if let Some(token) = from_token {
+                query = query.bind(token);
+            }
+            query.fetch_optional(pool).await?
         }))
     }
 

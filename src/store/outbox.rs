@@ -81,6 +81,33 @@ where
     .await
 }
 
+/// Ends `worker`'s claim on the queued outbox row `id` for good, as `state` (`Dead` or
+/// `Discarded`) with `error` as its last error, with `conn`. False when the row is not ours
+/// (any more) or no longer queued: nothing was written.
+pub(super) async fn end_claim<DB: StoreDb>(
+    conn: &mut DB::Connection,
+    id: i64,
+    worker: &str,
+    state: OutboxState,
+    error: &str,
+) -> Result<bool, sqlx::Error>
+where
+    i64: Bind<DB>,
+    for<'a> &'a str: Bind<DB>,
+{
+    let result = sqlx::query(
+        "UPDATE outbox SET state = $4, last_error = $1, locked_until = NULL, \
+         locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",
+    )
+    .bind(error)
+    .bind(id)
+    .bind(worker)
+    .bind(state.code())
+    .execute(DB::exec(conn))
+    .await?;
+    Ok(DB::rows_affected(&result) == 1)
+}
+
 // The claim marks rows as leased to one worker for `lease` and counts the attempt up front, so
 // a mail that crashes its sender every time still ends in the dead letters. PostgreSQL skips
 // rows another instance is claiming right now; SQLite has a single writer, which is the lock.
@@ -253,17 +280,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let done = sqlx::query(
-                "UPDATE outbox SET state = 'dead', last_error = $1, locked_until = NULL, \
-                 locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",
-            )
-            .bind(error)
-            .bind(id)
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done == 1 {
+            let done = end_claim::<Db>(&mut tx, id, worker, OutboxState::Dead, error).await?;
+            if done {
                 sqlx::query(
                     "INSERT INTO review_items (reason, reasons, detail, outbox_id, state, \
                      created_at) VALUES ('dead_letter', '[\"dead_letter\"]', $1, $2, 'open', $3)",
@@ -275,7 +293,7 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok(done == 1)
+            Ok(done)
         })
     }
 

@@ -1,9 +1,11 @@
 //! Reminder rows: which trials are near a reminder date, and the exactly-once record of each
 //! reminder (queued with its mail, missed, or failed) keyed by (trial, kind, audience, expiry).
 
-use super::outbox::insert_outbox;
+use super::inbound::insert_review;
+use super::outbox::{end_claim, insert_outbox};
 use super::{
-    begin_write, dispatch, from_json, parse_field, to_json, NewOutbox, NewReview, Store, StoreError,
+    begin_write, dispatch, from_json, parse_field, to_json, Bind, NewOutbox, NewReview,
+    OutboxState, Store, StoreDb, StoreError,
 };
 use crate::domain::Language;
 
@@ -108,6 +110,34 @@ const INSERT_REMINDER: &str = "INSERT INTO reminders (trial_id, kind, audience, 
      WHERE trial_id = $1 AND expires_on = $4 AND NOT converted) \
      ON CONFLICT (trial_id, kind, audience, expires_on) DO NOTHING RETURNING id";
 
+/// Inserts `reminder` in `state` at `now_ms` with `conn`: its id, or None when the unique key
+/// (or the trial's current expiry date) says it is not to be written.
+async fn insert_reminder<DB: StoreDb>(
+    conn: &mut DB::Connection,
+    reminder: &NewReminder,
+    state: &str,
+    now_ms: i64,
+) -> Result<Option<i64>, sqlx::Error>
+where
+    i64: Bind<DB> + for<'r> sqlx::Decode<'r, DB>,
+    String: Bind<DB>,
+    for<'a> &'a str: Bind<DB>,
+    usize: sqlx::ColumnIndex<<DB as sqlx::Database>::Row>,
+{
+    sqlx::query_scalar(INSERT_REMINDER)
+        .bind(&reminder.trial_id)
+        .bind(&reminder.kind)
+        .bind(&reminder.audience)
+        .bind(reminder.expires_on.to_string())
+        .bind(reminder.due_on.to_string())
+        .bind(state)
+        .bind(to_json(&reminder.recipients))
+        .bind(&reminder.language)
+        .bind(now_ms)
+        .fetch_optional(DB::exec(conn))
+        .await
+}
+
 impl Store {
     /// Trials with expiry dates in `[from, to]` that still lack a row for `kind` for at least
     /// one audience. `calling_only` keeps trials with the calling service.
@@ -160,18 +190,7 @@ impl Store {
     ) -> Result<ReminderOutcome, StoreError> {
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let inserted: Option<i64> = sqlx::query_scalar(INSERT_REMINDER)
-                .bind(&reminder.trial_id)
-                .bind(&reminder.kind)
-                .bind(&reminder.audience)
-                .bind(reminder.expires_on.to_string())
-                .bind(reminder.due_on.to_string())
-                .bind("queued")
-                .bind(to_json(&reminder.recipients))
-                .bind(&reminder.language)
-                .bind(now_ms)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let inserted = insert_reminder::<Db>(&mut tx, reminder, "queued", now_ms).await?;
             let Some(reminder_id) = inserted else {
                 tx.rollback().await?;
                 return Ok(ReminderOutcome::Skipped);
@@ -198,33 +217,12 @@ impl Store {
     ) -> Result<ReminderOutcome, StoreError> {
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let inserted: Option<i64> = sqlx::query_scalar(INSERT_REMINDER)
-                .bind(&reminder.trial_id)
-                .bind(&reminder.kind)
-                .bind(&reminder.audience)
-                .bind(reminder.expires_on.to_string())
-                .bind(reminder.due_on.to_string())
-                .bind(state)
-                .bind(to_json(&reminder.recipients))
-                .bind(&reminder.language)
-                .bind(now_ms)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let inserted = insert_reminder::<Db>(&mut tx, reminder, state, now_ms).await?;
             let Some(reminder_id) = inserted else {
                 tx.rollback().await?;
                 return Ok(ReminderOutcome::Skipped);
             };
-            sqlx::query(
-                "INSERT INTO review_items (reason, reasons, detail, reminder_id, state, \
-                 created_at) VALUES ($1, $2, $3, $4, 'open', $5)",
-            )
-            .bind(&review.reason)
-            .bind(to_json(&review.reasons))
-            .bind(&review.detail)
-            .bind(reminder_id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
+            insert_review::<Db>(&mut tx, review, None, Some(reminder_id), now_ms).await?;
             tx.commit().await?;
             Ok(ReminderOutcome::Recorded { reminder_id })
         })
@@ -280,17 +278,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let done = sqlx::query(
-                "UPDATE outbox SET state = 'discarded', last_error = $1, locked_until = NULL, \
-                 locked_by = NULL WHERE id = $2 AND locked_by = $3 AND state = 'queued'",
-            )
-            .bind(why)
-            .bind(outbox_id)
-            .bind(worker)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done == 1 {
+            let done =
+                end_claim::<Db>(&mut tx, outbox_id, worker, OutboxState::Discarded, why).await?;
+            if done {
                 sqlx::query(
                     "UPDATE reminders SET state = 'cancelled', cancelled_reason = $1 \
                      WHERE outbox_id = $2",
@@ -301,7 +291,7 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok(done == 1)
+            Ok(done)
         })
     }
 }

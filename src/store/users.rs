@@ -3,7 +3,7 @@
 //! Password hashing and token generation live above (`review::web::auth`); the store only
 //! keeps the hashes.
 
-use super::{begin_write, dispatch, Store, StoreError};
+use super::{begin_write, dispatch, Bind, Store, StoreError};
 
 /// A staff account.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -85,24 +85,29 @@ impl Store {
         }))
     }
 
-    /// Sets a new password and signs the user out everywhere. False when there is no such user.
-    pub async fn set_password(
+    /// Runs `update` (an `UPDATE users … RETURNING id` setting `value` as `$1` and `now_ms` as
+    /// `$2` for the user named `$3`) and, with `sign_out`, ends that user's sessions, in one
+    /// transaction. False when there is no such user.
+    async fn update_user<V>(
         &self,
+        update: &'static str,
+        value: V,
         name: &str,
-        password_hash: &str,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+        sign_out: bool,
+    ) -> Result<bool, StoreError>
+    where
+        V: Bind<sqlx::Sqlite> + Bind<sqlx::Postgres> + Send,
+    {
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3 RETURNING id",
-            )
-            .bind(password_hash)
-            .bind(now_ms)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = id {
+            let id: Option<i64> = sqlx::query_scalar(update)
+                .bind(value)
+                .bind(now_ms)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let (Some(id), true) = (id, sign_out) {
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
@@ -113,6 +118,23 @@ impl Store {
         })
     }
 
+    /// Sets a new password and signs the user out everywhere. False when there is no such user.
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.update_user(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3 RETURNING id",
+            password_hash,
+            name,
+            now_ms,
+            true,
+        )
+        .await
+    }
+
     /// Disables (or re-enables) an account; disabling ends its sessions.
     pub async fn set_user_disabled(
         &self,
@@ -120,25 +142,14 @@ impl Store {
         disabled: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "UPDATE users SET disabled = $1, updated_at = $2 WHERE name = $3 RETURNING id",
-            )
-            .bind(disabled)
-            .bind(now_ms)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let (Some(id), true) = (id, disabled) {
-                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(id.is_some())
-        })
+        self.update_user(
+            "UPDATE users SET disabled = $1, updated_at = $2 WHERE name = $3 RETURNING id",
+            disabled,
+            name,
+            now_ms,
+            disabled,
+        )
+        .await
     }
 
     pub async fn create_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
