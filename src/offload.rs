@@ -24,13 +24,18 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let _permit = match slots {
+    let permit = match slots {
         Some(s) => Some(s.acquire().await.map_err(|e| OffloadError(e.to_string()))?),
         None => None,
     };
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| OffloadError(e.to_string()))
+    // The blocking task holds the slot, not this future: a page request dropped by its client
+    // mid-render must not free a slot while the parse goes on.
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| OffloadError(e.to_string()))
 }
 
 #[cfg(test)]
@@ -45,5 +50,34 @@ mod tests {
         // The slot came back.
         assert_eq!(run(Some(&PAGE_WORK), || 1).await, Ok(1));
         assert_eq!(PAGE_WORK.available_permits(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_request_keeps_its_slot_until_the_work_ends() {
+        static ONE: Semaphore = Semaphore::const_new(1);
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let request = tokio::spawn(run(Some(&ONE), move || {
+            started_tx.send(()).unwrap();
+            finish_rx.recv().unwrap();
+            done_tx.send(()).unwrap();
+        }));
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        // The client goes away mid-render; the parse goes on and still holds the slot.
+        request.abort();
+        let _ = request.await;
+        assert_eq!(ONE.available_permits(), 0);
+        finish_tx.send(()).unwrap();
+        tokio::task::spawn_blocking(move || done_rx.recv().unwrap())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while ONE.available_permits() == 0 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(ONE.available_permits(), 1);
     }
 }
