@@ -193,6 +193,55 @@ async fn free_text_answer_escapes_quotes_and_signs() {
     assert_eq!((e[0].actor.as_str(), e[0].via.as_str()), ("carol", "cli"));
 }
 
+/// When the stored mail cannot be read again (an unprocessable mail's bytes, empty here), the
+/// answer goes to the sender recorded with it, after the same check and canonical form a
+/// parsed From gets (an unprocessable mail's sender is raw header text): the fully qualified
+/// domain's dot goes, and an encoded word as an address is no one to answer.
+#[tokio::test]
+async fn the_recorded_sender_of_an_unreadable_mail_passes_the_address_check() {
+    let env = TestEnv::new("").await;
+    let a = actions(&env);
+    let (fine, _) = seed(
+        &env,
+        Seed {
+            from: "Mallory <mallory@evil.example.org.>",
+            message_id: "unreadable-1@evil.example.org",
+            raw: Some(Vec::new()),
+            reason: "unprocessable",
+            partner_id: None,
+            ..Default::default()
+        },
+    )
+    .await;
+    a.answer_text(fine, "We could not read your mail.", &Actor::cli("carol"))
+        .await
+        .unwrap();
+    let (encoded, _) = seed(
+        &env,
+        Seed {
+            from: "=?utf-8?B?broken?=@sakura-net.example.jp",
+            message_id: "unreadable-2@sakura-net.example.jp",
+            raw: Some(Vec::new()),
+            reason: "unprocessable",
+            partner_id: None,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(
+        a.answer_text(
+            encoded,
+            "We could not read your mail.",
+            &Actor::cli("carol")
+        )
+        .await,
+        Err(ActionError::NotApplicable(_))
+    ));
+    send_all(&env).await;
+    let to: Vec<String> = env.replies().iter().map(|r| r.to.clone()).collect();
+    assert_eq!(to, ["mallory@evil.example.org"]);
+}
+
 #[tokio::test]
 async fn resolve_needs_a_note_and_happens_once() {
     let env = TestEnv::new("").await;

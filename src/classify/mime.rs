@@ -444,7 +444,7 @@ pub(super) fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 /// A mailbox with its address in canonical form: lower-cased, the domain without the
 /// trailing dot of a fully qualified name (`a@example.cn.` is `a@example.cn`: one sender for
 /// the partner check, the reply address and the per-recipient rate limit).
-pub(super) fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailbox> {
+pub(crate) fn mailbox(name: Option<&str>, address: Option<&str>) -> Option<Mailbox> {
     let address = address?.trim().trim_matches(['<', '>']).trim();
     let address = match address.rsplit_once('@') {
         Some((local, domain)) => format!("{local}@{}", domain.trim_end_matches('.')),

@@ -43,12 +43,11 @@ impl Actions {
             None => classify::inspect(&self.rules, b""),
         };
         // What was stored is what staff saw: it fills what a re-read cannot give (an
-        // oversize mail is not kept).
+        // oversize mail is not kept). The stored sender passes the same check as a parsed
+        // one: an unprocessable mail's is the raw header text.
         if inspection.from.is_none() {
-            inspection.from = record.sender.as_ref().map(|address| Mailbox {
-                name: record.sender_name.clone(),
-                address: address.clone(),
-            });
+            inspection.from =
+                classify::mime::mailbox(record.sender_name.as_deref(), record.sender.as_deref());
         }
         if inspection.message_id.is_none() {
             inspection.message_id = record.message_id.clone();
