@@ -132,15 +132,12 @@ pub async fn put_rma_label(
                 ))
             })?
     };
-    let audit = NewAudit {
-        actor: caller.actor(),
-        via: Via::Api,
-        action: "rma_label",
-        review_id: None,
-        inbound_id: None,
-        outbox_id: None,
-        detail: format!("stored the return label of {loan} ({} bytes)", pdf.len()),
-    };
+    let audit = NewAudit::unlinked(
+        caller.actor(),
+        Via::Api,
+        "rma_label",
+        format!("stored the return label of {loan} ({} bytes)", pdf.len()),
+    );
     state.store.audit(&audit, state.now_ms()).await?;
     Ok((
         created_or_ok(created),

@@ -46,14 +46,8 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 pub async fn run(app: &App, command: TokensCommand) -> anyhow::Result<()> {
     let now = app.clock.now().as_millisecond();
     let operator = std::env::var("USER").unwrap_or_else(|_| "cli".into());
-    let audit = |action: &'static str, detail: String| NewAudit {
-        actor: operator.clone(),
-        via: Via::Cli,
-        action,
-        review_id: None,
-        inbound_id: None,
-        outbox_id: None,
-        detail,
+    let audit = |action: &'static str, detail: String| {
+        NewAudit::unlinked(operator.clone(), Via::Cli, action, detail)
     };
     match command {
         TokensCommand::Add { name, read_only } => {

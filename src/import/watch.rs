@@ -213,19 +213,16 @@ impl DropFolder {
         };
         let now = self.clock.now().as_millisecond();
         let extras = UpsertExtras {
-            audit: vec![NewAudit {
-                actor: format!("drop:{name}"),
-                via: Via::Drop,
-                action: "import",
-                review_id: None,
-                inbound_id: None,
-                outbox_id: None,
-                detail: format!(
+            audit: vec![NewAudit::unlinked(
+                format!("drop:{name}"),
+                Via::Drop,
+                "import",
+                format!(
                     "imported {} {} from {name} (drop folder)",
                     checked.len(),
                     kind.noun()
                 ),
-            }],
+            )],
             imported_file: Some(ImportedFile {
                 file_name: name.clone(),
                 sha256,

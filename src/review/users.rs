@@ -96,18 +96,7 @@ async fn audit_account(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     store
-        .audit(
-            &NewAudit {
-                actor: actor.to_string(),
-                via: Via::Cli,
-                action,
-                review_id: None,
-                inbound_id: None,
-                outbox_id: None,
-                detail,
-            },
-            now_ms,
-        )
+        .audit(&NewAudit::unlinked(actor, Via::Cli, action, detail), now_ms)
         .await
 }
 

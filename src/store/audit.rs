@@ -43,6 +43,27 @@ pub struct NewAudit {
     pub detail: String,
 }
 
+impl NewAudit {
+    /// An entry about no particular mail or outbox row: a sign-in, an import, an account or
+    /// token change.
+    pub fn unlinked(
+        actor: impl Into<String>,
+        via: Via,
+        action: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        NewAudit {
+            actor: actor.into(),
+            via,
+            action,
+            review_id: None,
+            inbound_id: None,
+            outbox_id: None,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// A stored audit entry.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AuditEntry {

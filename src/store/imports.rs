@@ -102,15 +102,12 @@ where
             } else {
                 "created"
             };
-            let audit = NewAudit {
-                actor: each.actor.clone(),
-                via: each.via,
-                action: each.action,
-                review_id: None,
-                inbound_id: None,
-                outbox_id: None,
-                detail: format!("{}: {verb} {noun} {id}", each.what),
-            };
+            let audit = NewAudit::unlinked(
+                each.actor.clone(),
+                each.via,
+                each.action,
+                format!("{}: {verb} {noun} {id}", each.what),
+            );
             insert_audit::<DB>(tx, &audit, now).await?;
         }
     }

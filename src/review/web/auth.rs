@@ -488,15 +488,12 @@ pub async fn login(
     if let Err(e) = created {
         return WebError::from(e).into_response();
     }
-    let audit = NewAudit {
-        actor: user.name.clone(),
-        via: Via::Web,
-        action: "login",
-        review_id: None,
-        inbound_id: None,
-        outbox_id: None,
-        detail: format!("signed in from {remote}"),
-    };
+    let audit = NewAudit::unlinked(
+        user.name.clone(),
+        Via::Web,
+        "login",
+        format!("signed in from {remote}"),
+    );
     if let Err(e) = state.store.audit(&audit, now).await {
         tracing::warn!(error = %e, "could not audit a sign-in");
     }
@@ -530,15 +527,7 @@ pub async fn logout(
     if let Err(e) = state.store.delete_session(&session.token_hash).await {
         return WebError::from(e).into_response();
     }
-    let audit = NewAudit {
-        actor: session.user.clone(),
-        via: Via::Web,
-        action: "logout",
-        review_id: None,
-        inbound_id: None,
-        outbox_id: None,
-        detail: "signed out".into(),
-    };
+    let audit = NewAudit::unlinked(session.user.clone(), Via::Web, "logout", "signed out");
     if let Err(e) = state.store.audit(&audit, state.now_ms()).await {
         tracing::warn!(error = %e, "could not audit a sign-out");
     }

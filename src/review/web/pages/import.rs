@@ -77,19 +77,12 @@ pub async fn import(
             state
                 .store
                 .audit(
-                    &NewAudit {
-                        actor: session.user.clone(),
-                        via: Via::Web,
-                        action: "import",
-                        review_id: None,
-                        inbound_id: None,
-                        outbox_id: None,
-                        detail: format!(
-                            "imported {} {} from {filename}",
-                            summary.rows,
-                            kind.noun()
-                        ),
-                    },
+                    &NewAudit::unlinked(
+                        session.user.clone(),
+                        Via::Web,
+                        "import",
+                        format!("imported {} {} from {filename}", summary.rows, kind.noun()),
+                    ),
                     now,
                 )
                 .await?;
