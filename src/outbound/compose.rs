@@ -206,22 +206,9 @@ impl Composer {
         })
     }
 
-    /// Composes a [`Notice`].
+    /// Composes a [`Notice`] that starts its own thread.
     pub fn compose_notice(&self, notice: &Notice<'_>) -> Result<Composed, ComposeError> {
-        if notice.to.is_empty() {
-            return Err(ComposeError::Build(
-                "a mail needs at least one recipient".into(),
-            ));
-        }
-        let (message_id, builder) =
-            self.builder(notice.to, notice.subject, notice.kind, notice.date)?;
-        Ok(Composed {
-            message_id,
-            bytes: finish(
-                builder,
-                MultiPart::alternative_plain_html(notice.text.to_string(), notice.html.to_string()),
-            )?,
-        })
+        self.compose_notice_in_thread(notice, None, &[])
     }
 
     /// Headers every mail of ours carries: From, To, Subject, Message-ID, Date and the

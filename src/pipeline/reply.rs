@@ -9,9 +9,7 @@ use serde::Serialize;
 use crate::classify::{self, Decision, Inspection, Mailbox};
 use crate::config::Config;
 use crate::domain::{Language, Partner, Shipment};
-use crate::outbound::compose::{
-    is_sane_message_id, Attachment, ComposeError, Composed, Draft, OwnMailKind,
-};
+use crate::outbound::compose::{Attachment, ComposeError, Composed, Draft, OwnMailKind};
 use crate::outbound::headers;
 use crate::outbound::templates::{Rendered, TemplateError, Templates};
 use crate::outbound::Composer;
@@ -289,10 +287,8 @@ pub(super) fn compose_auto_reply(
     attachments: &[Attachment<'_>],
     now: jiff::Timestamp,
 ) -> Result<Composed, ComposeError> {
-    let in_reply_to = inspection
-        .message_id
-        .as_deref()
-        .filter(|id| is_sane_message_id(id));
+    // The composer drops a broken Message-ID from the thread headers itself.
+    let in_reply_to = inspection.message_id.as_deref();
     composer.compose_with_attachments(
         &Draft {
             to,
