@@ -39,7 +39,7 @@ use crate::clock::SharedClock;
 use crate::store::{Store, StoreError};
 use auth::{api_headers, authenticate};
 pub use auth::{new_token, token_hash};
-pub use handlers::{
+use handlers::{
     get_partner, get_shipment, get_trial, post_partners, post_shipments, post_trials, put_partner,
     put_shipment, put_trial,
 };

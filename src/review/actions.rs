@@ -26,8 +26,6 @@ use crate::store::{
     Closing, NewAudit, NewOutbox, ReprocessOutcome, ReviewItem, Store, StoreError, Via,
 };
 
-pub use answer::parse_loans;
-
 /// Who acts: a signed-in user (web) or a named operator (CLI: `--as` or `$USER`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {

@@ -347,7 +347,7 @@ impl Actions {
 /// Loan numbers typed by staff (one per entry, or several separated by spaces, commas or
 /// semicolons), folded as mail text is, checked against `classify.loan_number_pattern` and
 /// de-duplicated in order.
-pub fn parse_loans(
+fn parse_loans(
     loans: &LoanExtractor,
     input: &[String],
     max: usize,
