@@ -378,13 +378,22 @@ pub async fn inspect_off_thread(
     raw: &[u8],
     full_size: u64,
 ) -> Inspection {
-    let shared: std::sync::Arc<[u8]> = raw.into();
+    inspect_owned_off_thread(rules.clone(), raw.into(), full_size).await
+}
+
+/// [`inspect_off_thread`] over owned inputs: the future borrows nothing, so a round's
+/// inspections can run ahead side by side.
+pub async fn inspect_owned_off_thread(
+    rules: std::sync::Arc<Rules>,
+    shared: std::sync::Arc<[u8]>,
+    full_size: u64,
+) -> Inspection {
     let (r, bytes) = (rules.clone(), shared.clone());
     match crate::offload::run(None, move || message::inspect_sized(&r, &bytes, full_size)).await {
         Ok(inspection) => inspection,
         Err(e) => {
             tracing::error!(error = %e, "inspecting a mail failed");
-            message::unreadable(rules, &shared, full_size)
+            message::unreadable(&rules, &shared, full_size)
         }
     }
 }

@@ -3,8 +3,12 @@
 //! Recording the decision, queueing its reply and opening its review item happen in ONE
 //! transaction keyed by the mail's Message-ID (or content hash); the source acknowledges the
 //! mail only after that commit. So a mail is answered once even if it is delivered twice,
-//! re-read after a crash, or handled by two instances at the same moment.
+//! re-read after a crash, or handled by two instances at the same moment. The worker decides
+//! a round's mails one by one and records them together ([`group`]: one write transaction,
+//! one disk flush per round); acknowledging still waits for that commit.
 
+mod evaluator;
+mod group;
 mod ladder;
 pub mod reply;
 pub mod rma;
@@ -21,9 +25,13 @@ use crate::config::{Config, RateLimitStep};
 use crate::inbound::{Disposition, RawMail};
 use crate::outbound::{Composer, Templates};
 use crate::store::{
-    NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome, Store, StoreError,
+    NewAttention, NewDecision, NewInbound, NewOutbox, NewRecord, NewReview, RecordOutcome, Store,
+    StoreError,
 };
+use tracing::Instrument;
 
+pub use evaluator::Evaluator;
+pub use group::{Group, Prepared, Ready};
 pub use ladder::{ladder, Reached};
 pub use worker::{InboundStats, InboundWorker};
 
@@ -85,99 +93,6 @@ impl Processed {
             // Filed by the run that recorded it; a duplicate copy needs no answer.
             Processed::Duplicate { .. } => Disposition::Ignored,
         }
-    }
-}
-
-/// Inspects and decides, reading the store but writing nothing (also behind `explain`).
-#[derive(Clone)]
-pub struct Evaluator {
-    store: Store,
-    rules: Arc<Rules>,
-}
-
-impl Evaluator {
-    pub fn new(store: Store, rules: Arc<Rules>) -> Evaluator {
-        Evaluator { store, rules }
-    }
-
-    /// The partner the store has for the sender's domain in canonical form (see
-    /// [`classify::authorise`], which decides whether the sender may speak for it). The one
-    /// partner lookup, shared by the pipeline and staff actions.
-    pub async fn partner_candidate(
-        &self,
-        inspection: &Inspection,
-    ) -> Result<Option<crate::domain::Partner>, StoreError> {
-        let domain = inspection
-            .from
-            .as_ref()
-            .and_then(|f| classify::address_domain(&f.address))
-            .and_then(classify::authorise::canonical_domain);
-        match domain {
-            Some(domain) => self.store.partner_by_domain(&domain).await,
-            None => Ok(None),
-        }
-    }
-
-    /// The rules this evaluator applies.
-    pub fn rules(&self) -> &Arc<Rules> {
-        &self.rules
-    }
-
-    /// `full_size` is the mail's size at the source (larger than `raw` when only the headers
-    /// of an oversize mail were read).
-    pub async fn evaluate(&self, raw: &[u8], full_size: u64) -> Result<Evaluation, PipelineError> {
-        let inspection = classify::inspect_off_thread(&self.rules, raw, full_size).await;
-        self.decide(inspection).await
-    }
-
-    /// The store's facts for an inspected mail, and the decision.
-    pub async fn decide(&self, inspection: Inspection) -> Result<Evaluation, PipelineError> {
-        let lookup = self.lookup(&inspection).await?;
-        let decision = classify::decide_with(&inspection, &lookup, &self.rules.sender_policy);
-        Ok(Evaluation {
-            inspection,
-            decision,
-            lookup,
-        })
-    }
-
-    async fn lookup(&self, inspection: &Inspection) -> Result<Lookup, StoreError> {
-        let partner = self.partner_candidate(inspection).await?;
-        let shipments = self
-            .store
-            .shipments_by_loan(&inspection.loan_numbers)
-            .await?;
-        let mut lookup = Lookup {
-            partner,
-            shipments,
-            ..Lookup::default()
-        };
-        if inspection.automated.is_some() {
-            return Ok(lookup);
-        }
-        if inspection.rma_language.is_some() {
-            // Which requested loans have a usable label on file (decide() checks the rest).
-            for n in &inspection.loan_numbers {
-                let found = crate::store::rma::rma_label(
-                    self.rules.rma_labels_dir.as_deref(),
-                    n,
-                    self.rules.rma_max_label_bytes,
-                );
-                if found.is_ok() {
-                    lookup.rma_labels.push(n.clone());
-                }
-            }
-        } else if inspection.request_language.is_some() && inspection.loan_numbers.is_empty() {
-            if let Some(p) = &lookup.partner {
-                let (loans, total) = self
-                    .store
-                    .active_loans(&p.partner_id, self.rules.max_listed)
-                    .await?;
-                lookup.active_loans = loans;
-                lookup.active_total = total;
-            }
-        }
-        Ok(lookup)
     }
 }
 
@@ -249,35 +164,71 @@ impl Pipeline {
     }
 
     /// Processes one mail end to end (except the acknowledgement, which the caller does after
-    /// this returns Ok).
-    #[tracing::instrument(skip_all, fields(
-        origin = %mail.origin,
-        message_id = tracing::field::Empty,
-        sender = tracing::field::Empty,
-        loans = tracing::field::Empty,
-        inbound_id = tracing::field::Empty,
-    ))]
+    /// this returns Ok): [`Pipeline::inspect`], [`Pipeline::prepare`] and [`Pipeline::record`]
+    /// for a group of one.
     pub async fn process(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
-        let started = std::time::Instant::now();
-        let processed = self.process_inner(mail).await?;
-        match &processed {
-            Processed::Recorded { kind, action, .. } => {
-                self.metrics.decided(*kind, *action, started.elapsed())
+        let inspection = self.inspect(mail).await;
+        match self.prepare(mail, inspection, &Group::default()).await? {
+            Prepared::Duplicate(processed) => Ok(processed),
+            Prepared::Ready(ready) => {
+                let mut processed = self.record(std::slice::from_ref(&ready)).await?;
+                Ok(processed.pop().expect("one outcome per recorded mail"))
             }
-            Processed::Duplicate { .. } => self.metrics.duplicate(started.elapsed()),
         }
-        Ok(processed)
     }
 
-    async fn process_inner(&self, mail: &RawMail) -> Result<Processed, PipelineError> {
+    /// The rules' reading of a mail, on a blocking thread (pure CPU work: the worker runs a
+    /// round's inspections side by side, on every core).
+    pub fn inspect(&self, mail: &RawMail) -> impl std::future::Future<Output = Inspection> + use<> {
+        classify::inspect_owned_off_thread(
+            self.evaluator.rules().clone(),
+            mail.bytes.as_slice().into(),
+            mail.size,
+        )
+    }
+
+    /// Decides an inspected mail and composes its reply, reading the store but writing
+    /// nothing. `group` holds the mails decided before it and not yet committed: their replies
+    /// count toward the rate limit as if they were recorded. The caller commits a group before
+    /// preparing a mail whose Message-ID one of them has ([`Group::holds`]).
+    pub async fn prepare(
+        &self,
+        mail: &RawMail,
+        inspection: Inspection,
+        group: &Group,
+    ) -> Result<Prepared, PipelineError> {
+        let span = tracing::info_span!(
+            "process",
+            origin = %mail.origin,
+            message_id = tracing::field::Empty,
+            sender = tracing::field::Empty,
+            loans = tracing::field::Empty,
+            inbound_id = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let prepared = self
+            .prepare_inner(mail, inspection, group, span.clone(), started)
+            .instrument(span)
+            .await?;
+        if let Prepared::Duplicate(_) = &prepared {
+            self.metrics.duplicate(started.elapsed());
+        }
+        Ok(prepared)
+    }
+
+    async fn prepare_inner(
+        &self,
+        mail: &RawMail,
+        inspection: Inspection,
+        group: &Group,
+        span: tracing::Span,
+        started: std::time::Instant,
+    ) -> Result<Prepared, PipelineError> {
         if let Some(fault) = &self.fault {
             fault(mail)?;
         }
         // The rules' reading first; the store is asked about the partner and loans only
         // once the mail is known not to be recorded already (redeliveries, re-reads).
-        let inspection =
-            classify::inspect_off_thread(&self.evaluator.rules, &mail.bytes, mail.size).await;
-        let span = tracing::Span::current();
         span.record(
             "message_id",
             inspection
@@ -292,6 +243,7 @@ impl Pipeline {
             let loans: Vec<&str> = inspection.loan_numbers.iter().map(|l| l.as_str()).collect();
             span.record("loans", loans.join(" "));
         }
+        let group_key = inspection.message_key.clone();
         let mut key = inspection.message_key.clone();
         let mut reused = false;
         if let Some((inbound_id, sender, subject, text)) = self.store.inbound_by_key(&key).await? {
@@ -300,7 +252,7 @@ impl Pipeline {
             if fingerprint(sender.as_deref(), &subject, &text) == this {
                 span.record("inbound_id", inbound_id);
                 tracing::info!(message_key = %key, "already recorded; acknowledging only");
-                return Ok(Processed::Duplicate { inbound_id });
+                return Ok(Prepared::Duplicate(Processed::Duplicate { inbound_id }));
             }
             // Same Message-ID, other content (an ERP notifier with one constant id, a broken
             // mailer, or a forged id meant to suppress a request): a new mail, handled on its
@@ -310,7 +262,7 @@ impl Pipeline {
             reused = true;
             tracing::warn!(message_key = %key, "Message-ID reused by a different mail");
             if let Some((inbound_id, ..)) = self.store.inbound_by_key(&key).await? {
-                return Ok(Processed::Duplicate { inbound_id });
+                return Ok(Prepared::Duplicate(Processed::Duplicate { inbound_id }));
             }
         }
         let mut eval = self.evaluator.decide(inspection).await?;
@@ -320,8 +272,9 @@ impl Pipeline {
         let now = self.clock.now();
         let mut review_detail: Vec<String> = Vec::new();
         let mut outbox = Vec::new();
+        let mut rate_key = None;
         if eval.decision.action == Action::Reply {
-            match self.rate_limited(&eval.decision).await? {
+            match self.rate_limited(&eval.decision, group).await? {
                 Some(detail) => {
                     tracing::warn!(limit = %detail, "automatic reply withheld by the rate limit; to review");
                     self.metrics.rate_limited();
@@ -330,7 +283,10 @@ impl Pipeline {
                     review_detail.push(detail);
                 }
                 None => match self.compose_reply(&eval, now) {
-                    Ok(mail) => outbox.push(mail),
+                    Ok(mail) => {
+                        outbox.push(mail);
+                        rate_key = eval.decision.reply_to.as_ref().map(|t| t.address.clone());
+                    }
                     Err(detail) => {
                         // Cannot answer automatically (template or address problem): a person
                         // answers instead; nothing is lost.
@@ -367,7 +323,7 @@ impl Pipeline {
                 Vec::new()
             };
         let keep_raw = !mail.is_truncated();
-        let new_inbound = NewInbound {
+        let inbound = NewInbound {
             message_key: key,
             message_id: inspection.message_id.clone(),
             source: mail.origin.clone(),
@@ -379,49 +335,86 @@ impl Pipeline {
             raw: keep_raw.then(|| mail.bytes.clone()),
             body_text: inspection.text.clone(),
         };
-        let new_decision = stored_decision(decision, "pipeline");
-        let outcome = self
-            .store
-            .record_inbound_with_attention(
-                &new_inbound,
-                &new_decision,
-                &outbox,
-                review.as_ref(),
-                &attention,
-                now.as_millisecond(),
-            )
-            .await?;
-        Ok(match outcome {
-            RecordOutcome::Recorded {
-                inbound_id,
-                outbox_ids,
-            } => {
-                if !outbox_ids.is_empty() {
-                    self.queued.notify_waiters();
+        Ok(Prepared::Ready(Box::new(Ready {
+            flagged: decision.action == Action::Reply && review.is_some(),
+            record: NewRecord {
+                inbound,
+                decision: stored_decision(decision, "pipeline"),
+                outbox,
+                review,
+                attention,
+            },
+            kind: decision.kind,
+            action: decision.action,
+            partner: decision.partner_id.clone(),
+            review_codes: decision.review.iter().map(|r| r.code()).collect(),
+            group_key,
+            rate_key,
+            now_ms: now.as_millisecond(),
+            span,
+            started,
+        })))
+    }
+
+    /// Records prepared mails in one transaction (group commit), then logs and counts each.
+    /// All or nothing: on an error none of them is recorded and none may be acknowledged.
+    pub async fn record(&self, group: &[Ready]) -> Result<Vec<Processed>, PipelineError> {
+        let Some(now_ms) = group.iter().map(|r| r.now_ms).max() else {
+            return Ok(Vec::new());
+        };
+        let records: Vec<&NewRecord> = group.iter().map(|r| &r.record).collect();
+        let outcomes = self.store.record_group(&records, now_ms).await?;
+        drop(records);
+        let mut queued = false;
+        let processed = group
+            .iter()
+            .zip(outcomes)
+            .map(|(ready, outcome)| {
+                let _entered = ready.span.enter();
+                match outcome {
+                    RecordOutcome::Recorded {
+                        inbound_id,
+                        outbox_ids,
+                    } => {
+                        queued |= !outbox_ids.is_empty();
+                        ready.span.record("inbound_id", inbound_id);
+                        tracing::info!(
+                            kind = ready.kind.code(),
+                            action = ready.action.code(),
+                            partner = ready.partner.as_deref().unwrap_or(""),
+                            review = ?ready.review_codes,
+                            outbox_ids = ?outbox_ids,
+                            "decided"
+                        );
+                        self.metrics
+                            .decided(ready.kind, ready.action, ready.started.elapsed());
+                        Processed::Recorded {
+                            inbound_id,
+                            kind: ready.kind,
+                            action: ready.action,
+                            queued: outbox_ids.len(),
+                            flagged: ready.flagged,
+                        }
+                    }
+                    RecordOutcome::Duplicate { inbound_id } => {
+                        self.metrics.duplicate(ready.started.elapsed());
+                        Processed::Duplicate { inbound_id }
+                    }
                 }
-                tracing::Span::current().record("inbound_id", inbound_id);
-                tracing::info!(
-                    kind = decision.kind.code(),
-                    action = decision.action.code(),
-                    partner = decision.partner_id.as_deref().unwrap_or(""),
-                    review = ?decision.review.iter().map(|r| r.code()).collect::<Vec<_>>(),
-                    outbox_ids = ?outbox_ids,
-                    "decided"
-                );
-                Processed::Recorded {
-                    inbound_id,
-                    kind: decision.kind,
-                    action: decision.action,
-                    queued: outbox_ids.len(),
-                    flagged: decision.action == Action::Reply && review.is_some(),
-                }
-            }
-            RecordOutcome::Duplicate { inbound_id } => Processed::Duplicate { inbound_id },
-        })
+            })
+            .collect();
+        if queued {
+            self.queued.notify_waiters();
+        }
+        Ok(processed)
     }
 
     /// The first rate-limit step the reply's recipient has reached, described for staff.
-    async fn rate_limited(&self, decision: &Decision) -> Result<Option<String>, StoreError> {
+    async fn rate_limited(
+        &self,
+        decision: &Decision,
+        group: &Group,
+    ) -> Result<Option<String>, StoreError> {
         let Some(to) = &decision.reply_to else {
             return Ok(None);
         };
@@ -430,10 +423,11 @@ impl Pipeline {
         };
         let now = self.clock.now().as_millisecond();
         // One query for the whole ladder: the reply times of the widest window.
-        let times = self
+        let mut times = self
             .store
             .recent_reply_times(&to.address, now - widest.as_millis() as i64)
             .await?;
+        times.extend(group.replies_to(&to.address));
         Ok(ladder(&self.rate_limits, &times, now).map(|reached| {
             format!(
                 "{} automatic replies to {} within {}",
@@ -470,8 +464,8 @@ impl Pipeline {
                 partner,
                 to,
                 rma::LabelSource {
-                    dir: self.evaluator.rules.rma_labels_dir.as_deref(),
-                    max_bytes: self.evaluator.rules.rma_max_label_bytes,
+                    dir: self.evaluator.rules().rma_labels_dir.as_deref(),
+                    max_bytes: self.evaluator.rules().rma_max_label_bytes,
                 },
                 now,
             );

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Pipeline, PipelineError, Processed};
-use crate::classify::Action;
+use futures::FutureExt;
+
+use super::{Group, Pipeline, PipelineError, Prepared, Processed};
+use crate::classify::{Action, Inspection};
 use crate::inbound::{Disposition, MailSource, RawMail, SourceError};
 use crate::telemetry::ErrorChain;
 use crate::worker::{Outcome, Worker};
@@ -50,12 +52,18 @@ enum Failure {
     Panicked(String),
 }
 
-/// The panic message of a failed task, or how it ended.
-fn panic_text(join: tokio::task::JoinError) -> String {
-    if !join.is_panic() {
-        return format!("processing task ended: {join}");
+impl Failure {
+    fn of(e: PipelineError) -> Failure {
+        if e.is_transient() {
+            Failure::Transient(e)
+        } else {
+            Failure::Failed(ErrorChain(&e).to_string())
+        }
     }
-    let payload = join.into_panic();
+}
+
+/// The message a panic carried.
+fn panic_payload_text(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -103,15 +111,18 @@ impl<S: MailSource> InboundWorker<S> {
         self
     }
 
-    /// Processes one mail in a task of its own: a panic costs that mail, not the worker.
-    async fn process_contained(&self, mail: &RawMail) -> Result<Processed, Failure> {
-        let pipeline = self.pipeline.clone();
-        let owned = mail.clone();
-        match tokio::spawn(async move { pipeline.process(&owned).await }).await {
+    /// Decides one mail; a panic costs that mail, not the worker or its round.
+    async fn prepare_contained(
+        &self,
+        mail: &RawMail,
+        inspection: Inspection,
+        group: &Group,
+    ) -> Result<Prepared, Failure> {
+        let prepare = self.pipeline.prepare(mail, inspection, group);
+        match std::panic::AssertUnwindSafe(prepare).catch_unwind().await {
             Ok(Ok(p)) => Ok(p),
-            Ok(Err(e)) if e.is_transient() => Err(Failure::Transient(e)),
-            Ok(Err(e)) => Err(Failure::Failed(ErrorChain(&e).to_string())),
-            Err(join) => Err(Failure::Panicked(panic_text(join))),
+            Ok(Err(e)) => Err(Failure::of(e)),
+            Err(payload) => Err(Failure::Panicked(panic_payload_text(payload))),
         }
     }
 
@@ -200,81 +211,14 @@ impl<S: MailSource> InboundWorker<S> {
         // mail); each was committed before it is listed here, and a crash before the filing
         // only means it is offered again and recognised as a duplicate.
         let mut handled = Vec::with_capacity(mails.len());
-        let mut stopped = None;
-        for mail in &mails {
-            if cancel.is_cancelled() {
-                break;
-            }
-            self.stats.fetched.fetch_add(1, Ordering::Relaxed);
-            metrics.mail_fetched();
-            let failure = match self.process_contained(mail).await {
-                Ok(processed) => {
-                    let counter = match &processed {
-                        Processed::Duplicate { .. } => &self.stats.duplicates,
-                        Processed::Recorded { action, .. } => match action {
-                            Action::Reply => &self.stats.replied,
-                            Action::Review => &self.stats.review,
-                            Action::Ignore => &self.stats.ignored,
-                        },
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    if let Processed::Recorded { flagged: true, .. } = &processed {
-                        self.stats.replied_flagged.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let disposition = match &processed {
-                        Processed::Duplicate { inbound_id } => {
-                            match self.recorded_disposition(*inbound_id).await {
-                                Ok(d) => d,
-                                Err(e) => {
-                                    stopped = Some(e);
-                                    break;
-                                }
-                            }
-                        }
-                        recorded => recorded.disposition(),
-                    };
-                    self.failures.remove(&mail.handle);
-                    handled.push((mail, disposition));
-                    continue;
-                }
-                Err(f) => f,
-            };
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            metrics.processing_failed();
-            let why = match failure {
-                Failure::Transient(e) => {
-                    // The database is unreachable: stop the round; the loop backs off.
-                    stopped = Some(e);
-                    break;
-                }
-                Failure::Panicked(text) => {
-                    tracing::error!(origin = %mail.origin, panic = %text, "processing a mail panicked; set aside for review as unprocessable");
-                    format!("processing panicked: {text}")
-                }
-                Failure::Failed(text) => {
-                    let n = self.failures.entry(mail.handle.clone()).or_insert(0);
-                    *n += 1;
-                    if *n < self.max_failures {
-                        tracing::error!(origin = %mail.origin, error = %text, failures = *n, "could not process mail; set aside and retried later");
-                        self.quarantine.insert(mail.handle.clone(), Instant::now());
-                        continue;
-                    }
-                    tracing::error!(origin = %mail.origin, error = %text, failures = *n, "could not process mail again; set aside for review as unprocessable");
-                    format!("failed {n} times: {text}")
-                }
-            };
-            match self.pipeline.set_aside(mail, &why).await {
-                Ok(_) => {
-                    self.failures.remove(&mail.handle);
-                    self.stats.review.fetch_add(1, Ordering::Relaxed);
-                    handled.push((mail, Disposition::Review));
-                }
-                Err(e) => {
-                    stopped = Some(e);
-                    break;
-                }
-            }
-        }
+        let stopped = self.process_round(&mails, cancel, &mut handled).await.err();
+        // Listed in the source's order (a set-aside mail is recorded before its group).
+        let position: HashMap<&str, usize> = mails
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.handle.as_str(), i))
+            .collect();
+        handled.sort_by_key(|(mail, _)| position.get(mail.handle.as_str()).copied());
         if !handled.is_empty() {
             self.source.ack_all(&handled).await?;
         }
@@ -282,6 +226,187 @@ impl<S: MailSource> InboundWorker<S> {
             return Err(e.into());
         }
         Ok(Outcome::Done)
+    }
+
+    /// Decides the round's mails in order and records them in groups (one write transaction
+    /// per group). The inspections, pure CPU work, run ahead on every core while earlier
+    /// mails are decided. `handled` collects each mail once it is committed, with where it is
+    /// filed; an Err (the store unreachable) stops the round, and what is not in `handled` is
+    /// offered again.
+    async fn process_round<'m>(
+        &mut self,
+        mails: &'m [RawMail],
+        cancel: &CancellationToken,
+        handled: &mut Vec<(&'m RawMail, Disposition)>,
+    ) -> Result<(), PipelineError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut ahead = std::collections::VecDeque::with_capacity(cores);
+        let mut next_to_inspect = mails.iter();
+        let mut group = Group::default();
+        let mut waiting: Vec<&'m RawMail> = Vec::new();
+        let mut stopped = None;
+        for mail in mails {
+            if cancel.is_cancelled() {
+                break;
+            }
+            while ahead.len() < cores {
+                let Some(later) = next_to_inspect.next() else {
+                    break;
+                };
+                ahead.push_back(tokio::spawn(self.pipeline.inspect(later)));
+            }
+            let Some(inspecting) = ahead.pop_front() else {
+                break;
+            };
+            self.stats.fetched.fetch_add(1, Ordering::Relaxed);
+            self.pipeline.metrics().mail_fetched();
+            let inspection = match inspecting.await {
+                Ok(inspection) => inspection,
+                Err(join) => {
+                    let failure = Failure::Panicked(join.to_string());
+                    if let Err(e) = self.failed(mail, failure, handled).await {
+                        stopped = Some(e);
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if group.holds(&inspection.message_key) {
+                // Decided against the committed first copy: a duplicate, or a reused id.
+                if let Err(e) = self.commit(&mut group, &mut waiting, handled).await {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+            let failure = match self.prepare_contained(mail, inspection, &group).await {
+                Ok(Prepared::Ready(ready)) => {
+                    group.push(*ready);
+                    waiting.push(mail);
+                    continue;
+                }
+                Ok(Prepared::Duplicate(processed)) => {
+                    match self.handled(mail, processed, handled).await {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            stopped = Some(e);
+                            break;
+                        }
+                    }
+                }
+                Err(f) => f,
+            };
+            if let Err(e) = self.failed(mail, failure, handled).await {
+                stopped = Some(e);
+                break;
+            }
+        }
+        // What was decided is committed even when the round stops early: it is all valid.
+        let committed = self.commit(&mut group, &mut waiting, handled).await;
+        match stopped {
+            Some(e) => Err(e),
+            None => committed,
+        }
+    }
+
+    /// Records the group in one transaction and lists its mails as handled. Should the group
+    /// fail for a reason other than the store being unreachable (one mail's rows refused),
+    /// each mail is recorded on its own, so one mail cannot hold back the others.
+    async fn commit<'m>(
+        &mut self,
+        group: &mut Group,
+        waiting: &mut Vec<&'m RawMail>,
+        handled: &mut Vec<(&'m RawMail, Disposition)>,
+    ) -> Result<(), PipelineError> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let ready = group.take();
+        let owners = std::mem::take(waiting);
+        let outcomes = match self.pipeline.record(&ready).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %ErrorChain(&e), mails = ready.len(), "recording a group failed; recording its mails one by one");
+                for (mail, one) in owners.into_iter().zip(&ready) {
+                    match self.pipeline.record(std::slice::from_ref(one)).await {
+                        Ok(mut outcome) => {
+                            let processed = outcome.pop().expect("one outcome per recorded mail");
+                            self.handled(mail, processed, handled).await?;
+                        }
+                        Err(e) => self.failed(mail, Failure::of(e), handled).await?,
+                    }
+                }
+                return Ok(());
+            }
+        };
+        for (mail, processed) in owners.into_iter().zip(outcomes) {
+            self.handled(mail, processed, handled).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a committed (or earlier recorded) mail and lists it for filing.
+    async fn handled<'m>(
+        &mut self,
+        mail: &'m RawMail,
+        processed: Processed,
+        handled: &mut Vec<(&'m RawMail, Disposition)>,
+    ) -> Result<(), PipelineError> {
+        let counter = match &processed {
+            Processed::Duplicate { .. } => &self.stats.duplicates,
+            Processed::Recorded { action, .. } => match action {
+                Action::Reply => &self.stats.replied,
+                Action::Review => &self.stats.review,
+                Action::Ignore => &self.stats.ignored,
+            },
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Processed::Recorded { flagged: true, .. } = &processed {
+            self.stats.replied_flagged.fetch_add(1, Ordering::Relaxed);
+        }
+        let disposition = match &processed {
+            Processed::Duplicate { inbound_id } => self.recorded_disposition(*inbound_id).await?,
+            recorded => recorded.disposition(),
+        };
+        self.failures.remove(&mail.handle);
+        handled.push((mail, disposition));
+        Ok(())
+    }
+
+    /// A mail that could not be processed: set aside for a while, or for review once it has
+    /// failed `max_failures` times. Err when the store is unreachable (the round stops).
+    async fn failed<'m>(
+        &mut self,
+        mail: &'m RawMail,
+        failure: Failure,
+        handled: &mut Vec<(&'m RawMail, Disposition)>,
+    ) -> Result<(), PipelineError> {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        self.pipeline.metrics().processing_failed();
+        let why = match failure {
+            // The database is unreachable: stop the round; the loop backs off.
+            Failure::Transient(e) => return Err(e),
+            Failure::Panicked(text) => {
+                tracing::error!(origin = %mail.origin, panic = %text, "processing a mail panicked; set aside for review as unprocessable");
+                format!("processing panicked: {text}")
+            }
+            Failure::Failed(text) => {
+                let n = self.failures.entry(mail.handle.clone()).or_insert(0);
+                *n += 1;
+                if *n < self.max_failures {
+                    tracing::error!(origin = %mail.origin, error = %text, failures = *n, "could not process mail; set aside and retried later");
+                    self.quarantine.insert(mail.handle.clone(), Instant::now());
+                    return Ok(());
+                }
+                tracing::error!(origin = %mail.origin, error = %text, failures = *n, "could not process mail again; set aside for review as unprocessable");
+                format!("failed {n} times: {text}")
+            }
+        };
+        self.pipeline.set_aside(mail, &why).await?;
+        self.failures.remove(&mail.handle);
+        self.stats.review.fetch_add(1, Ordering::Relaxed);
+        handled.push((mail, Disposition::Review));
+        Ok(())
     }
 
     /// Processes until the source is empty (for `run --once`).
@@ -317,226 +442,4 @@ impl<S: MailSource> Worker for InboundWorker<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::inbound::RawMail;
-
-    /// Hands out its mails oldest first, at most `batch` per fetch (like `imap.batch_size`),
-    /// leaving out skipped handles as the real sources do; records what it was asked.
-    struct Fake {
-        mails: Vec<RawMail>,
-        batch: usize,
-        acked: Vec<String>,
-        offered: Vec<String>,
-        /// Fetches that come back empty first, with more to list (a listing bound reached).
-        unlisted_rounds: usize,
-        more: bool,
-    }
-
-    impl MailSource for Fake {
-        async fn fetch(
-            &mut self,
-            max: usize,
-            skip: &HashSet<String>,
-        ) -> Result<Vec<RawMail>, SourceError> {
-            self.more = self.unlisted_rounds > 0;
-            if self.more {
-                self.unlisted_rounds -= 1;
-                return Ok(Vec::new());
-            }
-            let out: Vec<RawMail> = self
-                .mails
-                .iter()
-                .filter(|m| !self.acked.contains(&m.handle) && !skip.contains(&m.handle))
-                .take(max.min(self.batch))
-                .cloned()
-                .collect();
-            self.offered.extend(out.iter().map(|m| m.handle.clone()));
-            Ok(out)
-        }
-
-        async fn ack(&mut self, mail: &RawMail, _d: Disposition) -> Result<(), SourceError> {
-            self.acked.push(mail.handle.clone());
-            Ok(())
-        }
-
-        fn more_to_list(&self) -> bool {
-            self.more
-        }
-
-        async fn wait(&mut self) {}
-
-        fn describe(&self) -> String {
-            "fake".into()
-        }
-    }
-
-    async fn pipeline() -> Pipeline {
-        let text = "[database]\nurl = \"sqlite::memory:\"\nmax_connections = 1\n\
-             [security]\ntrusted_authserv_ids = [\"mx.helpdesk.example.test\"]\n\
-             [mail]\nfrom = \"helpdesk@example.test\"\n";
-        let mut config = crate::config::Config::from_toml_str(
-            text,
-            std::path::Path::new("test.toml"),
-            ".".into(),
-            &[],
-        )
-        .unwrap();
-        config.templates.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into();
-        let app = crate::app::App::open(config).await.unwrap();
-        app.pipeline(Arc::new(tokio::sync::Notify::new())).unwrap()
-    }
-
-    fn mail(n: usize) -> RawMail {
-        let bytes = format!(
-            "From: someone{n}@example.org\r\nTo: helpdesk@example.test\r\n\
-             Message-ID: <m{n}@example.org>\r\nSubject: hello {n}\r\n\r\nhi\r\n"
-        )
-        .into_bytes();
-        RawMail {
-            origin: format!("fake:{n}"),
-            size: bytes.len() as u64,
-            bytes,
-            handle: format!("h{n}"),
-        }
-    }
-
-    /// Set-aside mails oldest in the source, enough to fill a whole batch: the healthy mail
-    /// behind them is still processed in the same round, and they are not handed out again.
-    #[tokio::test]
-    async fn quarantined_mails_filling_a_batch_do_not_hide_the_next_one() {
-        let batch = 3;
-        let source = Fake {
-            mails: (1..=batch + 1).map(mail).collect(),
-            batch,
-            acked: Vec::new(),
-            offered: Vec::new(),
-            unlisted_rounds: 0,
-            more: false,
-        };
-        let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
-        for n in 1..=batch {
-            worker.quarantine.insert(format!("h{n}"), Instant::now());
-        }
-        let cancel = CancellationToken::new();
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-        let healthy = format!("h{}", batch + 1);
-        assert_eq!(worker.source.offered, vec![healthy.clone()]);
-        assert_eq!(worker.source.acked, vec![healthy]);
-        assert_eq!(worker.stats.fetched.load(Ordering::Relaxed), 1);
-        // Nothing else to do while they are set aside; they are still there, unacknowledged.
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
-        assert_eq!(worker.source.offered.len(), 1);
-        // Once the quarantine is over (as its expiry does), they are offered again.
-        worker.quarantine.clear();
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-        assert_eq!(worker.source.offered.len(), 1 + batch);
-    }
-
-    fn fake(n: usize) -> Fake {
-        Fake {
-            mails: (1..=n).map(mail).collect(),
-            batch: 100,
-            acked: Vec::new(),
-            offered: Vec::new(),
-            unlisted_rounds: 0,
-            more: false,
-        }
-    }
-
-    /// A source that stopped listing at its per-round bound returns nothing but has more to
-    /// list: the round counts as work done, so the worker (and `run --once`'s drain) goes on
-    /// at once instead of waiting for new mail, and reaches the mail above.
-    #[tokio::test]
-    async fn an_empty_round_with_more_to_list_is_followed_at_once() {
-        let mut source = fake(1);
-        source.unlisted_rounds = 2;
-        let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
-        let cancel = CancellationToken::new();
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-        worker.drain().await.unwrap();
-        assert_eq!(worker.source.acked, vec!["h1".to_string()]);
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
-    }
-
-    async fn open_items(worker: &InboundWorker<Fake>) -> Vec<(String, String)> {
-        worker
-            .pipeline
-            .store()
-            .review_items(&Default::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|i| (i.reason, i.detail))
-            .collect()
-    }
-
-    /// A panic while processing one mail costs that mail (set aside as `unprocessable`, raw
-    /// bytes kept), not the batch and not the worker.
-    #[tokio::test]
-    async fn a_panic_on_one_mail_sets_it_aside_and_the_batch_goes_on() {
-        let hook: super::super::FaultHook = Arc::new(|m: &RawMail| {
-            if m.handle == "h2" {
-                panic!("injected fault for h2");
-            }
-            Ok(())
-        });
-        let pipeline = pipeline().await.with_fault(hook);
-        let mut worker = InboundWorker::new(fake(3), Arc::new(pipeline));
-        let cancel = CancellationToken::new();
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-        assert_eq!(worker.source.acked, vec!["h1", "h2", "h3"]);
-        let items = open_items(&worker).await;
-        let set_aside: Vec<_> = items.iter().filter(|(r, _)| r == "unprocessable").collect();
-        assert_eq!(set_aside.len(), 1, "{items:?}");
-        assert!(
-            set_aside[0].1.contains("injected fault for h2"),
-            "{items:?}"
-        );
-        let store = worker.pipeline.store();
-        let item = store
-            .review_items(&Default::default())
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|i| i.reason == "unprocessable")
-            .unwrap();
-        let raw = store.inbound_raw(item.inbound_id.unwrap()).await.unwrap();
-        assert_eq!(raw.as_deref(), Some(&mail(2).bytes[..]), "raw bytes kept");
-        // The worker lives on: the next round works.
-        worker.source.mails.push(mail(4));
-        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-        assert_eq!(worker.source.acked.len(), 4);
-    }
-
-    /// A mail failing for a non-transient reason is retried after its quarantine, and set
-    /// aside after `max_failures`; the others flow meanwhile.
-    #[tokio::test]
-    async fn a_mail_failing_three_times_is_set_aside() {
-        let hook: super::super::FaultHook = Arc::new(|m: &RawMail| match m.handle.as_str() {
-            "h1" => Err(PipelineError::Failed("injected failure".into())),
-            _ => Ok(()),
-        });
-        let pipeline = pipeline().await.with_fault(hook);
-        let mut worker = InboundWorker::new(fake(2), Arc::new(pipeline)).with_max_failures(3);
-        let cancel = CancellationToken::new();
-        worker.step(&cancel).await.unwrap();
-        assert_eq!(worker.source.acked, vec!["h2"]);
-        for round in 2..=3 {
-            worker.quarantine.clear();
-            worker.step(&cancel).await.unwrap();
-            let items = open_items(&worker).await;
-            let set_aside = items.iter().any(|(r, _)| r == "unprocessable");
-            assert_eq!(set_aside, round == 3, "round {round}: {items:?}");
-        }
-        assert_eq!(worker.source.acked, vec!["h2", "h1"]);
-        let items = open_items(&worker).await;
-        assert!(
-            items
-                .iter()
-                .any(|(r, d)| r == "unprocessable" && d.contains("failed 3 times")),
-            "{items:?}"
-        );
-    }
-}
+mod tests;

@@ -128,6 +128,16 @@ pub struct NewAttention {
     pub detail: String,
 }
 
+/// One mail to record with everything decided for it (see [`Store::record_group`]).
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub inbound: NewInbound,
+    pub decision: NewDecision,
+    pub outbox: Vec<NewOutbox>,
+    pub review: Option<NewReview>,
+    pub attention: Vec<NewAttention>,
+}
+
 /// What recording a mail did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
@@ -189,86 +199,103 @@ impl Store {
         review: Option<&NewReview>,
         now_ms: i64,
     ) -> Result<RecordOutcome, StoreError> {
-        self.record_inbound_with_attention(inbound, decision, outbox, review, &[], now_ms)
-            .await
+        let record = NewRecord {
+            inbound: inbound.clone(),
+            decision: decision.clone(),
+            outbox: outbox.to_vec(),
+            review: review.cloned(),
+            attention: Vec::new(),
+        };
+        let mut outcomes = self.record_group(&[&record], now_ms).await?;
+        Ok(outcomes.pop().expect("one outcome per recorded mail"))
     }
 
-    /// [`Store::record_inbound`] that also opens `attention` items (one OPEN item per key:
-    /// a key that already has an open item gets none), in the same transaction.
-    pub async fn record_inbound_with_attention(
+    /// Records a group of mails in one write transaction (group commit: one disk flush for
+    /// the group instead of one per mail). Each mail is written as by [`Store::record_inbound`]
+    /// plus its `attention` items (one OPEN item per key: a key that already has an open item
+    /// gets none). All or nothing: an error leaves none of the group recorded, so the caller
+    /// acknowledges the mails to their source only after this returns. A mail whose key is
+    /// already known comes back `Duplicate` and writes nothing.
+    pub async fn record_group(
         &self,
-        inbound: &NewInbound,
-        decision: &NewDecision,
-        outbox: &[NewOutbox],
-        review: Option<&NewReview>,
-        attention: &[NewAttention],
+        group: &[&NewRecord],
         now_ms: i64,
-    ) -> Result<RecordOutcome, StoreError> {
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO inbound_messages (message_key, message_id, source, received_at, \
-                 sender, sender_name, subject, size_bytes, raw, body_text, kind, action, \
-                 partner_id, loan_numbers) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (message_key) DO NOTHING RETURNING id",
-            )
-            .bind(&inbound.message_key)
-            .bind(&inbound.message_id)
-            .bind(&inbound.source)
-            .bind(inbound.received_at)
-            .bind(&inbound.sender)
-            .bind(&inbound.sender_name)
-            .bind(&inbound.subject)
-            .bind(inbound.size_bytes)
-            .bind(inbound.raw.as_deref())
-            .bind(&inbound.body_text)
-            .bind(&decision.kind)
-            .bind(&decision.action)
-            .bind(&decision.partner_id)
-            .bind(to_json(&decision.loan_numbers))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(inbound_id) = inserted else {
-                tx.rollback().await?;
-                let existing: i64 =
-                    sqlx::query_scalar("SELECT id FROM inbound_messages WHERE message_key = $1")
-                        .bind(&inbound.message_key)
-                        .fetch_one(pool)
-                        .await?;
-                return Ok(RecordOutcome::Duplicate {
-                    inbound_id: existing,
-                });
-            };
-            insert_decision::<Db>(&mut tx, decision, inbound_id, now_ms).await?;
-            let mut outbox_ids = Vec::with_capacity(outbox.len());
-            for mail in outbox {
-                let id: i64 = insert_outbox::<Db>(&mut tx, mail, Some(inbound_id), now_ms).await?;
-                outbox_ids.push(id);
-            }
-            if let Some(item) = review {
-                insert_review::<Db>(&mut tx, item, Some(inbound_id), None, now_ms).await?;
-            }
-            for item in attention {
-                sqlx::query(
-                    "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
-                     created_at, attention_key) VALUES ($1, $2, $3, $4, 'open', $5, $6) \
-                     ON CONFLICT DO NOTHING",
+            let mut outcomes = Vec::with_capacity(group.len());
+            for &record in group {
+                let inbound = &record.inbound;
+                let decision = &record.decision;
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO inbound_messages (message_key, message_id, source, received_at, \
+                     sender, sender_name, subject, size_bytes, raw, body_text, kind, action, \
+                     partner_id, loan_numbers) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     ON CONFLICT (message_key) DO NOTHING RETURNING id",
                 )
-                .bind(&item.reason)
-                .bind(to_json(std::slice::from_ref(&item.reason)))
-                .bind(&item.detail)
-                .bind(inbound_id)
-                .bind(now_ms)
-                .bind(&item.key)
-                .execute(&mut *tx)
+                .bind(&inbound.message_key)
+                .bind(&inbound.message_id)
+                .bind(&inbound.source)
+                .bind(inbound.received_at)
+                .bind(&inbound.sender)
+                .bind(&inbound.sender_name)
+                .bind(&inbound.subject)
+                .bind(inbound.size_bytes)
+                .bind(inbound.raw.as_deref())
+                .bind(&inbound.body_text)
+                .bind(&decision.kind)
+                .bind(&decision.action)
+                .bind(&decision.partner_id)
+                .bind(to_json(&decision.loan_numbers))
+                .fetch_optional(&mut *tx)
                 .await?;
+                let Some(inbound_id) = inserted else {
+                    // Recorded before (a redelivery, or another instance was first): the
+                    // conflicting INSERT wrote nothing, so the rest of the group goes on.
+                    let existing: i64 = sqlx::query_scalar(
+                        "SELECT id FROM inbound_messages WHERE message_key = $1",
+                    )
+                    .bind(&inbound.message_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    outcomes.push(RecordOutcome::Duplicate {
+                        inbound_id: existing,
+                    });
+                    continue;
+                };
+                insert_decision::<Db>(&mut tx, decision, inbound_id, now_ms).await?;
+                let mut outbox_ids = Vec::with_capacity(record.outbox.len());
+                for mail in &record.outbox {
+                    let id: i64 =
+                        insert_outbox::<Db>(&mut tx, mail, Some(inbound_id), now_ms).await?;
+                    outbox_ids.push(id);
+                }
+                if let Some(item) = &record.review {
+                    insert_review::<Db>(&mut tx, item, Some(inbound_id), None, now_ms).await?;
+                }
+                for item in &record.attention {
+                    sqlx::query(
+                        "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
+                         created_at, attention_key) VALUES ($1, $2, $3, $4, 'open', $5, $6) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&item.reason)
+                    .bind(to_json(std::slice::from_ref(&item.reason)))
+                    .bind(&item.detail)
+                    .bind(inbound_id)
+                    .bind(now_ms)
+                    .bind(&item.key)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                outcomes.push(RecordOutcome::Recorded {
+                    inbound_id,
+                    outbox_ids,
+                });
             }
             tx.commit().await?;
-            Ok(RecordOutcome::Recorded {
-                inbound_id,
-                outbox_ids,
-            })
+            Ok(outcomes)
         })
     }
 

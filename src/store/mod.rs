@@ -48,7 +48,8 @@ pub use durability::Durability;
 pub use imap_state::ImapMailboxState;
 pub use imports::{ImportedFile, RecordAudit, UpsertExtras, Upserted};
 pub use inbound::{
-    InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewReview, RecordOutcome,
+    InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewRecord, NewReview,
+    RecordOutcome,
 };
 pub use leases::{LeaseClaim, LeaseRow};
 pub use maintenance::BackupError;
