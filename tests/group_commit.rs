@@ -18,7 +18,8 @@ use trialdesk::store::Backend;
 const FROM: &str = "ops@pacrim.example.com";
 const SUBJECT: &str = "Trial Endpoint Tracking Request";
 
-/// One round over the whole Maildir (the batch holds every mail delivered).
+/// The worker until the Maildir is done: one round (the batch holds every mail delivered),
+/// then the step that files it.
 async fn one_round(env: &TestEnv) -> Arc<InboundStats> {
     let pipeline = env.app.pipeline(Arc::new(Notify::new())).unwrap();
     let source = trialdesk::inbound::maildir::MaildirSource::open(
@@ -28,10 +29,7 @@ async fn one_round(env: &TestEnv) -> Arc<InboundStats> {
     )
     .unwrap();
     let mut worker = InboundWorker::new(source, Arc::new(pipeline));
-    worker
-        .step(&tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap();
+    worker.drain().await.unwrap();
     worker.stats()
 }
 

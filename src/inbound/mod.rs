@@ -48,6 +48,16 @@ impl RawMail {
     pub fn is_truncated(&self) -> bool {
         (self.bytes.len() as u64) < self.size
     }
+
+    /// The mail without its bytes: enough to acknowledge it later.
+    pub fn handle_only(&self) -> RawMail {
+        RawMail {
+            origin: self.origin.clone(),
+            bytes: Vec::new(),
+            size: self.size,
+            handle: self.handle.clone(),
+        }
+    }
 }
 
 /// What became of a mail, so the source can file it (IMAP folders per outcome).

@@ -81,25 +81,37 @@ const QUARANTINE: Duration = Duration::from_secs(300);
 
 pub struct InboundWorker<S: MailSource> {
     source: S,
+    rounds: Rounds,
+    /// Committed in the last round and not yet filed: filed while the next round is
+    /// processed (the source's command and the pipeline's work overlap), and left out of the
+    /// next listing meanwhile. Only handles are kept, not the bytes.
+    unfiled: Vec<(RawMail, Disposition)>,
+    /// Delays after a failed round (source unreachable, database down).
+    backoff: (Duration, Duration),
+}
+
+/// What a round needs besides the source.
+struct Rounds {
     pipeline: Arc<Pipeline>,
     stats: Arc<InboundStats>,
     quarantine: HashMap<String, Instant>,
     /// Non-transient failures per mail handle; at `max_failures` the mail is set aside.
     failures: HashMap<String, u32>,
     max_failures: u32,
-    /// Delays after a failed round (source unreachable, database down).
-    backoff: (Duration, Duration),
 }
 
 impl<S: MailSource> InboundWorker<S> {
     pub fn new(source: S, pipeline: Arc<Pipeline>) -> Self {
         InboundWorker {
             source,
-            pipeline,
-            stats: Arc::new(InboundStats::default()),
-            quarantine: HashMap::new(),
-            failures: HashMap::new(),
-            max_failures: 3,
+            rounds: Rounds {
+                pipeline,
+                stats: Arc::new(InboundStats::default()),
+                quarantine: HashMap::new(),
+                failures: HashMap::new(),
+                max_failures: 3,
+            },
+            unfiled: Vec::new(),
             backoff: (Duration::from_millis(500), Duration::from_secs(60)),
         }
     }
@@ -107,10 +119,147 @@ impl<S: MailSource> InboundWorker<S> {
     /// After this many non-transient failures a mail is set aside as `unprocessable`
     /// (`mail.max_processing_failures`).
     pub fn with_max_failures(mut self, n: u32) -> Self {
-        self.max_failures = n.max(1);
+        self.rounds.max_failures = n.max(1);
         self
     }
 
+    /// Sets the first and the longest delay after a failed round (e.g. IMAP reconnects).
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = (first, max);
+        self
+    }
+
+    pub fn stats(&self) -> Arc<InboundStats> {
+        self.rounds.stats.clone()
+    }
+
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// Fetches one batch and processes it, mail by mail, stopping between mails on cancel,
+    /// while the previous round's mails are filed.
+    pub async fn step(&mut self, cancel: &CancellationToken) -> Result<Outcome, RoundError> {
+        self.rounds
+            .quarantine
+            .retain(|_, since| since.elapsed() < QUARANTINE);
+        let now_ms = || jiff::Timestamp::now().as_millisecond();
+        let stats = self.rounds.stats.clone();
+        let metrics = self.rounds.pipeline.metrics().clone();
+        let started = Instant::now();
+        // Left out by the source itself, before its batch limits apply: however many are set
+        // aside, they neither fill the batch nor are downloaded again. Mails waiting to be
+        // filed are recorded already.
+        let skip: HashSet<String> = self
+            .rounds
+            .quarantine
+            .keys()
+            .chain(self.unfiled.iter().map(|(m, _)| &m.handle))
+            .cloned()
+            .collect();
+        let mails = match self.source.fetch(BATCH, &skip).await {
+            Ok(m) => {
+                stats.last_fetch_ok_ms.store(now_ms(), Ordering::Relaxed);
+                metrics.fetch_done(started.elapsed(), true);
+                m
+            }
+            Err(e) => {
+                stats.last_fetch_error_ms.store(now_ms(), Ordering::Relaxed);
+                metrics.fetch_done(started.elapsed(), false);
+                return Err(e.into());
+            }
+        };
+        // Listed but unreadable: set aside for review and acknowledged, so they never stall
+        // the source.
+        let unreadable = self.source.take_unreadable();
+        for u in &unreadable {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            metrics.processing_failed();
+            tracing::error!(origin = %u.mail.origin, error = %u.error, "cannot read mail; set aside for review as unprocessable");
+            self.rounds.pipeline.set_aside(&u.mail, &u.error).await?;
+            stats.review.fetch_add(1, Ordering::Relaxed);
+        }
+        if !unreadable.is_empty() {
+            let acks: Vec<_> = unreadable
+                .iter()
+                .map(|u| (&u.mail, Disposition::Review))
+                .collect();
+            self.source.ack_all(&acks).await?;
+        }
+        if mails.is_empty() {
+            self.file_unfiled().await?;
+            // A source that stopped listing at its per-round bound goes on at once.
+            return Ok(if unreadable.is_empty() && !self.source.more_to_list() {
+                Outcome::Idle
+            } else {
+                Outcome::Done
+            });
+        }
+        // Filed together (one IMAP command per outcome instead of one per mail), during the
+        // next round; each was committed before it is listed, and a crash before the filing
+        // only means it is offered again and recognised as a duplicate.
+        let filing = std::mem::take(&mut self.unfiled);
+        let mut handled = Vec::with_capacity(mails.len());
+        let (filed, stopped) = tokio::join!(
+            file(&mut self.source, &filing),
+            self.rounds.process_round(&mails, cancel, &mut handled),
+        );
+        // Listed in the source's order (a set-aside mail is recorded before its group).
+        let position: HashMap<&str, usize> = mails
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.handle.as_str(), i))
+            .collect();
+        handled.sort_by_key(|(mail, _)| position.get(mail.handle.as_str()).copied());
+        self.unfiled = handled
+            .into_iter()
+            .map(|(m, d)| (m.handle_only(), d))
+            .collect();
+        // The source failing first: its mails are listed again and known as duplicates.
+        filed?;
+        stopped?;
+        Ok(Outcome::Done)
+    }
+
+    /// Files what the last round committed (before idling, and at the end).
+    async fn file_unfiled(&mut self) -> Result<(), SourceError> {
+        let filing = std::mem::take(&mut self.unfiled);
+        file(&mut self.source, &filing).await
+    }
+
+    /// Processes until the source is empty (for `run --once`).
+    pub async fn drain(&mut self) -> Result<(), RoundError> {
+        let never = CancellationToken::new();
+        while self.step(&never).await? == Outcome::Done {}
+        Ok(())
+    }
+
+    /// Runs until cancelled, waiting on the source when idle (the loop every worker shares,
+    /// [`crate::worker::run_worker`]), then closes the source.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        tracing::debug!(source = %self.source.describe(), "inbound worker started");
+        let backoff = crate::worker::Backoff::new(self.backoff.0, self.backoff.1);
+        crate::worker::run_worker("inbound", &cancel, backoff, &mut self).await;
+        if let Err(e) = self.file_unfiled().await {
+            tracing::warn!(error = %e, "recorded mails left unfiled at shutdown; they are recognised when read again");
+        }
+        self.source.close().await;
+    }
+}
+
+/// Files mails with their outcomes (nothing to do for none).
+async fn file<S: MailSource>(
+    source: &mut S,
+    mails: &[(RawMail, Disposition)],
+) -> Result<(), SourceError> {
+    if mails.is_empty() {
+        return Ok(());
+    }
+    let acks: Vec<(&RawMail, Disposition)> = mails.iter().map(|(m, d)| (m, *d)).collect();
+    source.ack_all(&acks).await
+}
+
+impl Rounds {
     /// Decides one mail; a panic costs that mail, not the worker or its round.
     async fn prepare_contained(
         &self,
@@ -124,12 +273,6 @@ impl<S: MailSource> InboundWorker<S> {
             Ok(Err(e)) => Err(Failure::of(e)),
             Err(payload) => Err(Failure::Panicked(panic_payload_text(payload))),
         }
-    }
-
-    /// Sets the first and the longest delay after a failed round (e.g. IMAP reconnects).
-    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.backoff = (first, max);
-        self
     }
 
     /// Where a mail already recorded earlier is filed: by the outcome recorded then (a crash
@@ -146,86 +289,6 @@ impl<S: MailSource> InboundWorker<S> {
             Some("review") => Disposition::Review,
             _ => Disposition::Ignored,
         })
-    }
-
-    pub fn stats(&self) -> Arc<InboundStats> {
-        self.stats.clone()
-    }
-
-    pub fn source_mut(&mut self) -> &mut S {
-        &mut self.source
-    }
-
-    /// Fetches one batch and processes it, mail by mail, stopping between mails on cancel.
-    pub async fn step(&mut self, cancel: &CancellationToken) -> Result<Outcome, RoundError> {
-        self.quarantine
-            .retain(|_, since| since.elapsed() < QUARANTINE);
-        let now_ms = || jiff::Timestamp::now().as_millisecond();
-        let metrics = self.pipeline.metrics().clone();
-        let started = Instant::now();
-        // Left out by the source itself, before its batch limits apply: however many are set
-        // aside, they neither fill the batch nor are downloaded again.
-        let skip: HashSet<String> = self.quarantine.keys().cloned().collect();
-        let mails = match self.source.fetch(BATCH, &skip).await {
-            Ok(m) => {
-                self.stats
-                    .last_fetch_ok_ms
-                    .store(now_ms(), Ordering::Relaxed);
-                metrics.fetch_done(started.elapsed(), true);
-                m
-            }
-            Err(e) => {
-                self.stats
-                    .last_fetch_error_ms
-                    .store(now_ms(), Ordering::Relaxed);
-                metrics.fetch_done(started.elapsed(), false);
-                return Err(e.into());
-            }
-        };
-        // Listed but unreadable: set aside for review and acknowledged, so they never stall
-        // the source.
-        let unreadable = self.source.take_unreadable();
-        for u in &unreadable {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            metrics.processing_failed();
-            tracing::error!(origin = %u.mail.origin, error = %u.error, "cannot read mail; set aside for review as unprocessable");
-            self.pipeline.set_aside(&u.mail, &u.error).await?;
-            self.stats.review.fetch_add(1, Ordering::Relaxed);
-        }
-        if !unreadable.is_empty() {
-            let acks: Vec<_> = unreadable
-                .iter()
-                .map(|u| (&u.mail, Disposition::Review))
-                .collect();
-            self.source.ack_all(&acks).await?;
-        }
-        if mails.is_empty() {
-            // A source that stopped listing at its per-round bound goes on at once.
-            return Ok(if unreadable.is_empty() && !self.source.more_to_list() {
-                Outcome::Idle
-            } else {
-                Outcome::Done
-            });
-        }
-        // Filed together after the round (one IMAP command per outcome instead of one per
-        // mail); each was committed before it is listed here, and a crash before the filing
-        // only means it is offered again and recognised as a duplicate.
-        let mut handled = Vec::with_capacity(mails.len());
-        let stopped = self.process_round(&mails, cancel, &mut handled).await.err();
-        // Listed in the source's order (a set-aside mail is recorded before its group).
-        let position: HashMap<&str, usize> = mails
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.handle.as_str(), i))
-            .collect();
-        handled.sort_by_key(|(mail, _)| position.get(mail.handle.as_str()).copied());
-        if !handled.is_empty() {
-            self.source.ack_all(&handled).await?;
-        }
-        if let Some(e) = stopped {
-            return Err(e.into());
-        }
-        Ok(Outcome::Done)
     }
 
     /// Decides the round's mails in order and records them in groups (one write transaction
@@ -407,22 +470,6 @@ impl<S: MailSource> InboundWorker<S> {
         self.stats.review.fetch_add(1, Ordering::Relaxed);
         handled.push((mail, Disposition::Review));
         Ok(())
-    }
-
-    /// Processes until the source is empty (for `run --once`).
-    pub async fn drain(&mut self) -> Result<(), RoundError> {
-        let never = CancellationToken::new();
-        while self.step(&never).await? == Outcome::Done {}
-        Ok(())
-    }
-
-    /// Runs until cancelled, waiting on the source when idle (the loop every worker shares,
-    /// [`crate::worker::run_worker`]), then closes the source.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        tracing::debug!(source = %self.source.describe(), "inbound worker started");
-        let backoff = crate::worker::Backoff::new(self.backoff.0, self.backoff.1);
-        crate::worker::run_worker("inbound", &cancel, backoff, &mut self).await;
-        self.source.close().await;
     }
 }
 

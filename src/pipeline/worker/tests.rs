@@ -96,21 +96,53 @@ async fn quarantined_mails_filling_a_batch_do_not_hide_the_next_one() {
     };
     let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
     for n in 1..=batch {
-        worker.quarantine.insert(format!("h{n}"), Instant::now());
+        worker
+            .rounds
+            .quarantine
+            .insert(format!("h{n}"), Instant::now());
     }
     let cancel = CancellationToken::new();
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Done);
     let healthy = format!("h{}", batch + 1);
     assert_eq!(worker.source.offered, vec![healthy.clone()]);
     assert_eq!(worker.source.acked, vec![healthy]);
-    assert_eq!(worker.stats.fetched.load(Ordering::Relaxed), 1);
+    assert_eq!(worker.rounds.stats.fetched.load(Ordering::Relaxed), 1);
     // Nothing else to do while they are set aside; they are still there, unacknowledged.
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Idle);
     assert_eq!(worker.source.offered.len(), 1);
     // Once the quarantine is over (as its expiry does), they are offered again.
-    worker.quarantine.clear();
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    worker.rounds.quarantine.clear();
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Done);
     assert_eq!(worker.source.offered.len(), 1 + batch);
+}
+
+/// One step, then the filing the next step would do: what a round decided, acknowledged.
+async fn settled(worker: &mut InboundWorker<Fake>, cancel: &CancellationToken) -> Outcome {
+    let outcome = worker.step(cancel).await.unwrap();
+    worker.file_unfiled().await.unwrap();
+    outcome
+}
+
+/// A round's mails are filed while the next round is processed, and left out of its
+/// listing meanwhile: each mail is offered once, and all are filed by the idle step.
+#[tokio::test]
+async fn a_round_is_filed_during_the_next_and_not_listed_again() {
+    let mut source = fake(3);
+    source.batch = 2;
+    let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
+    let cancel = CancellationToken::new();
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert!(worker.source.acked.is_empty(), "filed with the next round");
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(worker.source.acked, ["h1", "h2"]);
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
+    assert_eq!(worker.source.acked, ["h1", "h2", "h3"]);
+    assert_eq!(
+        worker.source.offered,
+        ["h1", "h2", "h3"],
+        "none offered twice"
+    );
+    assert_eq!(worker.rounds.stats.duplicates.load(Ordering::Relaxed), 0);
 }
 
 fn fake(n: usize) -> Fake {
@@ -133,15 +165,16 @@ async fn an_empty_round_with_more_to_list_is_followed_at_once() {
     source.unlisted_rounds = 2;
     let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
     let cancel = CancellationToken::new();
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Done);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Done);
     worker.drain().await.unwrap();
     assert_eq!(worker.source.acked, vec!["h1".to_string()]);
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Idle);
 }
 
 async fn open_items(worker: &InboundWorker<Fake>) -> Vec<(String, String)> {
     worker
+        .rounds
         .pipeline
         .store()
         .review_items(&Default::default())
@@ -165,7 +198,7 @@ async fn a_panic_on_one_mail_sets_it_aside_and_the_batch_goes_on() {
     let pipeline = pipeline().await.with_fault(hook);
     let mut worker = InboundWorker::new(fake(3), Arc::new(pipeline));
     let cancel = CancellationToken::new();
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Done);
     assert_eq!(worker.source.acked, vec!["h1", "h2", "h3"]);
     let items = open_items(&worker).await;
     let set_aside: Vec<_> = items.iter().filter(|(r, _)| r == "unprocessable").collect();
@@ -174,7 +207,7 @@ async fn a_panic_on_one_mail_sets_it_aside_and_the_batch_goes_on() {
         set_aside[0].1.contains("injected fault for h2"),
         "{items:?}"
     );
-    let store = worker.pipeline.store();
+    let store = worker.rounds.pipeline.store();
     let item = store
         .review_items(&Default::default())
         .await
@@ -186,7 +219,7 @@ async fn a_panic_on_one_mail_sets_it_aside_and_the_batch_goes_on() {
     assert_eq!(raw.as_deref(), Some(&mail(2).bytes[..]), "raw bytes kept");
     // The worker lives on: the next round works.
     worker.source.mails.push(mail(4));
-    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(settled(&mut worker, &cancel).await, Outcome::Done);
     assert_eq!(worker.source.acked.len(), 4);
 }
 
@@ -201,11 +234,11 @@ async fn a_mail_failing_three_times_is_set_aside() {
     let pipeline = pipeline().await.with_fault(hook);
     let mut worker = InboundWorker::new(fake(2), Arc::new(pipeline)).with_max_failures(3);
     let cancel = CancellationToken::new();
-    worker.step(&cancel).await.unwrap();
+    settled(&mut worker, &cancel).await;
     assert_eq!(worker.source.acked, vec!["h2"]);
     for round in 2..=3 {
-        worker.quarantine.clear();
-        worker.step(&cancel).await.unwrap();
+        worker.rounds.quarantine.clear();
+        settled(&mut worker, &cancel).await;
         let items = open_items(&worker).await;
         let set_aside = items.iter().any(|(r, _)| r == "unprocessable");
         assert_eq!(set_aside, round == 3, "round {round}: {items:?}");
