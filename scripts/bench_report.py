@@ -59,29 +59,57 @@ def main():
     details = []
 
     # --- backlog ---------------------------------------------------------------------------
-    b = rows.get("backlog", [])
-    if b:
+    by_size = defaultdict(list)
+    for r in rows.get("backlog", []):
+        by_size[r["mails"]].append(r)
+    sizes = sorted(by_size)
+    # Issue 16: the 10,000-mail backlog within 1.2x the bare client; the largest one linear
+    # (<= 11x the 10,000-mail time) and within 40 MB; trialdesk's own CPU <= 0.5 ms per mail.
+    ten_k = med([r["trialdesk_s"] for r in by_size[10000]]) if 10000 in by_size else None
+    for n in sizes:
+        b = by_size[n]
         td = [r["trialdesk_s"] for r in b]
         base = [r["baseline_s"] for r in b]
         ratios = [r["trialdesk_s"] / r["baseline_s"] for r in b]
-        n = b[0]["mails"]
         ratio = med(ratios)
+        target = "≤ 1.2× bare client" if n == 10000 else "reported (target at 10,000)"
         summary.append((
             f"backlog throughput ({n:,} mails, {b[0]['replies']:,} replies)",
             f"{s(med(td))} ({n / med(td):.0f} mails/s)",
             spread(td, s),
             f"bare client {s(med(base))} (spread {spread(base, s)})",
             f"{ratio:.2f}×",
-            "≤ 1.5× bare client",
-            yes(ratio <= 1.5),
+            target,
+            yes(ratio <= 1.2) if n == 10000 else "—",
         ))
-        lines = ["| run | bare client | trialdesk | ratio | peak RSS | idle RSS after |",
-                 "|---|---|---|---|---|---|"]
+        if n > 10000 and ten_k:
+            summary.append((
+                f"backlog of {n:,}: time against the 10,000-mail backlog",
+                s(med(td)), "—", f"10,000 mails {s(ten_k)}",
+                f"{med(td) / ten_k:.1f}×", f"≤ {1.1 * n / 10000:.0f}× (linear)",
+                yes(med(td) / ten_k <= 1.1 * n / 10000),
+            ))
+        cpu_ms = [1000 * r["trialdesk_cpu_s"] / n for r in b]
+        summary.append((
+            f"trialdesk's own CPU in the backlog ({n:,} mails)",
+            f"{med(cpu_ms):.2f} ms/mail",
+            spread(cpu_ms, lambda x: f"{x:.2f} ms"),
+            "—", "—", "≤ 0.5 ms per mail", yes(med(cpu_ms) <= 0.5),
+        ))
+        peaks = [r["peak_rss_kb"] for r in b]
+        summary.append((
+            f"memory: peak RSS during the backlog ({n:,} mails)",
+            mb(med(peaks)),
+            spread(peaks, mb),
+            "—", "—", "≤ 40 MB", yes(max(peaks) <= 40 * 1024),
+        ))
+        lines = ["| run | bare client | trialdesk | ratio | trialdesk CPU | peak RSS | idle RSS after |",
+                 "|---|---|---|---|---|---|---|"]
         for r in b:
             lines.append(f"| {r['run'] + 1} | {s(r['baseline_s'])} | {s(r['trialdesk_s'])} | "
-                         f"{r['trialdesk_s'] / r['baseline_s']:.2f}× | {mb(r['peak_rss_kb'])} | "
-                         f"{mb(r['idle_rss_kb'])} |")
-        details.append(("Backlog throughput, per run", "\n".join(lines)))
+                         f"{r['trialdesk_s'] / r['baseline_s']:.2f}× | {s(r['trialdesk_cpu_s'])} | "
+                         f"{mb(r['peak_rss_kb'])} | {mb(r['idle_rss_kb'])} |")
+        details.append((f"Backlog throughput, {n:,} mails, per run", "\n".join(lines)))
         nb = [r for r in b if "naive_s" in r]
         if nb:
             naive = [r["naive_s"] for r in nb]
@@ -102,14 +130,8 @@ def main():
                              f"{s(r['naive_cpu_s'])} | {s(r['trialdesk_cpu_s'])} | "
                              f"{r['naive_replies']:,} | {r['naive_wrong_replies']:,} | "
                              f"{r['naive_unanswered']:,} |")
-            details.append(("Backlog: the naive bot beside trialdesk, per run", "\n".join(lines)))
-        peaks = [r["peak_rss_kb"] for r in b]
-        summary.append((
-            "memory: peak RSS during the backlog",
-            mb(med(peaks)),
-            spread(peaks, mb),
-            "—", "—", "≤ 80 MB", yes(max(peaks) <= 80 * 1024),
-        ))
+            details.append((f"Backlog: the naive bot beside trialdesk, {n:,} mails, per run",
+                            "\n".join(lines)))
 
     # --- memory: backlogs in a row ------------------------------------------------------------
     m = sorted(rows.get("memory", []), key=lambda r: r["backlog"])
@@ -179,8 +201,8 @@ def main():
             parse = [r["parse_us"] for r in rs]
             ratios = [r["full_us"] / r["parse_us"] for r in rs]
             rate = 1e6 / med(full)
-            target = "≤ 2× parse alone" + ("; ≥ 20,000 mails/s" if size == "5KB" else "")
-            ok = med(ratios) <= 2 and (size != "5KB" or rate >= 20000)
+            target = "≤ 3× parse alone" + ("; ≥ 20,000 mails/s" if size == "5KB" else "")
+            ok = med(ratios) <= 3 and (size != "5KB" or rate >= 20000)
             summary.append((
                 f"pipeline CPU, {size} requests",
                 f"{med(full):.1f} µs/mail ({rate:,.0f} mails/s per core)",
@@ -282,6 +304,10 @@ def plot(rows, out_png):
 
     ax = axes[0][0]
     b = rows.get("backlog", [])
+    # The plot shows the runs of the most-run size (the 10,000-mail backlog in a full run).
+    if b:
+        main_size = max({r["mails"] for r in b}, key=lambda n: sum(r["mails"] == n for r in b))
+        b = [r for r in b if r["mails"] == main_size]
     if b:
         runs = [r["run"] + 1 for r in b]
         w = 0.38

@@ -312,3 +312,63 @@ fn a_message_id_domain_that_cannot_be_a_header_is_refused() {
     assert!(Composer::new("H", "helpdesk@example.test", "example.test\r\nX: y").is_err());
     assert!(Composer::new("H\r\nBcc: a@b", "helpdesk@example.test", "example.test").is_ok());
 }
+
+#[test]
+fn each_part_gets_the_encoding_its_bytes_call_for() {
+    use ContentTransferEncoding::*;
+    let long = "x".repeat(1200);
+    for (text, expected) in [
+        (
+            "Your loans D1234567 and D7654321 are on their way.\n",
+            SevenBit,
+        ),
+        ("", SevenBit),
+        (
+            "Ihre Leihgeräte D1234567 sind unterwegs. Grüße\n",
+            QuotedPrintable,
+        ),
+        ("您的试用设备 D1234567 已发货。\n", Base64),
+        ("試用端末 D1234567 は出荷済みです。\n", Base64),
+        (long.as_str(), QuotedPrintable),
+    ] {
+        assert_eq!(transfer_encoding(text), expected, "{text:.40}");
+    }
+}
+
+/// Whatever the encoding chosen, each part decodes to the text that went in (line endings
+/// as CRLF), including a line too long for 7bit and mixed scripts.
+#[test]
+fn every_chosen_encoding_decodes_to_the_text() {
+    let to = Mailbox {
+        name: None,
+        address: "ops@pacrim.example.com".into(),
+    };
+    let long = format!("{}\nend", "D1234567 ".repeat(150));
+    for text in [
+        "plain ASCII\nsecond line",
+        "Grüße aus München\nD1234567",
+        "您的试用设备已发货\nD1234567 — 顺丰 SF1234567890",
+        long.as_str(),
+        "=?utf-8?q?not_a_header?= =3D =\n.\n..\nFrom the start",
+    ] {
+        let c = composer()
+            .compose(&Draft {
+                to: &to,
+                subject: "Re: tracking",
+                text,
+                html: &format!("<p>{text}</p>"),
+                in_reply_to: None,
+                references: &[],
+                kind: OwnMailKind::AutoReply,
+                date: "2026-11-26T08:00:00Z".parse().unwrap(),
+            })
+            .unwrap();
+        assert!(c.bytes.is_ascii(), "7bit on the wire for {text:.20}");
+        let m = parse(&c.bytes);
+        assert_eq!(
+            m.body_text(0).as_deref().map(|t| t.replace("\r\n", "\n")),
+            Some(text.to_string()),
+        );
+        assert!(m.body_html(0).unwrap().replace("\r\n", "\n").contains(text));
+    }
+}
