@@ -240,7 +240,9 @@ async fn imap_logins_at_trace_level_hide_password_and_token() {
     use base64::Engine as _;
     use common::mailstack::{unique, E2e, Setup, Stack};
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let stack = Stack::get();
+    let Some(stack) = Stack::or_skip() else {
+        return;
+    };
 
     // Password login.
     let env = E2e::new(&stack, Setup::plain(&stack)).await;
