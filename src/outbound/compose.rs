@@ -1,8 +1,7 @@
 //! Composing outgoing mail: threading headers, our own markers, both body parts.
 
-use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox as LettreMailbox, MultiPart, SinglePart};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart};
 
 use super::headers;
 pub use super::headers::is_sane_message_id;
@@ -153,7 +152,8 @@ impl Composer {
             draft.date,
         )?;
         builder = in_thread(builder, draft.in_reply_to, draft.references);
-        let body = alternative(draft.text, draft.html);
+        let body =
+            MultiPart::alternative_plain_html(draft.text.to_string(), draft.html.to_string());
         let body = if attachments.is_empty() {
             body
         } else {
@@ -198,7 +198,8 @@ impl Composer {
         let (message_id, mut builder) =
             self.builder(notice.to, notice.subject, notice.kind, notice.date)?;
         builder = in_thread(builder, in_reply_to, references);
-        let body = alternative(notice.text, notice.html);
+        let body =
+            MultiPart::alternative_plain_html(notice.text.to_string(), notice.html.to_string());
         Ok(Composed {
             message_id,
             bytes: finish(builder, body)?,
@@ -277,39 +278,6 @@ fn in_thread(
 
 /// The message's bytes. Every header value went through [`headers`] first; should lettre
 /// still panic on one, the mail is an error, not a crash.
-/// The text and HTML alternative, each part's transfer encoding chosen from one count of its
-/// bytes. (lettre's own choice encodes a part both ways to compare the sizes: a fifth of the
-/// pipeline's CPU per reply.)
-fn alternative(text: &str, html: &str) -> MultiPart {
-    use lettre::message::header::ContentType;
-    MultiPart::alternative()
-        .singlepart(text_part(ContentType::TEXT_PLAIN, text))
-        .singlepart(text_part(ContentType::TEXT_HTML, html))
-}
-
-fn text_part(content_type: lettre::message::header::ContentType, text: &str) -> SinglePart {
-    let encoding = transfer_encoding(text);
-    let body = Body::new_with_encoding(text.to_string(), encoding)
-        // Not representable that way after all (a line too long for 7bit): lettre's choice.
-        .unwrap_or_else(Body::new);
-    SinglePart::builder().header(content_type).body(body)
-}
-
-/// 7bit for plain ASCII with short lines; otherwise the smaller of quoted-printable (about
-/// 3 bytes per non-ASCII byte) and base64 (4 per 3 bytes): QP while under a sixth of the
-/// bytes are non-ASCII (mostly Latin text), base64 for CJK.
-fn transfer_encoding(text: &str) -> ContentTransferEncoding {
-    let non_ascii = text.bytes().filter(|b| !b.is_ascii()).count();
-    let long_line = text.split('\n').any(|line| line.len() > 900);
-    if non_ascii == 0 && !long_line {
-        ContentTransferEncoding::SevenBit
-    } else if non_ascii * 6 < text.len() {
-        ContentTransferEncoding::QuotedPrintable
-    } else {
-        ContentTransferEncoding::Base64
-    }
-}
-
 fn finish(
     builder: lettre::message::MessageBuilder,
     body: MultiPart,

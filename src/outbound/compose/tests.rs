@@ -313,30 +313,9 @@ fn a_message_id_domain_that_cannot_be_a_header_is_refused() {
     assert!(Composer::new("H\r\nBcc: a@b", "helpdesk@example.test", "example.test").is_ok());
 }
 
-#[test]
-fn each_part_gets_the_encoding_its_bytes_call_for() {
-    use ContentTransferEncoding::*;
-    let long = "x".repeat(1200);
-    for (text, expected) in [
-        (
-            "Your loans D1234567 and D7654321 are on their way.\n",
-            SevenBit,
-        ),
-        ("", SevenBit),
-        (
-            "Ihre Leihgeräte D1234567 sind unterwegs. Grüße\n",
-            QuotedPrintable,
-        ),
-        ("您的试用设备 D1234567 已发货。\n", Base64),
-        ("試用端末 D1234567 は出荷済みです。\n", Base64),
-        (long.as_str(), QuotedPrintable),
-    ] {
-        assert_eq!(transfer_encoding(text), expected, "{text:.40}");
-    }
-}
-
-/// Whatever the encoding chosen, each part decodes to the text that went in (line endings
-/// as CRLF), including a line too long for 7bit and mixed scripts.
+/// Whatever transfer encoding lettre chooses for a part (7bit, quoted-printable, base64), it
+/// decodes to the text that went in (line endings as CRLF), including a line too long for
+/// 7bit, mixed scripts and text that looks like encoding syntax.
 #[test]
 fn every_chosen_encoding_decodes_to_the_text() {
     let to = Mailbox {
