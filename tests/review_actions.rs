@@ -552,3 +552,89 @@ async fn history_answers_did_we_reply_to_partner_x_about_a_loan() {
         .unwrap();
     assert!(all.1, "two rows, one per page");
 }
+
+/// A term matching thousands of sent mails is answered by walking the history's ordered index
+/// (see `Search::is_common`); the pages must be the same rows, order and "more" flags as the
+/// plain filter-and-sort, with ties on the time, with a purpose, and across cursors.
+#[tokio::test]
+async fn history_pages_for_a_common_term_are_the_filtered_sorted_rows() {
+    let env = TestEnv::new("").await;
+    let store = &env.app.store;
+    // (id, purpose, created_at, matches "commonterm"): 2,400 of 2,700 match; times repeat.
+    let rows: Vec<(i64, &str, i64, bool)> = (1..=2700i64)
+        .map(|i| {
+            let purpose = if i % 3 == 0 { "reminder" } else { "reply" };
+            (i, purpose, 1_000 + (i * 7919) % 900, i % 9 != 0)
+        })
+        .collect();
+    macro_rules! insert {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.unwrap();
+            for (id, purpose, at, hit) in &rows {
+                let to = if *hit {
+                    format!("[\"a{id}@commonterm.example\"]")
+                } else {
+                    format!("[\"b{id}@other.example\"]")
+                };
+                sqlx::query(
+                    "INSERT INTO outbox (id, purpose, message_id, envelope_from, recipients, \
+                     rate_key, subject, body, state, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, 'helpdesk@example.test', $4, 'k', 'Re: loan', $5, \
+                     'sent', 0, $6)",
+                )
+                .bind(*id)
+                .bind(*purpose)
+                .bind(format!("m{id}@example.test"))
+                .bind(to)
+                .bind(b"x".to_vec())
+                .bind(*at)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }};
+    }
+    match store.backend() {
+        trialdesk::store::Backend::Sqlite(pool) => insert!(pool),
+        trialdesk::store::Backend::Postgres(pool) => insert!(pool),
+    }
+    for purpose in [None, Some("reminder")] {
+        let mut expected: Vec<(i64, i64)> = rows
+            .iter()
+            .filter(|r| r.3 && purpose.is_none_or(|p| p == r.1))
+            .map(|r| (r.2, r.0))
+            .collect();
+        expected.sort_by(|a, b| b.cmp(a));
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, more) = store
+                .history(&HistoryFilter {
+                    purpose: purpose.map(str::to_string),
+                    search: Some("COMMONTERM".into()),
+                    after,
+                    limit: 50,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            got.extend(page.iter().map(|r| (r.created_at, r.id)));
+            assert_eq!(
+                more,
+                got.len() < expected.len(),
+                "{purpose:?} at {}",
+                got.len()
+            );
+            if !more {
+                break;
+            }
+            let last = page.last().unwrap();
+            after = Some(trialdesk::store::Cursor {
+                at: last.created_at,
+                id: last.id,
+            });
+        }
+        assert_eq!(got, expected, "{purpose:?}");
+    }
+}

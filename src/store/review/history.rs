@@ -121,6 +121,14 @@ impl Store {
     pub async fn history(&self, f: &HistoryFilter) -> Result<(Vec<SentMail>, bool), StoreError> {
         let search = Search::new(f.search.as_deref(), self.dialect());
         let limit = f.limit.max(1);
+        let common = match (&search, self.backend()) {
+            (Some(s), crate::store::Backend::Sqlite(pool)) => s.is_common(pool).await?,
+            _ => false,
+        };
+        // A unary `+` keeps SQLite from answering the membership tests from the match sets
+        // (MULTI-INDEX OR, then a sort of every match): it then walks `outbox_created` (or
+        // `outbox_purpose_created`) newest first and stops at the limit.
+        let member = if common { " +" } else { " " };
         let mut rows: Vec<SentMail> = dispatch!(self, |pool| {
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(SENT_COLUMNS);
             match &f.purpose {
@@ -138,9 +146,9 @@ impl Store {
                 qb.push(" AND m.partner_id = ").push_bind(partner.clone());
             }
             if let Some(search) = &search {
-                qb.push(" AND (o.id IN (");
+                qb.push(format_args!(" AND ({member}o.id IN ("));
                 search.push_ids(&mut qb, "outbox_search");
-                qb.push(") OR o.inbound_id IN (");
+                qb.push(format_args!(") OR{member}o.inbound_id IN ("));
                 search.push_ids(&mut qb, "inbound_search");
                 qb.push("))");
             }

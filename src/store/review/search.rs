@@ -4,6 +4,11 @@ use sqlx::QueryBuilder;
 
 use crate::store::Dialect;
 
+/// Matches from which a search counts as common (see [`Search::is_common`]): about where
+/// walking ~limit × rows / matches index entries costs less than fetching and sorting all
+/// matches, for pages of 50 over ~100,000 rows.
+const COMMON_MATCHES: i64 = 2000;
+
 /// `%text%` for LIKE, lower-cased, with the user's own wildcards made literal.
 fn like_pattern(search: Option<&str>) -> Option<String> {
     search
@@ -37,6 +42,29 @@ impl Search {
         } else {
             Search::SqliteLike(pattern)
         })
+    }
+
+    /// Whether an FTS5 search matches at least [`COMMON_MATCHES`] rows of the two tables.
+    /// Such a term is better answered by walking a list's ordered index and testing each
+    /// row against the match set, stopping at the page limit, than by collecting every
+    /// match and sorting them (the planner's choice, right for rare terms, where the walk
+    /// would read the whole list). Counting stops at the bound, so the probe stays cheap.
+    /// Always false for the other spellings.
+    pub(super) async fn is_common(&self, pool: &sqlx::SqlitePool) -> Result<bool, sqlx::Error> {
+        let Search::Fts(q) = self else {
+            return Ok(false);
+        };
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox_search \
+             WHERE outbox_search MATCH $1 LIMIT $2)) \
+             + (SELECT count(*) FROM (SELECT 1 FROM inbound_search \
+             WHERE inbound_search MATCH $1 LIMIT $2))",
+        )
+        .bind(q)
+        .bind(COMMON_MATCHES)
+        .fetch_one(pool)
+        .await?;
+        Ok(n >= COMMON_MATCHES)
     }
 
     /// `SELECT <ids of table that match>`; `table` is `inbound_search` or `outbox_search`.
