@@ -10,7 +10,8 @@
 //! - **sized requests** (≈ 5 KB, ≈ 50 KB) for the in-process pipeline benchmark.
 //!
 //! Senders are spread so no address gets more than five requests per backlog (the default
-//! rate limit allows ten per ten minutes), and a `variant` changes every Message-ID and sender,
+//! rate limit allows ten per ten minutes): [`SENDERS`], more for backlogs over 10,000 mails.
+//! A `variant` changes every Message-ID and sender,
 //! so backlogs fed to one running trialdesk are new mail each time.
 
 #![allow(dead_code)]
@@ -23,7 +24,8 @@ use trialdesk::domain::{Language, LoanNumber, Partner, Shipment, ShipmentStatus}
 
 pub const PARTNERS: usize = 200;
 pub const LOANS_PER_PARTNER: usize = 50;
-/// Distinct request senders per backlog (requests are dealt round-robin).
+/// Distinct request senders per backlog of up to 10,000 mails (requests are dealt
+/// round-robin); larger backlogs get one sender per five requests.
 pub const SENDERS: usize = 1_700;
 pub const HELPDESK: &str = "helpdesk@example.test";
 
@@ -136,12 +138,13 @@ pub fn backlog(n: usize, seed: u64, variant: u32) -> Vec<GenMail> {
         intents.swap(i, j);
     }
     let mut requests = 0;
+    let senders = SENDERS.max(n * 85 / 100 / 5);
     intents
         .into_iter()
         .enumerate()
         .map(|(i, intent)| match intent {
             Intent::Request => {
-                let s = requests % SENDERS;
+                let s = requests % senders;
                 requests += 1;
                 g.request(i, s, None)
             }
