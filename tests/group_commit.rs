@@ -8,11 +8,9 @@ mod common;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{mail, TestEnv};
-use tokio::sync::Notify;
-use trialdesk::pipeline::{InboundStats, InboundWorker};
+use trialdesk::pipeline::InboundStats;
 use trialdesk::store::Backend;
 
 const FROM: &str = "ops@pacrim.example.com";
@@ -21,16 +19,7 @@ const SUBJECT: &str = "Trial Endpoint Tracking Request";
 /// The worker until the Maildir is done: one round (the batch holds every mail delivered),
 /// then the step that files it.
 async fn one_round(env: &TestEnv) -> Arc<InboundStats> {
-    let pipeline = env.app.pipeline(Arc::new(Notify::new())).unwrap();
-    let source = trialdesk::inbound::maildir::MaildirSource::open(
-        &env.maildir(),
-        Duration::from_millis(10),
-        1 << 20,
-    )
-    .unwrap();
-    let mut worker = InboundWorker::new(source, Arc::new(pipeline));
-    worker.drain().await.unwrap();
-    worker.stats()
+    env.drain_inbox().await
 }
 
 async fn queued_replies(env: &TestEnv) -> i64 {

@@ -61,15 +61,7 @@ async fn queue_one_reply(env: &TestEnv) {
             "D50261001",
         ),
     );
-    let pipeline = env.app.pipeline(Arc::new(Notify::new())).unwrap();
-    let source = trialdesk::inbound::maildir::MaildirSource::open(
-        &env.maildir(),
-        Duration::from_millis(10),
-        1 << 20,
-    )
-    .unwrap();
-    let mut worker = trialdesk::pipeline::InboundWorker::new(source, Arc::new(pipeline));
-    worker.drain().await.unwrap();
+    env.drain_inbox().await;
 }
 
 fn sender(env: &TestEnv, transport: Arc<Scripted>, clock: &ManualClock, worker: &str) -> Sender {

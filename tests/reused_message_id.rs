@@ -6,22 +6,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{mail, TestEnv};
 use tokio::sync::Notify;
 
 async fn drain(env: &TestEnv) -> Arc<trialdesk::pipeline::InboundStats> {
-    let pipeline = env.app.pipeline(Arc::new(Notify::new())).unwrap();
-    let source = trialdesk::inbound::maildir::MaildirSource::open(
-        &env.maildir(),
-        Duration::from_millis(10),
-        1 << 20,
-    )
-    .unwrap();
-    let mut worker = trialdesk::pipeline::InboundWorker::new(source, Arc::new(pipeline));
-    worker.drain().await.unwrap();
-    worker.stats()
+    env.drain_inbox().await
 }
 
 #[tokio::test]

@@ -288,15 +288,7 @@ async fn queue_reply_and_reminder(env: &TestEnv, clock: &ManualClock) {
             "D50261001",
         ),
     );
-    let pipeline = env.app.pipeline(Arc::new(Notify::new())).unwrap();
-    let source = trialdesk::inbound::maildir::MaildirSource::open(
-        &env.maildir(),
-        Duration::from_millis(10),
-        1 << 20,
-    )
-    .unwrap();
-    let mut worker = trialdesk::pipeline::InboundWorker::new(source, Arc::new(pipeline));
-    worker.drain().await.unwrap();
+    env.drain_inbox().await;
     let date = |s: &str| s.parse::<jiff::civil::Date>().unwrap();
     let now = clock.now_ms();
     let outcome = env

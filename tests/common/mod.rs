@@ -98,6 +98,23 @@ impl TestEnv {
             .expect("fixture import");
     }
 
+    /// Runs the inbound worker over the Maildir until it is done (every round processed and
+    /// filed), as `run --once` does, and returns its counters.
+    pub async fn drain_inbox(&self) -> std::sync::Arc<trialdesk::pipeline::InboundStats> {
+        let queued = std::sync::Arc::new(tokio::sync::Notify::new());
+        let pipeline = self.app.pipeline(queued).unwrap();
+        let source = trialdesk::inbound::maildir::MaildirSource::open(
+            &self.maildir(),
+            std::time::Duration::from_millis(10),
+            1 << 20,
+        )
+        .unwrap();
+        let mut worker =
+            trialdesk::pipeline::InboundWorker::new(source, std::sync::Arc::new(pipeline));
+        worker.drain().await.unwrap();
+        worker.stats()
+    }
+
     pub fn maildir(&self) -> PathBuf {
         self.dir.path().join("maildir")
     }
