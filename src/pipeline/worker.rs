@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use futures::FutureExt;
 
-use super::{Group, Pipeline, PipelineError, Prepared, Processed};
+use super::{Group, Pipeline, PipelineError, Prepared, Processed, Ready};
 use crate::classify::{Action, Inspection};
 use crate::inbound::{Disposition, MailSource, RawMail, SourceError};
 use crate::telemetry::ErrorChain;
@@ -260,6 +260,17 @@ async fn file<S: MailSource>(
 }
 
 impl Rounds {
+    /// Records decided mails; a panic while recording (the worker runs uncontained) becomes
+    /// a failure of this group, as one in deciding does for its mail.
+    async fn record_contained(&self, ready: &[Ready]) -> Result<Vec<Processed>, Failure> {
+        let record = self.pipeline.record(ready);
+        match std::panic::AssertUnwindSafe(record).catch_unwind().await {
+            Ok(Ok(outcomes)) => Ok(outcomes),
+            Ok(Err(e)) => Err(Failure::of(e)),
+            Err(payload) => Err(Failure::Panicked(panic_payload_text(payload))),
+        }
+    }
+
     /// Decides one mail; a panic costs that mail, not the worker or its round.
     async fn prepare_contained(
         &self,
@@ -385,18 +396,18 @@ impl Rounds {
         }
         let ready = group.take();
         let owners = std::mem::take(waiting);
-        let outcomes = match self.pipeline.record(&ready).await {
+        let outcomes = match self.record_contained(&ready).await {
             Ok(outcomes) => outcomes,
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %ErrorChain(&e), mails = ready.len(), "recording a group failed; recording its mails one by one");
+            Err(Failure::Transient(e)) => return Err(e),
+            Err(Failure::Failed(why) | Failure::Panicked(why)) => {
+                tracing::warn!(error = %why, mails = ready.len(), "recording a group failed; recording its mails one by one");
                 for (mail, one) in owners.into_iter().zip(&ready) {
-                    match self.pipeline.record(std::slice::from_ref(one)).await {
+                    match self.record_contained(std::slice::from_ref(one)).await {
                         Ok(mut outcome) => {
                             let processed = outcome.pop().expect("one outcome per recorded mail");
                             self.handled(mail, processed, handled).await?;
                         }
-                        Err(e) => self.failed(mail, Failure::of(e), handled).await?,
+                        Err(failure) => self.failed(mail, failure, handled).await?,
                     }
                 }
                 return Ok(());
