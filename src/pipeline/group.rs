@@ -68,10 +68,6 @@ impl Group {
         self.ready.push(ready);
     }
 
-    pub fn len(&self) -> usize {
-        self.ready.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ready.is_empty()
     }

@@ -121,9 +121,9 @@ impl Store {
     pub async fn history(&self, f: &HistoryFilter) -> Result<(Vec<SentMail>, bool), StoreError> {
         let search = Search::new(f.search.as_deref(), self.dialect());
         let limit = f.limit.max(1);
-        let common = match (&search, self.backend()) {
-            (Some(s), crate::store::Backend::Sqlite(pool)) => s.is_common(pool).await?,
-            _ => false,
+        let common = match &search {
+            Some(s) => s.is_common(self).await?,
+            None => false,
         };
         // A unary `+` keeps SQLite from answering the membership tests from the match sets
         // (MULTI-INDEX OR, then a sort of every match): it then walks `outbox_created` (or

@@ -2,7 +2,7 @@
 
 use sqlx::QueryBuilder;
 
-use crate::store::Dialect;
+use crate::store::{dispatch, Dialect, Store};
 
 /// Matches from which a search counts as common (see [`Search::is_common`]): about where
 /// walking ~limit × rows / matches index entries costs less than fetching and sorting all
@@ -50,20 +50,23 @@ impl Search {
     /// match and sorting them (the planner's choice, right for rare terms, where the walk
     /// would read the whole list). Counting stops at the bound, so the probe stays cheap.
     /// Always false for the other spellings.
-    pub(super) async fn is_common(&self, pool: &sqlx::SqlitePool) -> Result<bool, sqlx::Error> {
+    pub(super) async fn is_common(&self, store: &Store) -> Result<bool, sqlx::Error> {
         let Search::Fts(q) = self else {
             return Ok(false);
         };
-        let n: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox_search \
-             WHERE outbox_search MATCH $1 LIMIT $2)) \
-             + (SELECT count(*) FROM (SELECT 1 FROM inbound_search \
-             WHERE inbound_search MATCH $1 LIMIT $2))",
-        )
-        .bind(q)
-        .bind(COMMON_MATCHES)
-        .fetch_one(pool)
-        .await?;
+        // Only SQLite searches are `Fts`, so only its arm of the dispatch ever runs.
+        let n: i64 = dispatch!(store, |pool| {
+            sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox_search \
+                 WHERE outbox_search MATCH $1 LIMIT $2)) \
+                 + (SELECT count(*) FROM (SELECT 1 FROM inbound_search \
+                 WHERE inbound_search MATCH $1 LIMIT $2))",
+            )
+            .bind(q)
+            .bind(COMMON_MATCHES)
+            .fetch_one(pool)
+            .await?
+        });
         Ok(n >= COMMON_MATCHES)
     }
 
