@@ -520,6 +520,134 @@ async fn the_item_page_shows_partner_shipments_and_thread() {
     assert!(!body.contains("id=\"template-unavailable\""));
 }
 
+/// Each of the thread's three relations on its own (a referenced mail, a mail that answered
+/// one of our replies, the same partner's mail about a shared loan), and what is not related:
+/// another partner's mail about the same loan, the partner's mail about another loan. After a
+/// reprocess changes a mail's loans, the loan relation follows.
+#[tokio::test]
+async fn the_thread_finds_each_relation_by_itself() {
+    let env = TestEnv::new("").await;
+    let mail = |message_id: &'static str, loans: &'static [&'static str], partner| Seed {
+        message_id,
+        loans,
+        partner_id: partner,
+        subject: message_id,
+        ..Default::default()
+    };
+    let (_, referenced) = seed(&env, mail("t-ref@huadong.example.cn", &[], Some("P01"))).await;
+    let answered = Seed {
+        answered: true,
+        ..mail("t-ans@huadong.example.cn", &[], Some("P01"))
+    };
+    let (_, answered) = seed(&env, answered).await;
+    let (_, same_loan) = seed(
+        &env,
+        mail("t-loan@huadong.example.cn", &["D20261001"], Some("P01")),
+    )
+    .await;
+    let (_, other_partner) = seed(
+        &env,
+        mail("t-other@nordwind.example.de", &["D20261001"], Some("P02")),
+    )
+    .await;
+    let (_, other_loan) = seed(
+        &env,
+        mail(
+            "t-other-loan@huadong.example.cn",
+            &["D20269999"],
+            Some("P01"),
+        ),
+    )
+    .await;
+    let (_, this) = seed(
+        &env,
+        mail("t-this@huadong.example.cn", &["D20261001"], Some("P01")),
+    )
+    .await;
+    let store = &env.app.store;
+    let ids = |thread: Vec<trialdesk::store::ThreadMail>| {
+        let mut ids: Vec<i64> = thread.into_iter().map(|m| m.id).collect();
+        ids.sort();
+        ids
+    };
+    let refs = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let loans = refs(&["D20261001"]);
+
+    let by_reference = store
+        .thread_of(this, None, &refs(&["t-ref@huadong.example.cn"]), &[], 20)
+        .await
+        .unwrap();
+    assert_eq!(ids(by_reference), vec![referenced]);
+    let by_our_reply = store
+        .thread_of(
+            this,
+            None,
+            &refs(&["auto.t-ans@huadong.example.cn"]),
+            &[],
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(by_our_reply), vec![answered]);
+    let by_loan = store
+        .thread_of(this, Some("P01"), &[], &loans, 20)
+        .await
+        .unwrap();
+    assert_eq!(ids(by_loan), vec![same_loan], "never the mail itself");
+    let all = store
+        .thread_of(
+            this,
+            Some("P01"),
+            &refs(&["t-ref@huadong.example.cn", "auto.t-ans@huadong.example.cn"]),
+            &loans,
+            20,
+        )
+        .await
+        .unwrap();
+    // Newest first: seeded in this order, one millisecond or more apart is not guaranteed,
+    // so only the set is compared; the limit cuts the list.
+    assert_eq!(ids(all), {
+        let mut v = vec![referenced, answered, same_loan];
+        v.sort();
+        v
+    });
+    let one = store
+        .thread_of(
+            this,
+            Some("P01"),
+            &refs(&["t-ref@huadong.example.cn"]),
+            &loans,
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(!ids(store
+        .thread_of(this, Some("P01"), &[], &loans, 20)
+        .await
+        .unwrap())
+    .contains(&other_partner));
+
+    // A reprocess that finds other loans in the mail moves it between relations.
+    common::mailstack::sql_exec(
+        &env.app,
+        "UPDATE inbound_messages SET loan_numbers = '[\"D20261001\",\"D20260042\"]' \
+         WHERE message_id = 't-other-loan@huadong.example.cn'",
+    )
+    .await;
+    common::mailstack::sql_exec(
+        &env.app,
+        "UPDATE inbound_messages SET loan_numbers = '[]' \
+         WHERE message_id = 't-loan@huadong.example.cn'",
+    )
+    .await;
+    let after = store
+        .thread_of(this, Some("P01"), &[], &loans, 20)
+        .await
+        .unwrap();
+    assert_eq!(ids(after), vec![other_loan]);
+}
+
 #[tokio::test]
 async fn an_unknown_sender_is_told_to_register_the_domain_instead_of_a_bare_400() {
     let env = TestEnv::new("").await;

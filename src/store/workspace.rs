@@ -202,39 +202,49 @@ impl Store {
             return Ok(Vec::new());
         }
         Ok(dispatch!(self, |pool| {
+            // Each branch is an indexed lookup (migration 0013); the candidates are few, so
+            // sorting them is cheap. One OR over the three conditions was a scan of every mail.
             let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                 "SELECT m.id, m.received_at, m.sender, m.subject, m.loan_numbers, \
                  (SELECT MAX(r.id) FROM review_items r WHERE r.inbound_id = m.id) AS review_id, \
                  (SELECT r.state FROM review_items r WHERE r.inbound_id = m.id \
                   ORDER BY r.id DESC LIMIT 1) AS review_state \
-                 FROM inbound_messages m WHERE m.id <> ",
+                 FROM inbound_messages m WHERE m.id IN (",
             );
-            qb.push_bind(inbound_id).push(" AND (1 = 0");
+            let mut branches = 0;
             if !references.is_empty() {
-                qb.push(" OR m.message_id IN (");
+                qb.push("SELECT id FROM inbound_messages WHERE message_id IN (");
                 let mut sep = qb.separated(", ");
                 for r in references {
                     sep.push_bind(r.clone());
                 }
-                qb.push(") OR m.id IN (SELECT o.inbound_id FROM outbox o WHERE o.message_id IN (");
+                qb.push(") UNION SELECT inbound_id FROM outbox WHERE message_id IN (");
                 let mut sep = qb.separated(", ");
                 for r in references {
                     sep.push_bind(r.clone());
                 }
-                qb.push("))");
+                qb.push(")");
+                branches += 1;
             }
             if let (Some(partner), false) = (partner_id, loans.is_empty()) {
-                qb.push(" OR (m.partner_id = ")
-                    .push_bind(partner.to_string())
-                    .push(" AND (1 = 0");
-                for loan in loans {
-                    // Loan numbers are stored as a JSON list of checked numbers.
-                    qb.push(" OR m.loan_numbers LIKE ")
-                        .push_bind(format!("%\"{loan}\"%"));
+                if branches > 0 {
+                    qb.push(" UNION ");
                 }
-                qb.push("))");
+                qb.push(
+                    "SELECT l.inbound_id FROM inbound_loans l \
+                     JOIN inbound_messages p ON p.id = l.inbound_id WHERE p.partner_id = ",
+                )
+                .push_bind(partner.to_string())
+                .push(" AND l.loan_number IN (");
+                let mut sep = qb.separated(", ");
+                for loan in loans {
+                    sep.push_bind(loan.clone());
+                }
+                qb.push(")");
             }
-            qb.push(") ORDER BY m.received_at DESC, m.id DESC LIMIT ")
+            qb.push(") AND m.id <> ")
+                .push_bind(inbound_id)
+                .push(" ORDER BY m.received_at DESC, m.id DESC LIMIT ")
                 .push_bind(limit);
             qb.build_query_as().fetch_all(pool).await?
         }))

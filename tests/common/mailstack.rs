@@ -713,6 +713,15 @@ pub async fn sql_count(app: &App, sql: &'static str) -> i64 {
     }
 }
 
+/// Runs one SQL statement on the test database (to change what the product's API would not).
+pub async fn sql_exec(app: &App, sql: &'static str) {
+    use trialdesk::store::Backend;
+    match app.store.backend() {
+        Backend::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()).unwrap(),
+        Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()).unwrap(),
+    }
+}
+
 // Backlogs of tracking requests and their answers, shared by the fault tests and the
 // multi-instance tests.
 
