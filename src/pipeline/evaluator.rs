@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::facts::{sender_domain, RoundFacts};
 use super::{Evaluation, PipelineError};
 use crate::classify::{self, Inspection, Lookup, Rules};
 use crate::store::{Store, StoreError};
@@ -26,13 +27,20 @@ impl Evaluator {
         &self,
         inspection: &Inspection,
     ) -> Result<Option<crate::domain::Partner>, StoreError> {
-        let domain = inspection
-            .from
-            .as_ref()
-            .and_then(|f| classify::address_domain(&f.address))
-            .and_then(classify::authorise::canonical_domain);
-        match domain {
-            Some(domain) => self.store.partner_by_domain(&domain).await,
+        self.partner_candidate_in(inspection, &RoundFacts::default())
+            .await
+    }
+
+    async fn partner_candidate_in(
+        &self,
+        inspection: &Inspection,
+        facts: &RoundFacts,
+    ) -> Result<Option<crate::domain::Partner>, StoreError> {
+        match sender_domain(inspection) {
+            Some(domain) => match facts.partner(&domain) {
+                Some(known) => Ok(known.cloned()),
+                None => self.store.partner_by_domain(&domain).await,
+            },
             None => Ok(None),
         }
     }
@@ -51,7 +59,17 @@ impl Evaluator {
 
     /// The store's facts for an inspected mail, and the decision.
     pub async fn decide(&self, inspection: Inspection) -> Result<Evaluation, PipelineError> {
-        let lookup = self.lookup(&inspection).await?;
+        self.decide_with_facts(inspection, &RoundFacts::default())
+            .await
+    }
+
+    /// [`Evaluator::decide`], taking what `facts` knows from there instead of the store.
+    pub async fn decide_with_facts(
+        &self,
+        inspection: Inspection,
+        facts: &RoundFacts,
+    ) -> Result<Evaluation, PipelineError> {
+        let lookup = self.lookup(&inspection, facts).await?;
         let decision = classify::decide_with(&inspection, &lookup, &self.rules.sender_policy);
         Ok(Evaluation {
             inspection,
@@ -60,12 +78,20 @@ impl Evaluator {
         })
     }
 
-    async fn lookup(&self, inspection: &Inspection) -> Result<Lookup, StoreError> {
-        let partner = self.partner_candidate(inspection).await?;
-        let shipments = self
-            .store
-            .shipments_by_loan(&inspection.loan_numbers)
-            .await?;
+    async fn lookup(
+        &self,
+        inspection: &Inspection,
+        facts: &RoundFacts,
+    ) -> Result<Lookup, StoreError> {
+        let partner = self.partner_candidate_in(inspection, facts).await?;
+        let shipments = match facts.shipments(&inspection.loan_numbers) {
+            Some(known) => known,
+            None => {
+                self.store
+                    .shipments_by_loan(&inspection.loan_numbers)
+                    .await?
+            }
+        };
         let mut lookup = Lookup {
             partner,
             shipments,

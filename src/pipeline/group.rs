@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::facts::RoundFacts;
 use super::Processed;
 use crate::classify::{Action, Kind};
 use crate::store::NewRecord;
@@ -35,15 +36,26 @@ pub struct Ready {
 }
 
 /// The mails decided and not yet committed, with what later mails of the round must see of
-/// them before the commit.
+/// them before the commit; and the store's facts about the round, read once.
 #[derive(Default)]
 pub struct Group {
     ready: Vec<Ready>,
     keys: HashSet<String>,
     replies: HashMap<String, Vec<i64>>,
+    facts: RoundFacts,
 }
 
 impl Group {
+    /// The facts the next mails are decided with (read after what this group recorded, or
+    /// while it waits: the mails waiting here are seen through [`Group::holds`] and
+    /// [`Group::replies_to`], not through the facts).
+    pub fn set_facts(&mut self, facts: RoundFacts) {
+        self.facts = facts;
+    }
+
+    pub fn facts(&self) -> &RoundFacts {
+        &self.facts
+    }
     /// Whether a mail with this Message-ID key waits here. A second mail with the same key
     /// must be decided against the committed first one (duplicate, or a reused id), so the
     /// group is committed before it.
@@ -72,10 +84,20 @@ impl Group {
         self.ready.is_empty()
     }
 
-    /// Empties the group, handing out its mails in the order they were decided.
+    /// Empties the group for its commit, handing out its mails in the order they were
+    /// decided. The round's facts learn what the commit records: its keys are asked of the
+    /// store again, its replies count on. (Should a mail of it be set aside instead, its reply
+    /// still counts for the rest of the round: the rate limit errs on the side of review.)
     pub fn take(&mut self) -> Vec<Ready> {
+        let ready = std::mem::take(&mut self.ready);
+        let replies = std::mem::take(&mut self.replies);
+        self.facts.committed(
+            ready.iter().map(|r| r.group_key.as_str()),
+            replies
+                .iter()
+                .flat_map(|(to, times)| times.iter().map(move |t| (to.as_str(), *t))),
+        );
         self.keys.clear();
-        self.replies.clear();
-        std::mem::take(&mut self.ready)
+        ready
     }
 }

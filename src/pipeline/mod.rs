@@ -8,6 +8,7 @@
 //! one disk flush per round); acknowledging still waits for that commit.
 
 mod evaluator;
+mod facts;
 mod group;
 mod ladder;
 pub mod reply;
@@ -31,6 +32,7 @@ use crate::store::{
 use tracing::Instrument;
 
 pub use evaluator::Evaluator;
+pub use facts::RoundFacts;
 pub use group::{Group, Prepared, Ready};
 pub use ladder::{ladder, Reached};
 pub use worker::{InboundStats, InboundWorker};
@@ -187,6 +189,21 @@ impl Pipeline {
         )
     }
 
+    /// The store's facts about a round of inspected mails, read once for all of them. A
+    /// failed read leaves the facts empty: each mail then asks the store itself, and meets
+    /// the same outage there, where it is handled.
+    pub async fn read_facts(&self, inspections: &[&Inspection]) -> RoundFacts {
+        let now = self.clock.now().as_millisecond();
+        let since = ladder::widest(&self.rate_limits).map_or(now, |w| now - w.as_millis() as i64);
+        match RoundFacts::read(&self.store, inspections, since).await {
+            Ok(facts) => facts,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the round's facts failed; each mail reads its own");
+                RoundFacts::default()
+            }
+        }
+    }
+
     /// Decides an inspected mail and composes its reply, reading the store but writing
     /// nothing. `group` holds the mails decided before it and not yet committed: their replies
     /// count toward the rate limit as if they were recorded. The caller commits a group before
@@ -246,7 +263,11 @@ impl Pipeline {
         let group_key = inspection.message_key.clone();
         let mut key = inspection.message_key.clone();
         let mut reused = false;
-        if let Some((inbound_id, sender, subject, text)) = self.store.inbound_by_key(&key).await? {
+        let recorded = match group.facts().recorded(&key) {
+            Some(known) => known.cloned(),
+            None => self.store.inbound_by_key(&key).await?,
+        };
+        if let Some((inbound_id, sender, subject, text)) = recorded {
             let from = inspection.from.as_ref().map(|f| f.address.as_str());
             let this = fingerprint(from, &inspection.subject, &inspection.text);
             if fingerprint(sender.as_deref(), &subject, &text) == this {
@@ -265,7 +286,10 @@ impl Pipeline {
                 return Ok(Prepared::Duplicate(Processed::Duplicate { inbound_id }));
             }
         }
-        let mut eval = self.evaluator.decide(inspection).await?;
+        let mut eval = self
+            .evaluator
+            .decide_with_facts(inspection, group.facts())
+            .await?;
         if reused {
             eval.decision.reasons.push("message_id:reused".to_string());
         }
@@ -423,10 +447,11 @@ impl Pipeline {
         };
         let now = self.clock.now().as_millisecond();
         // One query for the whole ladder: the reply times of the widest window.
-        let mut times = self
-            .store
-            .recent_reply_times(&to.address, now - widest.as_millis() as i64)
-            .await?;
+        let since = now - widest.as_millis() as i64;
+        let mut times = match group.facts().reply_times(&to.address, since) {
+            Some(times) => times,
+            None => self.store.recent_reply_times(&to.address, since).await?,
+        };
         times.extend(group.replies_to(&to.address));
         Ok(ladder(&self.rate_limits, &times, now).map(|reached| {
             format!(

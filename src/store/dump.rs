@@ -35,10 +35,16 @@ pub const DUMP_TABLES: &[(&str, &str)] = &[
     ("imap_done", "account, mailbox, uidvalidity, uid"),
 ];
 
-/// Tables deliberately left out: the search tables are derived (triggers rebuild them as rows
-/// are imported), sign-in sessions are not moved (staff sign in again; a dump should not carry
+/// Tables deliberately left out: the search tables and `inbound_loans` are derived (triggers
+/// rebuild them as rows are imported), sign-in sessions are not moved (staff sign in again; a dump should not carry
 /// live sessions), and leases belong to running instances.
-pub const NOT_DUMPED: &[&str] = &["inbound_search", "outbox_search", "sessions", "leases"];
+pub const NOT_DUMPED: &[&str] = &[
+    "inbound_search",
+    "outbox_search",
+    "inbound_loans",
+    "sessions",
+    "leases",
+];
 
 /// How a column's values are written in a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,5 +1,14 @@
+use std::collections::HashMap;
+
+use sqlx::QueryBuilder;
+
 use super::outbox::insert_outbox;
-use super::{begin_write, dispatch, to_json, Bind, Store, StoreDb, StoreError};
+use super::{
+    begin_write, dispatch, in_list, to_json, Bind, Store, StoreDb, StoreError, INSERT_CHUNK,
+};
+
+/// A recorded mail as the duplicate check compares it: id, sender, subject, text.
+pub type RecordedMail = (i64, Option<String>, String, String);
 
 /// Records a decision on mail `inbound_id` at `now_ms` with `exec`. Shared by the first
 /// decision and a staff reprocess.
@@ -176,7 +185,7 @@ impl Store {
     pub async fn inbound_by_key(
         &self,
         message_key: &str,
-    ) -> Result<Option<(i64, Option<String>, String, String)>, StoreError> {
+    ) -> Result<Option<RecordedMail>, StoreError> {
         Ok(dispatch!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, sender, subject, body_text FROM inbound_messages \
@@ -186,6 +195,34 @@ impl Store {
             .fetch_optional(pool)
             .await?
         }))
+    }
+
+    /// [`Store::inbound_by_key`] for a round's mails at once: the keys that are recorded.
+    pub async fn inbound_by_keys(
+        &self,
+        message_keys: &[&str],
+    ) -> Result<HashMap<String, RecordedMail>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in message_keys.chunks(INSERT_CHUNK) {
+            let rows: Vec<(String, i64, Option<String>, String, String)> =
+                dispatch!(self, |pool| {
+                    let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                        "SELECT message_key, id, sender, subject, body_text \
+                         FROM inbound_messages WHERE message_key IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for key in in_list(chunk) {
+                        sep.push_bind(key.to_string());
+                    }
+                    qb.push(")");
+                    qb.build_query_as().fetch_all(pool).await?
+                });
+            found.extend(
+                rows.into_iter()
+                    .map(|(key, id, sender, subject, text)| (key, (id, sender, subject, text))),
+            );
+        }
+        Ok(found)
     }
 
     /// Stores a mail, its decision, its queued replies and its review item in ONE transaction.
@@ -319,6 +356,35 @@ impl Store {
             .fetch_all(pool)
             .await?
         }))
+    }
+
+    /// [`Store::recent_reply_times`] for several addresses at once (a round's senders).
+    pub async fn recent_reply_times_of(
+        &self,
+        rate_keys: &[&str],
+        since_ms: i64,
+    ) -> Result<HashMap<String, Vec<i64>>, StoreError> {
+        let mut times: HashMap<String, Vec<i64>> = HashMap::new();
+        for chunk in rate_keys.chunks(INSERT_CHUNK) {
+            let rows: Vec<(String, i64)> = dispatch!(self, |pool| {
+                // As in recent_reply_times: `purpose || ''` keeps the planner on outbox_rate.
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "SELECT rate_key, created_at FROM outbox WHERE rate_key IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for key in in_list(chunk) {
+                    sep.push_bind(key.to_string());
+                }
+                qb.push(") AND created_at >= ")
+                    .push_bind(since_ms)
+                    .push(" AND purpose || '' IN ('reply', 'rma_label')");
+                qb.build_query_as().fetch_all(pool).await?
+            });
+            for (key, at) in rows {
+                times.entry(key).or_default().push(at);
+            }
+        }
+        Ok(times)
     }
 
     pub async fn inbound(&self, id: i64) -> Result<Option<InboundRecord>, StoreError> {

@@ -49,7 +49,7 @@ pub use imap_state::ImapMailboxState;
 pub use imports::{ImportedFile, RecordAudit, UpsertExtras, Upserted};
 pub use inbound::{
     InboundRecord, NewAttention, NewDecision, NewInbound, NewOutbox, NewRecord, NewReview,
-    RecordOutcome,
+    RecordOutcome, RecordedMail,
 };
 pub use leases::{LeaseClaim, LeaseRow};
 pub use maintenance::BackupError;
@@ -226,6 +226,10 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(config.acquire_timeout)
+                // A ping before each use checks a network connection; a local file's
+                // connection cannot go stale, and the ping is a round trip to the
+                // connection's worker thread, as costly as the statement itself.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(connect_err)?;
@@ -445,9 +449,34 @@ pub(crate) fn parse_field<T: FromStr<Err = String>>(
 /// bound parameters (32766 and 65535) for our widest table.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
+/// The values of an `IN (…)` list, padded to the next power of two by repeating the last.
+/// Each list length is its own SQL text, and each text a prepared statement cached on every
+/// connection: padded, a round's lookups use a handful of statements instead of one per length
+/// (which cost megabytes of resident memory and a fresh prepare each). Repeats match nothing new.
+pub(crate) fn in_list<T>(values: &[T]) -> impl Iterator<Item = &T> {
+    let padded = values.len().next_power_of_two();
+    let last = values.last();
+    values
+        .iter()
+        .chain(std::iter::repeat_n(last, padded - values.len()).flatten())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_lists_are_padded_to_a_power_of_two_with_the_last_value() {
+        for (values, want) in [
+            (vec![], vec![]),
+            (vec![1], vec![1]),
+            (vec![1, 2], vec![1, 2]),
+            (vec![1, 2, 3], vec![1, 2, 3, 3]),
+            (vec![1, 2, 3, 4, 5], vec![1, 2, 3, 4, 5, 5, 5, 5]),
+        ] {
+            assert_eq!(in_list(&values).copied().collect::<Vec<i32>>(), want);
+        }
+    }
 
     #[test]
     fn relative_sqlite_paths_follow_the_config() {

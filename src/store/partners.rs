@@ -4,7 +4,8 @@ use sqlx::QueryBuilder;
 
 use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
-    begin_write, dispatch, from_json, parse_field, to_json, Store, StoreError, INSERT_CHUNK,
+    begin_write, dispatch, from_json, in_list, parse_field, to_json, Store, StoreError,
+    INSERT_CHUNK,
 };
 use crate::domain::Partner;
 
@@ -15,6 +16,14 @@ pub(super) struct PartnerRow {
     admin_emails: String,
     language: String,
     pub(super) notify_shipment_updates: bool,
+}
+
+/// A partner row with the domain it was found by.
+#[derive(sqlx::FromRow)]
+struct DomainPartnerRow {
+    domain: String,
+    #[sqlx(flatten)]
+    partner: PartnerRow,
 }
 
 impl PartnerRow {
@@ -144,6 +153,58 @@ impl Store {
         found
             .map(|(row, domains)| row.into_partner(domains))
             .transpose()
+    }
+
+    /// [`Store::partner_by_domain`] for a round's sender domains at once (two queries in all):
+    /// the domains that belong to a partner.
+    pub async fn partners_by_domains(
+        &self,
+        domains: &[&str],
+    ) -> Result<HashMap<String, Partner>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in domains.chunks(INSERT_CHUNK) {
+            let rows: Vec<(String, PartnerRow)> = dispatch!(self, |pool| {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "SELECT d.domain, p.partner_id, p.name, p.admin_emails, p.language, \
+                     p.notify_shipment_updates \
+                     FROM partner_domains d JOIN partners p ON p.partner_id = d.partner_id \
+                     WHERE d.domain IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for domain in in_list(chunk) {
+                    sep.push_bind(domain.trim().to_ascii_lowercase());
+                }
+                qb.push(")");
+                let rows: Vec<DomainPartnerRow> = qb.build_query_as().fetch_all(pool).await?;
+                rows.into_iter().map(|r| (r.domain, r.partner)).collect()
+            });
+            if rows.is_empty() {
+                continue;
+            }
+            let mut partner_domains: HashMap<String, Vec<String>> = HashMap::new();
+            let pairs: Vec<(String, String)> = dispatch!(self, |pool| {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "SELECT partner_id, domain FROM partner_domains WHERE partner_id IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for (_, row) in in_list(&rows) {
+                    sep.push_bind(row.partner_id.clone());
+                }
+                qb.push(")");
+                qb.build_query_as().fetch_all(pool).await?
+            });
+            for (partner_id, domain) in pairs {
+                partner_domains.entry(partner_id).or_default().push(domain);
+            }
+            for (domain, row) in rows {
+                let domains = partner_domains
+                    .get(&row.partner_id)
+                    .cloned()
+                    .unwrap_or_default();
+                found.insert(domain, row.into_partner(domains)?);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn partner(&self, partner_id: &str) -> Result<Option<Partner>, StoreError> {

@@ -278,7 +278,7 @@ impl Store {
                  WHERE loan_number IN (",
             );
             let mut sep = qb.separated(", ");
-            for n in numbers {
+            for n in super::in_list(numbers) {
                 sep.push_bind(n.as_str().to_string());
             }
             qb.push(")");
