@@ -29,6 +29,9 @@ const FRAGMENTS: &[(&str, [&str; 2])] = &[
     // Row locking for claims by several instances: PostgreSQL skips rows another instance
     // is claiming right now; SQLite has a single writer, which is the lock.
     ("{skip_locked}", ["", " FOR UPDATE SKIP LOCKED"]),
+    // Many rows as one JSON array (NULL over no rows on PostgreSQL: wrap in COALESCE).
+    ("{json_agg}", ["json_group_array", "json_agg"]),
+    ("{json_array}", ["json_array", "json_build_array"]),
 ];
 
 impl Dialect {
