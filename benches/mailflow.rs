@@ -658,6 +658,9 @@ async fn trialdesk_backlog(
     let total_s = started.elapsed().as_secs_f64();
     if let Err(e) = waited {
         let _ = child.kill();
+        if let Ok(keep) = std::env::var("TRIALDESK_BENCH_KEEP_LOG") {
+            let _ = std::fs::copy(instance.dir.path().join("trialdesk.log"), keep);
+        }
         bail!("{e}\n{}", instance.log_tail());
     }
     let peak_kb = proc_kb(pid, "VmHWM:");
