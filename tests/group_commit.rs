@@ -127,3 +127,120 @@ async fn one_refused_mail_does_not_hold_back_its_group() {
         "only the refused mail is still in the inbox"
     );
 }
+
+/// What `record_group` reports, mail by mail, when a group mixes a mail known before, new mails
+/// with none, one and two queued replies, review and attention items, and the same key twice:
+/// every id names the row written for that mail (the rows are written a few statements for the
+/// whole group and matched back by their keys).
+#[tokio::test]
+async fn a_groups_outcomes_name_each_mails_own_rows() {
+    use trialdesk::store::{
+        NewAttention, NewDecision, NewInbound, NewOutbox, NewRecord, NewReview, RecordOutcome,
+    };
+    let env = TestEnv::new("").await;
+    let store = &env.app.store;
+    let record = |key: &str, replies: &[&str], review: bool| NewRecord {
+        inbound: NewInbound {
+            message_key: format!("mid:{key}"),
+            message_id: Some(key.to_string()),
+            source: "test".into(),
+            received_at: 1_000,
+            sender: Some(FROM.into()),
+            sender_name: None,
+            subject: format!("about {key}"),
+            size_bytes: 1,
+            raw: Some(key.as_bytes().to_vec()),
+            body_text: key.to_string(),
+        },
+        decision: NewDecision {
+            decided_by: "pipeline".into(),
+            kind: "tracking_request".into(),
+            action: "reply".into(),
+            language: "en".into(),
+            partner_id: None,
+            loan_numbers: vec![],
+            reasons: vec![],
+            review: vec![],
+        },
+        outbox: replies
+            .iter()
+            .map(|r| NewOutbox {
+                purpose: "reply".into(),
+                message_id: format!("{r}@helpdesk.example.test"),
+                envelope_from: "helpdesk@example.test".into(),
+                recipients: vec![FROM.into()],
+                rate_key: FROM.into(),
+                subject: format!("Re: {key}"),
+                body: format!("Subject: {r}\r\n\r\n{r}\r\n").into_bytes(),
+            })
+            .collect(),
+        review: review.then(|| NewReview {
+            reason: "other_subject".into(),
+            reasons: vec!["other_subject".into()],
+            detail: format!("review {key}"),
+        }),
+        attention: if review {
+            vec![NewAttention {
+                key: format!("attention:{key}"),
+                reason: "shipment_attention".into(),
+                detail: format!("attention {key}"),
+            }]
+        } else {
+            vec![]
+        },
+    };
+    let before = record("before", &["r0"], false);
+    let RecordOutcome::Recorded {
+        inbound_id: before_id,
+        ..
+    } = store.record_group(&[&before], 1_000).await.unwrap()[0]
+    else {
+        panic!("first recording");
+    };
+    let none = record("none", &[], true);
+    let one = record("one", &["r1"], false);
+    let two = record("two", &["r2a", "r2b"], true);
+    let again = record("one", &["r1-again"], false);
+    let outcomes = store
+        .record_group(&[&none, &before, &one, &two, &again], 2_000)
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 5);
+    assert_eq!(
+        outcomes[1],
+        RecordOutcome::Duplicate {
+            inbound_id: before_id
+        }
+    );
+    let RecordOutcome::Recorded { inbound_id: one_id, .. } = &outcomes[2] else {
+        panic!("{:?}", outcomes[2]);
+    };
+    assert_eq!(
+        outcomes[4],
+        RecordOutcome::Duplicate { inbound_id: *one_id },
+        "the second mail under a key in the same group is a duplicate of the first"
+    );
+    for (outcome, rec, replies) in [
+        (&outcomes[0], &none, vec![]),
+        (&outcomes[2], &one, vec!["r1"]),
+        (&outcomes[3], &two, vec!["r2a", "r2b"]),
+    ] {
+        let RecordOutcome::Recorded {
+            inbound_id,
+            outbox_ids,
+        } = outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        let stored = store.inbound(*inbound_id).await.unwrap().unwrap();
+        assert_eq!(stored.subject, rec.inbound.subject);
+        assert_eq!(outbox_ids.len(), replies.len());
+        for (id, r) in outbox_ids.iter().zip(replies) {
+            let row = store.outbox_row(*id).await.unwrap().unwrap();
+            assert_eq!(row.inbound_id, Some(*inbound_id));
+            assert_eq!(row.message_id, format!("{r}@helpdesk.example.test"));
+        }
+        let items = store.review_items_for_inbound(*inbound_id).await.unwrap();
+        assert_eq!(items.len(), if rec.review.is_some() { 2 } else { 0 });
+    }
+}

@@ -258,78 +258,206 @@ impl Store {
         group: &[&NewRecord],
         now_ms: i64,
     ) -> Result<Vec<RecordOutcome>, StoreError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A few multi-row statements for the whole group rather than three or more per mail:
+        // on SQLite each statement is a hand-off to the connection's thread, which costs more
+        // than the insert, and the write lock is held for less time. Rows are matched back by
+        // their unique keys, not by position. The statements are not kept prepared: each
+        // group size is its own SQL text, and a cache of large VALUES lists on every
+        // connection would cost megabytes.
         dispatch!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let mut outcomes = Vec::with_capacity(group.len());
-            for &record in group {
-                let inbound = &record.inbound;
-                let decision = &record.decision;
-                let inserted: Option<i64> = sqlx::query_scalar(
+            // 1. The mails: the id of each one recorded now, by its key. A key known before
+            //    (a redelivery, or another instance was first) writes nothing.
+            let mut fresh_ids: HashMap<String, i64> = HashMap::with_capacity(group.len());
+            for chunk in group.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "INSERT INTO inbound_messages (message_key, message_id, source, received_at, \
                      sender, sender_name, subject, size_bytes, raw, body_text, kind, action, \
-                     partner_id, loan_numbers) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                     ON CONFLICT (message_key) DO NOTHING RETURNING id",
-                )
-                .bind(&inbound.message_key)
-                .bind(&inbound.message_id)
-                .bind(&inbound.source)
-                .bind(inbound.received_at)
-                .bind(&inbound.sender)
-                .bind(&inbound.sender_name)
-                .bind(&inbound.subject)
-                .bind(inbound.size_bytes)
-                .bind(inbound.raw.as_deref())
-                .bind(&inbound.body_text)
-                .bind(&decision.kind)
-                .bind(&decision.action)
-                .bind(&decision.partner_id)
-                .bind(to_json(&decision.loan_numbers))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(inbound_id) = inserted else {
-                    // Recorded before (a redelivery, or another instance was first): the
-                    // conflicting INSERT wrote nothing, so the rest of the group goes on.
-                    let existing: i64 = sqlx::query_scalar(
-                        "SELECT id FROM inbound_messages WHERE message_key = $1",
-                    )
-                    .bind(&inbound.message_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    outcomes.push(RecordOutcome::Duplicate {
-                        inbound_id: existing,
-                    });
-                    continue;
-                };
-                insert_decision::<Db>(&mut tx, decision, inbound_id, now_ms).await?;
-                let mut outbox_ids = Vec::with_capacity(record.outbox.len());
-                for mail in &record.outbox {
-                    let id: i64 =
-                        insert_outbox::<Db>(&mut tx, mail, Some(inbound_id), now_ms).await?;
-                    outbox_ids.push(id);
-                }
-                if let Some(item) = &record.review {
-                    insert_review::<Db>(&mut tx, item, Some(inbound_id), None, now_ms).await?;
-                }
-                for item in &record.attention {
-                    sqlx::query(
-                        "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
-                         created_at, attention_key) VALUES ($1, $2, $3, $4, 'open', $5, $6) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(&item.reason)
-                    .bind(to_json(std::slice::from_ref(&item.reason)))
-                    .bind(&item.detail)
-                    .bind(inbound_id)
-                    .bind(now_ms)
-                    .bind(&item.key)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                outcomes.push(RecordOutcome::Recorded {
-                    inbound_id,
-                    outbox_ids,
+                     partner_id, loan_numbers) ",
+                );
+                qb.push_values(chunk, |mut row, r| {
+                    let (m, d) = (&r.inbound, &r.decision);
+                    row.push_bind(m.message_key.clone())
+                        .push_bind(m.message_id.clone())
+                        .push_bind(m.source.clone())
+                        .push_bind(m.received_at)
+                        .push_bind(m.sender.clone())
+                        .push_bind(m.sender_name.clone())
+                        .push_bind(m.subject.clone())
+                        .push_bind(m.size_bytes)
+                        .push_bind(m.raw.clone())
+                        .push_bind(m.body_text.clone())
+                        .push_bind(d.kind.clone())
+                        .push_bind(d.action.clone())
+                        .push_bind(d.partner_id.clone())
+                        .push_bind(to_json(&d.loan_numbers));
                 });
+                qb.push(" ON CONFLICT (message_key) DO NOTHING RETURNING id, message_key");
+                let rows: Vec<(i64, String)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                fresh_ids.extend(rows.into_iter().map(|(id, key)| (key, id)));
+            }
+            // The first mail under a key recorded now is new; every other one a duplicate.
+            let mut fresh: Vec<(i64, &NewRecord)> = Vec::with_capacity(group.len());
+            let mut slots: Vec<Option<i64>> = Vec::with_capacity(group.len());
+            for &record in group {
+                let id = fresh_ids.remove(&record.inbound.message_key);
+                if let Some(id) = id {
+                    fresh.push((id, record));
+                }
+                slots.push(id);
+            }
+            let known_keys: Vec<&str> = group
+                .iter()
+                .zip(&slots)
+                .filter(|(_, id)| id.is_none())
+                .map(|(r, _)| r.inbound.message_key.as_str())
+                .collect();
+            let mut known: HashMap<String, i64> = HashMap::new();
+            for chunk in known_keys.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "SELECT message_key, id FROM inbound_messages WHERE message_key IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for key in in_list(chunk) {
+                    sep.push_bind(key.to_string());
+                }
+                qb.push(")");
+                let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                known.extend(rows);
+            }
+            // 2. Their decisions.
+            for chunk in fresh.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "INSERT INTO decisions (inbound_id, decided_at, decided_by, kind, action, \
+                     language, partner_id, loan_numbers, reasons, review) ",
+                );
+                qb.push_values(chunk, |mut row, (id, r)| {
+                    let d = &r.decision;
+                    row.push_bind(*id)
+                        .push_bind(now_ms)
+                        .push_bind(d.decided_by.clone())
+                        .push_bind(d.kind.clone())
+                        .push_bind(d.action.clone())
+                        .push_bind(d.language.clone())
+                        .push_bind(d.partner_id.clone())
+                        .push_bind(to_json(&d.loan_numbers))
+                        .push_bind(to_json(&d.reasons))
+                        .push_bind(to_json(&d.review));
+                });
+                qb.build().persistent(false).execute(&mut *tx).await?;
+            }
+            // 3. Their replies, queued; ids matched back by (mail, Message-ID).
+            let replies: Vec<(i64, &NewOutbox)> = fresh
+                .iter()
+                .flat_map(|(id, r)| r.outbox.iter().map(move |mail| (*id, mail)))
+                .collect();
+            let mut outbox_ids: HashMap<(i64, String), Vec<i64>> = HashMap::new();
+            for chunk in replies.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "INSERT INTO outbox (purpose, inbound_id, message_id, envelope_from, \
+                     recipients, rate_key, subject, body, state, attempts, next_attempt_at, \
+                     created_at) ",
+                );
+                qb.push_values(chunk, |mut row, (id, mail)| {
+                    row.push_bind(mail.purpose.clone())
+                        .push_bind(*id)
+                        .push_bind(mail.message_id.clone())
+                        .push_bind(mail.envelope_from.clone())
+                        .push_bind(to_json(&mail.recipients))
+                        .push_bind(mail.rate_key.clone())
+                        .push_bind(mail.subject.clone())
+                        .push_bind(mail.body.clone())
+                        .push("'queued'")
+                        .push("0")
+                        .push_bind(now_ms)
+                        .push_bind(now_ms);
+                });
+                qb.push(" RETURNING id, inbound_id, message_id");
+                let rows: Vec<(i64, i64, String)> =
+                    qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                for (id, inbound_id, message_id) in rows {
+                    outbox_ids
+                        .entry((inbound_id, message_id))
+                        .or_default()
+                        .push(id);
+                }
+            }
+            // 4. Review items, and attention items (one OPEN item per key).
+            let reviews: Vec<(i64, &NewReview)> = fresh
+                .iter()
+                .filter_map(|(id, r)| r.review.as_ref().map(|item| (*id, item)))
+                .collect();
+            for chunk in reviews.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
+                     created_at) ",
+                );
+                qb.push_values(chunk, |mut row, (id, item)| {
+                    row.push_bind(item.reason.clone())
+                        .push_bind(to_json(&item.reasons))
+                        .push_bind(item.detail.clone())
+                        .push_bind(*id)
+                        .push("'open'")
+                        .push_bind(now_ms);
+                });
+                qb.build().persistent(false).execute(&mut *tx).await?;
+            }
+            let attention: Vec<(i64, &NewAttention)> = fresh
+                .iter()
+                .flat_map(|(id, r)| r.attention.iter().map(move |item| (*id, item)))
+                .collect();
+            for chunk in attention.chunks(INSERT_CHUNK) {
+                let mut qb: QueryBuilder<Db> = QueryBuilder::new(
+                    "INSERT INTO review_items (reason, reasons, detail, inbound_id, state, \
+                     created_at, attention_key) ",
+                );
+                qb.push_values(chunk, |mut row, (id, item)| {
+                    row.push_bind(item.reason.clone())
+                        .push_bind(to_json(std::slice::from_ref(&item.reason)))
+                        .push_bind(item.detail.clone())
+                        .push_bind(*id)
+                        .push("'open'")
+                        .push_bind(now_ms)
+                        .push_bind(item.key.clone());
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+                qb.build().persistent(false).execute(&mut *tx).await?;
+            }
+            // Every mail accounted for before the commit: all or nothing.
+            let mut outcomes = Vec::with_capacity(group.len());
+            for (&record, slot) in group.iter().zip(slots) {
+                let outcome = match slot {
+                    Some(inbound_id) => RecordOutcome::Recorded {
+                        inbound_id,
+                        outbox_ids: record
+                            .outbox
+                            .iter()
+                            .filter_map(|mail| {
+                                let ids = outbox_ids
+                                    .get_mut(&(inbound_id, mail.message_id.clone()))?;
+                                ids.sort_unstable_by(|a, b| b.cmp(a));
+                                ids.pop()
+                            })
+                            .collect(),
+                    },
+                    None => match known.get(&record.inbound.message_key) {
+                        Some(&inbound_id) => RecordOutcome::Duplicate { inbound_id },
+                        None => {
+                            tx.rollback().await?;
+                            return Err(StoreError::Corrupt {
+                                table: "inbound_messages",
+                                message: format!(
+                                    "mail {} neither recorded nor found",
+                                    record.inbound.message_key
+                                ),
+                            })
+                        }
+                    },
+                };
+                outcomes.push(outcome);
             }
             tx.commit().await?;
             Ok(outcomes)

@@ -4,7 +4,7 @@
 use super::inbound::insert_review;
 use super::outbox::{end_claim, insert_outbox};
 use super::{
-    begin_write, dispatch, from_json, parse_field, to_json, Bind, NewOutbox, NewReview,
+    begin_write, dispatch, from_json, parse_field, to_json, Bind, Dialect, NewOutbox, NewReview,
     OutboxState, Store, StoreDb, StoreError,
 };
 use crate::domain::Language;
@@ -28,8 +28,8 @@ pub struct ReminderCandidate {
     pub partner_recorded: bool,
 }
 
-/// One candidate as the planning query returns it (an element of its JSON array).
-#[derive(serde::Deserialize)]
+/// One candidate as the planning query returns it (an element of its JSON array, or a row).
+#[derive(serde::Deserialize, sqlx::FromRow)]
 struct CandidateRow(
     String,
     String,
@@ -43,6 +43,22 @@ struct CandidateRow(
     i64,
 );
 
+/// The same candidates one row each, for PostgreSQL: its wire protocol streams rows cheaply,
+/// and building the JSON there cost more than it saved (1,000,000 trials: 0.10 s as rows,
+/// 0.16 s as JSON).
+const CANDIDATE_ROWS: &str = "SELECT t.trial_id, t.expires_on, t.timezone, t.planned_since, \
+     t.customer_admin_emails, p.admin_emails, t.language, p.language, \
+     CAST(CASE WHEN rc.id IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+     CAST(CASE WHEN rp.id IS NULL THEN 0 ELSE 1 END AS BIGINT) \
+     FROM trials t JOIN partners p ON p.partner_id = t.partner_id \
+     LEFT JOIN reminders rc ON rc.trial_id = t.trial_id AND rc.kind = $3 \
+       AND rc.audience = 'customer_admins' AND rc.expires_on = t.expires_on \
+     LEFT JOIN reminders rp ON rp.trial_id = t.trial_id AND rp.kind = $3 \
+       AND rp.audience = 'partner_admins' AND rp.expires_on = t.expires_on \
+     WHERE NOT t.converted AND t.expires_on >= $1 AND t.expires_on <= $2 \
+     AND (NOT $4 OR t.services LIKE '%\"calling\"%') \
+     AND (rc.id IS NULL OR rp.id IS NULL)";
+
 /// One range scan on `trials_active_plan` (its predicate `NOT converted` is repeated word for
 /// word so both planners match the partial index) and, per trial, one probe of the reminders'
 /// unique key per audience; trials with both audiences recorded are dropped in SQL.
@@ -50,7 +66,8 @@ struct CandidateRow(
 /// The candidates come back as ONE row holding a JSON array: a day's planning over a million
 /// trials is tens of thousands of candidates, and as rows each was a hand-off from the SQLite
 /// connection's thread and a copy per column (most of the planning time); one JSON text is
-/// parsed here in a fraction of that. The address lists stay the JSON texts they are stored as.
+/// parsed here in a fraction of that (SQLite, 1,000,000 trials: 0.31 s as rows, 0.11 s as
+/// JSON). The address lists stay the JSON texts they are stored as.
 const CANDIDATES: &str = "SELECT CAST(COALESCE({json_agg}({json_array}(\
      t.trial_id, t.expires_on, t.timezone, t.planned_since, t.customer_admin_emails, \
      p.admin_emails, t.language, p.language, \
@@ -155,21 +172,32 @@ impl Store {
         to: jiff::civil::Date,
         calling_only: bool,
     ) -> Result<Vec<ReminderCandidate>, StoreError> {
-        let sql = self.dialect().sql(CANDIDATES);
-        let json: String = dispatch!(self, |pool| {
-            sqlx::query_scalar(sql)
-                .bind(from.to_string())
-                .bind(to.to_string())
-                .bind(kind)
-                .bind(calling_only)
-                .fetch_one(pool)
-                .await?
-        });
-        let rows: Vec<CandidateRow> =
+        let rows: Vec<CandidateRow> = if self.dialect() == Dialect::Sqlite {
+            let sql = self.dialect().sql(CANDIDATES);
+            let json: String = dispatch!(self, |pool| {
+                sqlx::query_scalar(sql)
+                    .bind(from.to_string())
+                    .bind(to.to_string())
+                    .bind(kind)
+                    .bind(calling_only)
+                    .fetch_one(pool)
+                    .await?
+            });
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
                 table: "trials",
                 message: format!("reminder candidates: {e}"),
-            })?;
+            })?
+        } else {
+            dispatch!(self, |pool| {
+                sqlx::query_as(CANDIDATE_ROWS)
+                    .bind(from.to_string())
+                    .bind(to.to_string())
+                    .bind(kind)
+                    .bind(calling_only)
+                    .fetch_all(pool)
+                    .await?
+            })
+        };
         rows.into_iter()
             .map(|r| {
                 let CandidateRow(

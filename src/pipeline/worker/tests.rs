@@ -129,7 +129,8 @@ async fn settled(worker: &mut InboundWorker<Fake>, cancel: &CancellationToken) -
 async fn a_round_is_filed_during_the_next_and_not_listed_again() {
     let mut source = fake(3);
     source.batch = 2;
-    let mut worker = InboundWorker::new(source, Arc::new(pipeline().await));
+    let mut worker = InboundWorker::new(source, Arc::new(pipeline().await))
+        .with_filing_batch(2, Duration::from_secs(3600));
     let cancel = CancellationToken::new();
     assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
     assert!(worker.source.acked.is_empty(), "filed with the next round");
@@ -143,6 +144,43 @@ async fn a_round_is_filed_during_the_next_and_not_listed_again() {
         "none offered twice"
     );
     assert_eq!(worker.rounds.stats.duplicates.load(Ordering::Relaxed), 0);
+}
+
+/// Recorded mails wait to be filed until enough of them wait, or the oldest has waited long
+/// enough, and are always filed before the worker idles: a Maildir server rescans the whole
+/// folder after each change, so filing every round made a long backlog quadratic there.
+#[tokio::test]
+async fn recorded_mails_are_filed_in_batches_by_count_or_age_and_before_idling() {
+    let mut source = fake(5);
+    source.batch = 1;
+    let mut worker = InboundWorker::new(source, Arc::new(pipeline().await))
+        .with_filing_batch(3, Duration::from_secs(3600));
+    let cancel = CancellationToken::new();
+    for _ in 0..3 {
+        assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    }
+    assert!(worker.source.acked.is_empty(), "three wait; none filed yet");
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(worker.source.acked, ["h1", "h2", "h3"], "filed at three");
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(worker.source.acked.len(), 3, "two wait");
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
+    assert_eq!(worker.source.acked, ["h1", "h2", "h3", "h4", "h5"], "filed before idling");
+    assert_eq!(
+        worker.source.offered,
+        ["h1", "h2", "h3", "h4", "h5"],
+        "none offered twice"
+    );
+
+    // By age: a mail that has waited long enough is filed with the next round.
+    let mut source = fake(2);
+    source.batch = 1;
+    let mut worker = InboundWorker::new(source, Arc::new(pipeline().await))
+        .with_filing_batch(1000, Duration::ZERO);
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert!(worker.source.acked.is_empty());
+    assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
+    assert_eq!(worker.source.acked, ["h1"]);
 }
 
 fn fake(n: usize) -> Fake {
