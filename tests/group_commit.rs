@@ -212,12 +212,17 @@ async fn a_groups_outcomes_name_each_mails_own_rows() {
             inbound_id: before_id
         }
     );
-    let RecordOutcome::Recorded { inbound_id: one_id, .. } = &outcomes[2] else {
+    let RecordOutcome::Recorded {
+        inbound_id: one_id, ..
+    } = &outcomes[2]
+    else {
         panic!("{:?}", outcomes[2]);
     };
     assert_eq!(
         outcomes[4],
-        RecordOutcome::Duplicate { inbound_id: *one_id },
+        RecordOutcome::Duplicate {
+            inbound_id: *one_id
+        },
         "the second mail under a key in the same group is a duplicate of the first"
     );
     for (outcome, rec, replies) in [

@@ -223,7 +223,9 @@ impl<S: MailSource> InboundWorker<S> {
         // the filing only means it is offered again and recognised as a duplicate.
         let (count, after) = self.file_batch;
         let due = self.unfiled.len() >= count
-            || self.unfiled_since.is_some_and(|since| since.elapsed() >= after);
+            || self
+                .unfiled_since
+                .is_some_and(|since| since.elapsed() >= after);
         let filing = if due {
             self.unfiled_since = None;
             std::mem::take(&mut self.unfiled)

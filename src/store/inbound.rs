@@ -2,7 +2,6 @@ use std::collections::HashMap;
 
 use sqlx::QueryBuilder;
 
-use super::outbox::insert_outbox;
 use super::{
     begin_write, dispatch, in_list, to_json, Bind, Store, StoreDb, StoreError, INSERT_CHUNK,
 };
@@ -296,7 +295,11 @@ impl Store {
                         .push_bind(to_json(&d.loan_numbers));
                 });
                 qb.push(" ON CONFLICT (message_key) DO NOTHING RETURNING id, message_key");
-                let rows: Vec<(i64, String)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                let rows: Vec<(i64, String)> = qb
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 fresh_ids.extend(rows.into_iter().map(|(id, key)| (key, id)));
             }
             // The first mail under a key recorded now is new; every other one a duplicate.
@@ -325,7 +328,11 @@ impl Store {
                     sep.push_bind(key.to_string());
                 }
                 qb.push(")");
-                let rows: Vec<(String, i64)> = qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                let rows: Vec<(String, i64)> = qb
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 known.extend(rows);
             }
             // 2. Their decisions.
@@ -376,8 +383,11 @@ impl Store {
                         .push_bind(now_ms);
                 });
                 qb.push(" RETURNING id, inbound_id, message_id");
-                let rows: Vec<(i64, i64, String)> =
-                    qb.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                let rows: Vec<(i64, i64, String)> = qb
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for (id, inbound_id, message_id) in rows {
                     outbox_ids
                         .entry((inbound_id, message_id))
@@ -436,8 +446,8 @@ impl Store {
                             .outbox
                             .iter()
                             .filter_map(|mail| {
-                                let ids = outbox_ids
-                                    .get_mut(&(inbound_id, mail.message_id.clone()))?;
+                                let ids =
+                                    outbox_ids.get_mut(&(inbound_id, mail.message_id.clone()))?;
                                 ids.sort_unstable_by(|a, b| b.cmp(a));
                                 ids.pop()
                             })
@@ -453,7 +463,7 @@ impl Store {
                                     "mail {} neither recorded nor found",
                                     record.inbound.message_key
                                 ),
-                            })
+                            });
                         }
                     },
                 };

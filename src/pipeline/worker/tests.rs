@@ -165,7 +165,11 @@ async fn recorded_mails_are_filed_in_batches_by_count_or_age_and_before_idling()
     assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Done);
     assert_eq!(worker.source.acked.len(), 3, "two wait");
     assert_eq!(worker.step(&cancel).await.unwrap(), Outcome::Idle);
-    assert_eq!(worker.source.acked, ["h1", "h2", "h3", "h4", "h5"], "filed before idling");
+    assert_eq!(
+        worker.source.acked,
+        ["h1", "h2", "h3", "h4", "h5"],
+        "filed before idling"
+    );
     assert_eq!(
         worker.source.offered,
         ["h1", "h2", "h3", "h4", "h5"],
