@@ -27,8 +27,10 @@
 //! 3. [`pipeline`] runs one mail through the rules, renders and composes the reply
 //!    ([`outbound::templates`], [`outbound::compose`]) and records everything keyed by the
 //!    mail's Message-ID (or content hash): a mail is answered once, however often it is
-//!    delivered or re-read. A round's mails are inspected side by side, decided in order and
-//!    recorded in one transaction (group commit); the source files them during the next round.
+//!    delivered or re-read. A round's mails are inspected side by side, the store's facts
+//!    about them read once per chunk ([`pipeline::RoundFacts`]), decided in order and recorded
+//!    in one transaction (group commit); the source files them in batches during later rounds
+//!    (a Maildir server rescans the folder after each change).
 //! 4. [`store`] holds every SQL statement, for SQLite (embedded default) and PostgreSQL
 //!    (several instances), behind one API.
 //! 5. [`outbound::Sender`] delivers the outbox through a [`outbound::Transport`], retrying

@@ -46,9 +46,11 @@ impl RoundFacts {
             .collect();
         let loans: HashSet<&LoanNumber> =
             inspections.iter().flat_map(|i| &i.loan_numbers).collect();
+        // A reply goes to the sender or to the first Reply-To address (`reply_target`); a
+        // hostile mail's thousand Reply-To addresses are not read.
         let addresses: HashSet<&str> = inspections
             .iter()
-            .flat_map(|i| i.from.iter().chain(&i.reply_to))
+            .flat_map(|i| i.from.iter().chain(i.reply_to.first()))
             .map(|m| m.address.as_str())
             .collect();
 
