@@ -578,6 +578,12 @@ async fn the_thread_finds_each_relation_by_itself() {
         .await
         .unwrap();
     assert_eq!(ids(by_reference), vec![referenced]);
+    // A crafted mail listing 20,000 References (more than SQLite's bound parameters) still
+    // has a thread: its nearest ancestors, last in the list, are looked up.
+    let mut many: Vec<String> = (0..20_000).map(|i| format!("junk-{i}@x.example")).collect();
+    many.push("t-ref@huadong.example.cn".into());
+    let by_last_reference = store.thread_of(this, None, &many, &[], 20).await.unwrap();
+    assert_eq!(ids(by_last_reference), vec![referenced]);
     let by_our_reply = store
         .thread_of(
             this,

@@ -3,13 +3,17 @@ use std::collections::HashMap;
 use sqlx::QueryBuilder;
 
 use super::{
-    begin_write, dispatch, in_list, to_json, Bind, Store, StoreDb, StoreError, INSERT_CHUNK,
+    begin_write, dispatch, push_in_list, to_json, Bind, Store, StoreDb, StoreError, INSERT_CHUNK,
 };
 
 /// Rows per multi-row INSERT that carries whole mails (raw bytes, reply bodies): each
 /// statement's bound values are copied into SQLite, so a whole round's mails in one statement
 /// raised the peak resident set by megabytes; 16 keeps most of the saved round trips.
 const BODY_CHUNK: usize = 16;
+
+fn owned(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| v.to_string()).collect()
+}
 
 /// A recorded mail as the duplicate check compares it: id, sender, subject, text.
 pub type RecordedMail = (i64, Option<String>, String, String);
@@ -214,11 +218,7 @@ impl Store {
                         "SELECT message_key, id, sender, subject, body_text \
                          FROM inbound_messages WHERE message_key IN (",
                     );
-                    let mut sep = qb.separated(", ");
-                    for key in in_list(chunk) {
-                        sep.push_bind(key.to_string());
-                    }
-                    qb.push(")");
+                    push_in_list(&mut qb, &owned(chunk));
                     qb.build_query_as().fetch_all(pool).await?
                 });
             found.extend(
@@ -328,11 +328,7 @@ impl Store {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "SELECT message_key, id FROM inbound_messages WHERE message_key IN (",
                 );
-                let mut sep = qb.separated(", ");
-                for key in in_list(chunk) {
-                    sep.push_bind(key.to_string());
-                }
-                qb.push(")");
+                push_in_list(&mut qb, &owned(chunk));
                 let rows: Vec<(String, i64)> = qb
                     .build_query_as()
                     .persistent(false)
@@ -514,11 +510,8 @@ impl Store {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "SELECT rate_key, created_at FROM outbox WHERE rate_key IN (",
                 );
-                let mut sep = qb.separated(", ");
-                for key in in_list(chunk) {
-                    sep.push_bind(key.to_string());
-                }
-                qb.push(") AND created_at >= ")
+                push_in_list(&mut qb, &owned(chunk));
+                qb.push(" AND created_at >= ")
                     .push_bind(since_ms)
                     .push(" AND purpose || '' IN ('reply', 'rma_label')");
                 qb.build_query_as().fetch_all(pool).await?

@@ -453,6 +453,19 @@ pub(crate) const INSERT_CHUNK: usize = 500;
 /// Each list length is its own SQL text, and each text a prepared statement cached on every
 /// connection: padded, a round's lookups use a handful of statements instead of one per length
 /// (which cost megabytes of resident memory and a fresh prepare each). Repeats match nothing new.
+/// Pushes `values` as the bound contents of an `IN (` already written, padded by [`in_list`],
+/// and the closing parenthesis.
+pub(crate) fn push_in_list<DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, values: &[String])
+where
+    String: Bind<DB>,
+{
+    let mut sep = qb.separated(", ");
+    for value in in_list(values) {
+        sep.push_bind(value.clone());
+    }
+    qb.push(")");
+}
+
 pub(crate) fn in_list<T>(values: &[T]) -> impl Iterator<Item = &T> {
     let padded = values.len().next_power_of_two();
     let last = values.last();

@@ -4,7 +4,7 @@ use sqlx::QueryBuilder;
 
 use super::imports::{existing_ids, write_extras, UpsertExtras, Upserted};
 use super::{
-    begin_write, dispatch, from_json, in_list, parse_field, to_json, Store, StoreError,
+    begin_write, dispatch, from_json, parse_field, push_in_list, to_json, Store, StoreError,
     INSERT_CHUNK,
 };
 use crate::domain::Partner;
@@ -170,11 +170,11 @@ impl Store {
                      FROM partner_domains d JOIN partners p ON p.partner_id = d.partner_id \
                      WHERE d.domain IN (",
                 );
-                let mut sep = qb.separated(", ");
-                for domain in in_list(chunk) {
-                    sep.push_bind(domain.trim().to_ascii_lowercase());
-                }
-                qb.push(")");
+                let wanted: Vec<String> = chunk
+                    .iter()
+                    .map(|d| d.trim().to_ascii_lowercase())
+                    .collect();
+                push_in_list(&mut qb, &wanted);
                 let rows: Vec<DomainPartnerRow> = qb.build_query_as().fetch_all(pool).await?;
                 rows.into_iter().map(|r| (r.domain, r.partner)).collect()
             });
@@ -186,11 +186,8 @@ impl Store {
                 let mut qb: QueryBuilder<Db> = QueryBuilder::new(
                     "SELECT partner_id, domain FROM partner_domains WHERE partner_id IN (",
                 );
-                let mut sep = qb.separated(", ");
-                for (_, row) in in_list(&rows) {
-                    sep.push_bind(row.partner_id.clone());
-                }
-                qb.push(")");
+                let ids: Vec<String> = rows.iter().map(|(_, r)| r.partner_id.clone()).collect();
+                push_in_list(&mut qb, &ids);
                 qb.build_query_as().fetch_all(pool).await?
             });
             for (partner_id, domain) in pairs {

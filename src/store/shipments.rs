@@ -277,11 +277,8 @@ impl Store {
                  shipped_on, eta, delivered_on, items, rma_number FROM shipments \
                  WHERE loan_number IN (",
             );
-            let mut sep = qb.separated(", ");
-            for n in super::in_list(numbers) {
-                sep.push_bind(n.as_str().to_string());
-            }
-            qb.push(")");
+            let wanted: Vec<String> = numbers.iter().map(|n| n.as_str().to_string()).collect();
+            super::push_in_list(&mut qb, &wanted);
             qb.build_query_as().fetch_all(pool).await?
         });
         rows.into_iter().map(ShipmentRow::into_shipment).collect()

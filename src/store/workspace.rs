@@ -198,6 +198,9 @@ impl Store {
         loans: &[String],
         limit: i64,
     ) -> Result<Vec<ThreadMail>, StoreError> {
+        // The newest ancestors are last in References; a crafted mail listing thousands must
+        // not exceed the database's bound parameters and leave its item page unopenable.
+        let references = &references[references.len().saturating_sub(MAX_THREAD_REFERENCES)..];
         if references.is_empty() && (partner_id.is_none() || loans.is_empty()) {
             return Ok(Vec::new());
         }
@@ -250,6 +253,9 @@ impl Store {
         }))
     }
 }
+
+/// How many of a mail's References the thread looks up (the last ones: its nearest ancestors).
+pub const MAX_THREAD_REFERENCES: usize = 100;
 
 /// One received mail, as the report sees it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
